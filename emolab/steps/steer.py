@@ -1,0 +1,113 @@
+"""Steering: generate from neutral prompts with and without h + alpha*v, and judge both."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .. import plugins
+from ..api import Run
+from ..data import NEUTRAL_PROMPTS
+from ..errors import BadInput
+from ..progress import Progress
+from ..runner import generate
+from ..session import Session, check_width, read_vectors
+from .common import emotion_vector, guarded, plugin_versions, session_model
+
+DEFAULTS = {
+    "layer": None,
+    "alpha": 0.3,
+    "scale": "relative",
+    "positions": "all",
+    "method": None,
+    "prompts": list(NEUTRAL_PROMPTS[:4]),
+    "max_new_tokens": 24,
+    "evaluators": ["label_logit_shift"],
+    "vector_file": None,
+}
+
+
+def vectors_for(session: Session, method: str | None, vector_file: str | None):
+    """The vector set to steer with: the session's (a method's) or a published file."""
+    if vector_file:
+        from pathlib import Path
+
+        return read_vectors(Path(vector_file))
+    return session.load_vectors(method)
+
+
+def default_layer(session: Session) -> int:
+    """The analysed peak layer when `layers` ran, else two thirds of the depth."""
+    path = session.artifact("layers.json")
+    if path.is_file():
+        summary = json.loads(path.read_text())["summary"]
+        primary = session.methods()[0]
+        if primary in summary:
+            return int(summary[primary]["peak_layer"])
+    return int(session.manifest["model"]["layers"] * 2 // 3)
+
+
+def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
+    progress = progress or Progress()
+    p = {**DEFAULTS, **params}
+    if "emotion" not in p or not p["emotion"]:
+        raise BadInput("steer needs an emotion")
+    prompts = [str(x) for x in p["prompts"]]
+    if not prompts or any(not x.strip() for x in prompts):
+        raise BadInput("empty prompt")
+    model = session_model(session)
+    if p["layer"] is None:
+        p["layer"] = default_layer(session)
+    vectors, meta = vectors_for(session, p["method"], p["vector_file"])
+    emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
+        {k.split("/", 1)[0] for k in vectors}
+    )
+    vec = emotion_vector(vectors, p["emotion"], model.n_layers)
+    check_width(vec, model.d_model, "steering vector")
+    if not 0 <= int(p["layer"]) < model.n_layers:
+        raise BadInput(f"layer {p['layer']} out of range: the model has layers 0-{model.n_layers - 1}")
+    if not np.isfinite(vec[int(p["layer"])]).all():
+        raise BadInput(f"no '{p['emotion']}' vector at layer {p['layer']} in this vector set")
+    norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
+    reg = plugins.registry()
+    inter = reg.get(
+        "interventions", "residual_add", layer=p["layer"], alpha=p["alpha"], scale=p["scale"],
+        positions=p["positions"],
+    )
+    hooks = guarded("interventions", inter, "hooks", model, vector=vec, norms=norms)
+    evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
+    used = {**plugin_versions("interventions", ["residual_add"]),
+            **plugin_versions("evaluators", p["evaluators"])}
+    with session.step("steer", p, used) as rec:
+        progress.task("generate baseline", len(prompts))
+        base = generate(model, prompts, (), p["max_new_tokens"], check=progress.check,
+                        on_batch=lambda s, b: progress.update(s + len(b)))
+        progress.task(f"generate steered ({p['emotion']}, L{p['layer']}, a={p['alpha']})",
+                      len(prompts))
+        steered = generate(model, prompts, hooks, p["max_new_tokens"], check=progress.check,
+                           on_batch=lambda s, b: progress.update(s + len(b)))
+        run_ = Run(model, prompts, base, steered, hooks, emotions, p["emotion"])
+        metrics: dict[str, float] = {}
+        progress.task("evaluate", len(evaluators))
+        for i, ev in enumerate(evaluators):
+            progress.check()
+            metrics.update(guarded("evaluators", ev, "evaluate", run_))
+            progress.update(i + 1)
+        seq = rec_seq(session)
+        name = f"steer-{seq:03d}.jsonl"
+        session.write_artifact(
+            name,
+            "".join(json.dumps({"prompt": q, "baseline": b, "steered": s}) + "\n"
+                    for q, b, s in zip(prompts, base, steered)),
+        )
+        rec["outputs"] = [f"artifacts/{name}"]
+        rec["metrics"] = metrics
+    progress.done()
+    return {"params": p, "prompts": prompts, "baseline": base, "steered": steered,
+            "metrics": metrics}
+
+
+def rec_seq(session: Session) -> int:
+    """Sequence number of the step being written (the last `started` event)."""
+    return max(e["seq"] for e in session.events())
