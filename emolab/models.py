@@ -28,6 +28,7 @@ def configure_threads() -> int:
 
     n = int(os.environ.get("EMOLAB_THREADS") or min(os.cpu_count() or 1, 4))
     if not _THREADS_SET:
+        quiet_hf()
         torch.set_num_threads(max(1, n))
         try:
             torch.set_num_interop_threads(1)
@@ -35,6 +36,14 @@ def configure_threads() -> int:
             pass
         _THREADS_SET = True
     return torch.get_num_threads()
+
+
+def quiet_hf() -> None:
+    """HF's own progress bars and warnings would interleave with ours (and fill SSH logs)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
 
 
 def cache_dir() -> Path:
@@ -200,6 +209,7 @@ def gguf_cached(name: str, gguf: Path, sha: str) -> Path:
     target = cache_dir() / "models" / f"{name}-{sha[:12]}"
     if (target / "emolab.json").is_file():
         return target
+    quiet_hf()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
     try:

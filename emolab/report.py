@@ -2,49 +2,60 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 
 def _pct(x: float) -> str:
-    return "-" if x != x else f"{x:.2f}"
+    """Accuracy as a whole percentage: keeps a 30-layer table inside 80 columns."""
+    return "-" if x != x else f"{100 * x:.0f}"
+
+
+def _offdiag_mean(m: list[list[float]]) -> float:
+    n = len(m)
+    return sum(m[i][j] for i in range(n) for j in range(n) if i != j) / max(n * (n - 1), 1)
 
 
 def print_layers(con: Console, result: dict, method: str) -> None:
+    """Per-layer accuracy (%) per emotion with its chance levels, fitting 80 columns."""
     rows = [r for r in result["rows"] if r["method"] == method]
     emotions = result["emotions"]
     summary = result["summary"][method]
-    t = Table(title=f"held-out balanced accuracy, {method} (emotion vs baseline)")
-    for col in ["layer", "depth", *[e[:4] for e in emotions], "mean", "random", "shuffled", "7-way", "7-way rnd",
-                "|v|", "|h|"]:
-        t.add_column(col, justify="right")
-    layers = sorted({r["layer"] for r in rows})
-    for layer in layers:
+    t = Table(title=f"held-out balanced accuracy %, {method}, emotion vs baseline",
+              caption="rnd: random directions, shf: shuffled labels, 7w: nearest-direction "
+                      "among all classes (7wr: random), |v|: vector norm, |h|: residual norm",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ["L", *[e[:3] for e in emotions], "avg", "rnd", "shf", "7w", "7wr", "|v|", "|h|"]:
+        t.add_column(col, justify="right", min_width=4 if col.startswith("|") else None)
+    for layer in sorted({r["layer"] for r in rows}):
         mine = {r["emotion"]: r for r in rows if r["layer"] == layer}
         first = mine[emotions[0]]
-        mean = sum(mine[e]["acc"] for e in emotions) / len(emotions)
-        cells = [str(layer), f"{first['depth']:.2f}", *[_pct(mine[e]["acc"]) for e in emotions],
-                 _pct(mean),
-                 _pct(sum(mine[e]["acc_random"] for e in emotions) / len(emotions)),
-                 _pct(sum(mine[e]["acc_shuffled"] for e in emotions) / len(emotions)),
-                 _pct(first["acc7"]), _pct(first["acc7_random"]),
-                 f"{sum(mine[e]['vector_norm'] for e in emotions) / len(emotions):.1f}",
-                 f"{first['resid_norm']:.1f}"]
-        style = "bold green" if layer == summary["peak_layer"] else None
-        t.add_row(*cells, style=style)
+
+        def avg(key: str, mine=mine) -> float:
+            return sum(mine[e][key] for e in emotions) / len(emotions)
+
+        t.add_row(
+            str(layer), *[_pct(mine[e]["acc"]) for e in emotions], _pct(avg("acc")),
+            _pct(avg("acc_random")), _pct(avg("acc_shuffled")), _pct(first["acc7"]),
+            _pct(first["acc7_random"]), f"{avg('vector_norm'):.0f}", f"{first['resid_norm']:.0f}",
+            style="bold green" if layer == summary["peak_layer"] else None,
+        )
     con.print(t)
     con.print(f"peak layer {summary['peak_layer']} (depth {summary['peak_depth']:.2f}): "
               f"mean accuracy {summary['peak_acc']:.3f}, best 7-way {summary['peak_acc7']:.3f}")
     cos = result["cosines"][method][str(summary["peak_layer"])]
-    c = Table(title=f"cosine between emotions at layer {summary['peak_layer']} "
-                    "(directions | centroids raw | centroids mean-centred)")
+    c = Table(title=f"cosine between emotion directions at layer {summary['peak_layer']}",
+              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     c.add_column("")
     for e in emotions:
-        c.add_column(e[:5], justify="right")
+        c.add_column(e[:3], justify="right")
     for i, e in enumerate(emotions):
-        c.add_row(e, *[f"{cos['direction'][i][j]:+.2f} {cos['centroid_raw'][i][j]:+.2f} "
-                       f"{cos['centroid_centred'][i][j]:+.2f}" for j in range(len(emotions))])
+        c.add_row(e, *[f"{v:+.2f}" for v in cos["direction"][i]])
     con.print(c)
+    con.print(f"class centroids, mean off-diagonal cosine: raw {_offdiag_mean(cos['centroid_raw']):+.2f}"
+              f", after mean-centring {_offdiag_mean(cos['centroid_centred']):+.2f} "
+              "(the raw value is inflated by anisotropy)")
 
 
 def print_steer(con: Console, result: dict) -> None:

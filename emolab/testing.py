@@ -1,0 +1,63 @@
+"""pytest fixtures for emolab and for plugin authors: `pytest_plugins = ["emolab.testing"]`.
+
+They use the tiny random models (no files, seconds) and keep torch to one thread so a test
+run never fights another process for the cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("EMOLAB_THREADS", "1")
+os.environ.setdefault("EMOLAB_LOAD_PLUGINS", "")  # installed plugins never leak into tests
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """The seeded random 4-layer Llama (d_model 64, 4 heads)."""
+    from emolab.models import load
+
+    return load("tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_session_dir(tmp_path_factory):
+    """A finished extraction on tiny-llama: Ekman-6 vs neutral, mean_diff, all layers."""
+    from emolab.steps import extract
+    from emolab.steps.common import new_session
+
+    path = tmp_path_factory.mktemp("sessions") / "tiny"
+    session = new_session(path, "tiny-llama")
+    extract.run(session, {"limit": 12, "test_limit": 6})
+    return path
+
+
+@pytest.fixture
+def tiny_session(tiny_session_dir, tmp_path):
+    """A private copy of the tiny session, free to append to."""
+    import shutil
+
+    from emolab.session import Session
+
+    dst = tmp_path / "session"
+    shutil.copytree(tiny_session_dir, dst)
+    return Session.open(dst)
+
+
+@pytest.fixture
+def run_cli():
+    """Run `emolab ARGS...` in-process; returns the click Result (exit_code, output)."""
+    from click.testing import CliRunner
+
+    from emolab import plugins
+    from emolab.cli import cli
+
+    plugins.registry().add_commands(cli)
+    runner = CliRunner()
+
+    def invoke(*args, **kw):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False, **kw)
+
+    return invoke
