@@ -28,6 +28,18 @@ DEFAULTS = {
 }
 
 
+_BASELINES: dict[tuple, list[str]] = {}
+
+
+def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Progress) -> list[str]:
+    """Unsteered generations, remembered per process: greedy, so reuse changes nothing."""
+    key = (model.name, model.device, tuple(prompts), max_new_tokens)
+    if key not in _BASELINES:
+        _BASELINES[key] = generate(model, prompts, (), max_new_tokens, check=progress.check,
+                                   on_batch=lambda s, b: progress.update(s + len(b)))
+    return _BASELINES[key]
+
+
 def vectors_for(session: Session, method: str | None, vector_file: str | None):
     """The vector set to steer with: the session's (a method's) or a published file."""
     if vector_file:
@@ -81,8 +93,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             **plugin_versions("evaluators", p["evaluators"])}
     with session.step("steer", p, used) as rec:
         progress.task("generate baseline", len(prompts))
-        base = generate(model, prompts, (), p["max_new_tokens"], check=progress.check,
-                        on_batch=lambda s, b: progress.update(s + len(b)))
+        base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
         progress.task(f"generate steered ({p['emotion']}, L{p['layer']}, a={p['alpha']})",
                       len(prompts))
         steered = generate(model, prompts, hooks, p["max_new_tokens"], check=progress.check,
