@@ -1,4 +1,10 @@
-"""h' = h + alpha * v on the residual stream: activation steering."""
+"""h' = h + alpha * v on the residual stream: activation steering.
+
+With `scale=relative` alpha is a fraction of the layer's mean residual norm (the norms
+`extract` records, position 0 excluded), so one alpha means the same push at every layer;
+the source studies' useful range is ~0.1-0.75, and from ~1 on text degenerates. Padding
+positions are never touched.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import numpy as np
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
 from ...session import check_width
+from ._util import POSITIONS, position_mask
 
 
 class ResidualAdd(Intervention):
@@ -15,7 +22,7 @@ class ResidualAdd(Intervention):
     params = (
         Param("layer", int, 0, "first block whose output is steered"),
         Param("to_layer", int, -1, "last block of a range (-1: only `layer`)"),
-        Param("alpha", float, 4.0, "strength"),
+        Param("alpha", float, 0.3, "strength"),
         Param(
             "scale",
             str,
@@ -23,7 +30,7 @@ class ResidualAdd(Intervention):
             "relative: alpha * unit(v) * the layer's mean residual norm; absolute: alpha * v",
             ("relative", "absolute"),
         ),
-        Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+        Param("positions", str, "all", "which positions", POSITIONS),
     )
 
     def hooks(self, model, vector=None, norms=None, **_):
@@ -55,10 +62,9 @@ class ResidualAdd(Intervention):
         mode = self.positions
 
         def add(h, ctx: HookContext):
-            if mode == "prompt" and ctx.new_tokens > 0:
+            mask = position_mask(h, ctx, mode)
+            if mask is None:
                 return None
-            if mode == "generated" and ctx.new_tokens == 0:
-                return None
-            return h + delta.to(h.dtype)
+            return h + mask.unsqueeze(-1).to(h.dtype) * delta.to(h.dtype)
 
         return add

@@ -1,0 +1,72 @@
+"""What several interventions share: position masks that respect padding, layer and head
+specs parsed with one-line errors, unit vectors per layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...api import HookContext
+from ...errors import BadInput, UnknownName
+
+POSITIONS = ("all", "prompt", "generated")
+
+
+def position_mask(act, ctx: HookContext, mode: str = "all"):
+    """Bool `[batch, seq]` of the positions to touch: real tokens only (padding never), on
+    the prompt pass, while generating, or both. None when nothing is touched."""
+    import torch
+
+    b, seq = act.shape[0], act.shape[1]
+    generating = ctx.new_tokens > 0
+    if (mode == "prompt" and generating) or (mode == "generated" and not generating):
+        return None
+    mask = ctx.attention_mask
+    if generating or mask is None or mask.shape[-1] != seq:
+        return torch.ones(b, seq, dtype=torch.bool, device=act.device)
+    return mask.to(act.device).bool()
+
+
+def parse_layer_spec(spec: str | int, n_layers: int) -> list[int]:
+    """'all', '5', '2,5,8' or '10-20' -> layers, with a one-line error when out of range."""
+    from ...steps.common import parse_layers
+
+    return parse_layers(str(spec), n_layers)
+
+
+def parse_heads(spec: str, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
+    """'L.H,L.H' -> [(layer, head)]: the notation of the head-attribution literature."""
+    out = []
+    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+        try:
+            layer, head = (int(x) for x in part.split("."))
+        except ValueError:
+            raise BadInput(f"bad head '{part}' (use L.H, e.g. 3.1)") from None
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
+            raise UnknownName(
+                f"unknown head '{part}' (the model has layers 0-{n_layers - 1} and heads "
+                f"0-{n_heads - 1})"
+            )
+        out.append((layer, head))
+    if not out:
+        raise BadInput("no heads given (use L.H,... e.g. 3.1,4.0)")
+    return out
+
+
+def unit_rows(
+    vector, layers: list[int], d_model: int, what: str = "vector"
+) -> dict[int, np.ndarray]:
+    """Unit direction per layer from a `[d]` or `[layers, d]` vector; zero/NaN is an error."""
+    from ...session import check_width
+
+    if vector is None:
+        raise BadInput(f"this intervention needs a {what}")
+    vector = np.asarray(vector, dtype=np.float32)
+    check_width(vector, d_model, what)
+    out = {}
+    for layer in layers:
+        v = vector[layer] if vector.ndim == 2 else vector
+        n = float(np.linalg.norm(v))
+        if not np.isfinite(n) or n == 0:
+            raise BadInput(f"the {what} at layer {layer} is zero or missing")
+        out[layer] = v / n
+    return out
