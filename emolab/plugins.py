@@ -29,6 +29,9 @@ DEFAULT_PLUGINS = (
     "emolab.builtins.interventions",
     "emolab.builtins.evaluators",
     "emolab.builtins.aligners",
+    "emolab.commands.tui",
+    "emolab.commands.analysis",
+    "emolab.commands.experiments",
 )
 
 # hook name -> (registry kind, component base class)

@@ -61,3 +61,32 @@ def run_cli():
         return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False, **kw)
 
     return invoke
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    """A folder loaded as EMOLAB_PLUGINS_DIR with a fresh registry: copy single-file plugins
+    into it, then call `emolab.plugins.registry()`. The registry is reset again afterwards."""
+    from emolab import plugins
+
+    folder = tmp_path / "emolab-plugins"
+    folder.mkdir()
+    monkeypatch.setenv("EMOLAB_PLUGINS_DIR", str(folder))
+    plugins.reset()
+    yield folder
+    plugins.reset()
+
+
+@pytest.fixture
+def load_plugins(monkeypatch):
+    """`load_plugins("name", ...)` -> a fresh registry that loads those installed entry points
+    (the test suite hides every installed plugin by default)."""
+    from emolab import plugins
+
+    def load(*names: str):
+        monkeypatch.setenv("EMOLAB_LOAD_PLUGINS", ",".join(names))
+        plugins.reset()
+        return plugins.registry()
+
+    yield load
+    plugins.reset()

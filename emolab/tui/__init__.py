@@ -1,0 +1,1 @@
+"""The Textual face of emolab (`emolab tui`): screens over the same steps as the CLI."""
