@@ -23,7 +23,11 @@ DEFAULTS = {
     "limit": 100,
     "test_limit": 50,
     "batch_size": 16,
+    "source": "comprehension",
+    "gen_tokens": 40,
+    "seed": 0,
 }
+SOURCES = ("comprehension", "generation")
 
 
 def load_split(dataset: str, split: str, labels, limit: int | None):
@@ -45,10 +49,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         raise BadInput("no emotions given")
     if baseline in emotions:
         raise BadInput(f"baseline '{baseline}' is also listed as an emotion")
+    if p["source"] not in SOURCES:
+        raise BadInput(f"unknown source '{p['source']}' (known: {', '.join(SOURCES)})")
     reg = plugins.registry()
     extractors = [reg.get("extractors", m) for m in p["methods"]]
     labels = emotions + [baseline]
-    train, y_train = load_split(p["dataset"], "train", labels, p["limit"])
+    if p["source"] == "comprehension":
+        train, y_train = load_split(p["dataset"], "train", labels, p["limit"])
     test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"])
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
@@ -56,7 +63,20 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
 
     with session.step("extract", p, plugin_versions("extractors", p["methods"])) as rec:
         acts = {}
+        if p["source"] == "generation":
+            from ..data import Example
+            from .generation import generation_activations
+
+            progress.task(f"generate {p['limit']} texts per label", p["limit"] * len(labels))
+            acts["train"], y_train, written = generation_activations(
+                model, labels, baseline, hooks, p["position"], p["limit"], p["seed"],
+                p["gen_tokens"], batch_size=p["batch_size"], progress=progress,
+                check=progress.check,
+            )
+            train = [Example(r["text"], r["label"]) for r in written]
         for split, examples in (("train", train), ("test", test)):
+            if split in acts:
+                continue
             progress.task(f"capture {split} ({len(examples)} texts)", len(examples))
             acts[split] = capture(
                 model, [ex.text for ex in examples], hooks, p["position"], p["batch_size"],
@@ -70,6 +90,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "dataset": p["dataset"],
             "position": p["position"],
             "baseline": baseline,
+            "source": p["source"],
             "emotions": ",".join(emotions),
             "layers": ",".join(map(str, layers)),
         }
@@ -79,7 +100,17 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             vectors = {}
             for emo in emotions:
                 progress.check()
-                dirs = guarded("extractors", ext, "fit", x[y_train == emo], x[y_train == baseline])
+                pos, neg = x[y_train == emo], x[y_train == baseline]
+                if getattr(ext, "needs_model", False):
+                    context = {
+                        "model": model, "hooks": hooks, "labels": labels, "emotion": emo,
+                        "baseline": baseline, "check": progress.check,
+                        "pos_texts": [ex.text for ex in train if ex.label == emo],
+                        "neg_texts": [ex.text for ex in train if ex.label == baseline],
+                    }
+                    dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                else:
+                    dirs = guarded("extractors", ext, "fit", pos, neg)
                 if not np.isfinite(dirs).all():
                     raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
                 for i, hook in enumerate(hooks):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
@@ -38,7 +39,7 @@ def multiclass_accuracy(units, x_tr, y_tr, x_te, y_te, emotions, baseline) -> fl
     """Nearest-direction assignment among emotions + baseline: each emotion's projection,
     standardised by its train threshold and spread; the baseline wins when none is positive."""
     cols = []
-    for e, u in zip(emotions, units):
+    for e, u in zip(emotions, units, strict=True):
         p_tr = x_tr @ u
         pos = y_tr == e
         thr = (p_tr[pos].mean() + p_tr[y_tr == baseline].mean()) / 2
@@ -64,9 +65,11 @@ def analyse(
     n_layers: int,
     progress: Progress,
     refit: bool = True,
+    surface: dict[str, float] | None = None,
 ) -> tuple[list[dict], dict]:
     """The table rows and the cosine matrices. `x_*` are `[n, len(layers), d]`."""
     reg = plugins.registry()
+    surface = surface or {}
     rows, cosines = [], {}
     rng = np.random.default_rng(0)
     d = x_tr.shape[-1]
@@ -74,6 +77,8 @@ def analyse(
     done = 0
     for method, vectors in vectors_by_method.items():
         ext = reg.get("extractors", method) if refit else None
+        if ext is not None and ext.needs_model:
+            ext = None  # refitting DAS per shuffle would re-run the model: no shuffled baseline
         vecs = {e: emotion_vector(vectors, e, n_layers) for e in emotions}
         for li, layer in enumerate(layers):
             progress.check()
@@ -81,46 +86,73 @@ def analyse(
             units = [_unit(vecs[e][layer].astype(np.float64)) for e in emotions]
             acc7 = multiclass_accuracy(units, xt, y_tr, xe, y_te, emotions, baseline)
             rand7 = [
-                multiclass_accuracy(_unit(rng.standard_normal((len(emotions), d))), xt, y_tr,
-                                    xe, y_te, emotions, baseline)
+                multiclass_accuracy(
+                    _unit(rng.standard_normal((len(emotions), d))),
+                    xt,
+                    y_tr,
+                    xe,
+                    y_te,
+                    emotions,
+                    baseline,
+                )
                 for _ in range(BASELINE_SEEDS)
             ]
-            for e, u in zip(emotions, units):
+            shuf_units: list[list[np.ndarray]] = []
+            first_row = len(rows)
+            for e, u in zip(emotions, units, strict=True):
                 keep_tr = (y_tr == e) | (y_tr == baseline)
                 keep_te = (y_te == e) | (y_te == baseline)
                 a_tr, pos_tr = xt[keep_tr], y_tr[keep_tr] == e
                 a_te, pos_te = xe[keep_te], y_te[keep_te] == e
                 acc, auc, _ = binary_scores(u, a_tr, pos_tr, a_te, pos_te)
-                rand = [binary_scores(_unit(rng.standard_normal(d)), a_tr, pos_tr, a_te, pos_te)[0]
-                        for _ in range(BASELINE_SEEDS)]
-                shuf = []
+                rand = [
+                    binary_scores(_unit(rng.standard_normal(d)), a_tr, pos_tr, a_te, pos_te)[0]
+                    for _ in range(BASELINE_SEEDS)
+                ]
+                shuf, shuf_u = [], []
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0]
-                        shuf.append(binary_scores(_unit(w), a_tr, pos_tr, a_te, pos_te)[0])
-                rows.append({
-                    "method": method,
-                    "emotion": e,
-                    "layer": layer,
-                    "depth": round(layer / max(n_layers - 1, 1), 3),
-                    "acc": acc,
-                    "auc": auc,
-                    "acc_random": float(np.mean(rand)),
-                    "acc_random_sd": float(np.std(rand)),
-                    "acc_shuffled": float(np.mean(shuf)) if shuf else float("nan"),
-                    "acc_shuffled_sd": float(np.std(shuf)) if shuf else float("nan"),
-                    "acc7": acc7,
-                    "acc7_random": float(np.mean(rand7)),
-                    "vector_norm": float(np.linalg.norm(vecs[e][layer])),
-                    "resid_norm": float(np.linalg.norm(xt, axis=1).mean()),
-                })
+                        w = _unit(ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        shuf_u.append(w)
+                        shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
+                shuf_units.append(shuf_u)
+                rows.append(
+                    {
+                        "method": method,
+                        "emotion": e,
+                        "layer": layer,
+                        "depth": round(layer / max(n_layers - 1, 1), 3),
+                        "acc": acc,
+                        "auc": auc,
+                        "acc_random": float(np.mean(rand)),
+                        "acc_random_sd": float(np.std(rand)),
+                        "acc_shuffled": float(np.mean(shuf)) if shuf else float("nan"),
+                        "acc_shuffled_sd": float(np.std(shuf)) if shuf else float("nan"),
+                        "acc7": acc7,
+                        "acc7_random": float(np.mean(rand7)),
+                        "acc7_shuffled": float("nan"),
+                        "acc_surface": surface.get(e, float("nan")),
+                        "vector_norm": float(np.linalg.norm(vecs[e][layer])),
+                        "resid_norm": float(np.linalg.norm(xt, axis=1).mean()),
+                    }
+                )
+            if ext is not None:
+                acc7s = [
+                    multiclass_accuracy(
+                        [su[k] for su in shuf_units], xt, y_tr, xe, y_te, emotions, baseline
+                    )
+                    for k in range(BASELINE_SEEDS)
+                ]
+                for r in rows[first_row:]:
+                    r["acc7_shuffled"] = float(np.mean(acc7s))
             # cosines between emotions: directions, and class centroids raw vs mean-centred
             mu = xt.mean(0)
             cents = [xt[y_tr == e].mean(0) for e in emotions]
             cosines.setdefault(method, {})[str(layer)] = {
-                "direction": [[_cos(vecs[a][layer], vecs[b][layer]) for b in emotions]
-                              for a in emotions],
+                "direction": [
+                    [_cos(vecs[a][layer], vecs[b][layer]) for b in emotions] for a in emotions
+                ],
                 "centroid_raw": [[_cos(a, b) for b in cents] for a in cents],
                 "centroid_centred": [[_cos(a - mu, b - mu) for b in cents] for a in cents],
             }
@@ -172,9 +204,189 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def surface_features(texts) -> np.ndarray:
+    """Length, punctuation and capitals: what a reader with no model could use."""
+    rows = []
+    for t in texts:
+        words = t.split()
+        letters = [c for c in t if c.isalpha()]
+        rows.append(
+            [
+                len(t),
+                len(words),
+                t.count("!"),
+                t.count("?"),
+                t.count("."),
+                t.count(","),
+                sum(c.isupper() for c in letters) / max(len(letters), 1),
+                sum(w.isupper() and len(w) > 1 for w in words),
+                sum(not c.isascii() for c in t) / max(len(t), 1),
+            ]
+        )
+    return np.asarray(rows, dtype=np.float64)
+
+
+def surface_baseline(train_texts, y_tr, test_texts, y_te, emotions, baseline) -> dict[str, float]:
+    """Held-out balanced accuracy of a logistic regression on surface features, per emotion."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    f_tr, f_te = surface_features(train_texts), surface_features(test_texts)
+    out = {}
+    for e in emotions:
+        k_tr = (y_tr == e) | (y_tr == baseline)
+        k_te = (y_te == e) | (y_te == baseline)
+        if len(set(y_tr[k_tr])) < 2 or len(set(y_te[k_te])) < 2:
+            out[e] = float("nan")
+            continue
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+        clf.fit(f_tr[k_tr], y_tr[k_tr] == e)
+        out[e] = float(balanced_accuracy_score(y_te[k_te] == e, clf.predict(f_te[k_te])))
+    return out
+
+
+def fit_vectors(
+    method: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    texts,
+    emotions,
+    baseline,
+    hooks,
+    model,
+    progress: Progress,
+) -> dict[str, np.ndarray]:
+    """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
+    from .common import guarded
+
+    ext = plugins.registry().get("extractors", method)
+    out = {}
+    for e in emotions:
+        progress.check()
+        pos, neg = x[y == e], x[y == baseline]
+        if ext.needs_model:
+            context = {
+                "model": model,
+                "hooks": hooks,
+                "labels": emotions + [baseline],
+                "emotion": e,
+                "baseline": baseline,
+                "check": progress.check,
+                "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
+                "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
+            }
+            out[e] = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+        else:
+            out[e] = guarded("extractors", ext, "fit", pos, neg)
+    return out
+
+
+def compare_sources(
+    session: Session,
+    params: dict,
+    meta: dict,
+    vectors: dict,
+    x_tr,
+    y_tr,
+    x_te,
+    y_te,
+    layers,
+    emotions,
+    baseline,
+    n_layers,
+    progress,
+) -> dict:
+    """Generation- vs comprehension-based directions on the same labelled held-out test set.
+
+    The generation directions are fit on what the model wrote; both sources are then read
+    out identically (threshold from the labelled train split, AUC needs none), and a paired
+    Wilcoxon test runs over (layer, emotion) pairs for each method.
+    """
+    from scipy.stats import wilcoxon
+
+    from .generation import generation_activations
+
+    if meta.get("source", "comprehension") != "comprehension":
+        raise BadInput(
+            "--source generation compares against a comprehension session; "
+            "this session's vectors are already generation-based"
+        )
+    model = session_model(session)
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in layers]
+    labels = emotions + [baseline]
+    samples = int(params.get("samples") or min(int((y_tr == lab).sum()) for lab in labels))
+    progress.task(f"generate {samples} texts per label", samples * len(labels))
+    xg, yg, written = generation_activations(
+        model,
+        labels,
+        baseline,
+        hooks,
+        meta["position"],
+        samples,
+        int(params.get("seed", 0)),
+        int(params.get("gen_tokens", 40)),
+        progress=progress,
+        check=progress.check,
+    )
+    texts = [r["text"] for r in written]
+    rows, tests = [], {}
+    for method, vecs in vectors.items():
+        gen = fit_vectors(method, xg, yg, texts, emotions, baseline, hooks, model, progress)
+        for li, layer in enumerate(layers):
+            xt, xe = x_tr[:, li].astype(np.float64), x_te[:, li].astype(np.float64)
+            for e in emotions:
+                k_tr = (y_tr == e) | (y_tr == baseline)
+                k_te = (y_te == e) | (y_te == baseline)
+                args = (xt[k_tr], y_tr[k_tr] == e, xe[k_te], y_te[k_te] == e)
+                comp = emotion_vector(vecs, e, n_layers)[layer].astype(np.float64)
+                acc_c, auc_c, _ = binary_scores(_unit(comp), *args)
+                acc_g, auc_g, _ = binary_scores(_unit(gen[e][li].astype(np.float64)), *args)
+                rows.append(
+                    {
+                        "method": method,
+                        "emotion": e,
+                        "layer": layer,
+                        "acc_comprehension": acc_c,
+                        "acc_generation": acc_g,
+                        "auc_comprehension": auc_c,
+                        "auc_generation": auc_g,
+                        "cos_sources": _cos(comp, gen[e][li].astype(np.float64)),
+                    }
+                )
+    for method in [*vectors, "all"]:
+        mine = [r for r in rows if method in ("all", r["method"])]
+        entry = {"n_pairs": len(mine)}
+        for metric in ("acc", "auc"):
+            c = np.array([r[f"{metric}_comprehension"] for r in mine])
+            g = np.array([r[f"{metric}_generation"] for r in mine])
+            ok = np.isfinite(c) & np.isfinite(g)
+            try:
+                p = float(wilcoxon(c[ok], g[ok]).pvalue)
+            except ValueError:  # every difference is zero: nothing to test
+                p = float("nan")
+            entry.update(
+                {
+                    f"{metric}_comprehension": float(c[ok].mean()),
+                    f"{metric}_generation": float(g[ok].mean()),
+                    f"{metric}_wilcoxon_p": p,
+                }
+            )
+        tests[method] = entry
+    session.write_artifact(
+        "generations.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written)
+    )
+    session.write_artifact("sources.csv", to_csv(rows))
+    return {"rows": rows, "tests": tests, "samples_per_label": samples, "n_generated": len(texts)}
+
+
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
-    """Params: `dataset` (optional, score on another dataset's test split, no refit)."""
+    """Params: `dataset` (optional, score on another dataset's test split, no refit);
+    `source` ('generation': also fit on the model's own writing and compare, with a paired
+    Wilcoxon test)."""
     progress = progress or Progress()
+    if params.get("source", "comprehension") not in ("comprehension", "generation"):
+        raise BadInput(f"unknown source '{params['source']}' (known: comprehension, generation)")
     arrays, meta = session.load_arrays("activations.safetensors")
     ex = session.read_json("examples.json")
     emotions, baseline = meta["emotions"].split(","), meta["baseline"]
@@ -192,28 +404,81 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
 
             model = session_model(session)
             try:
-                examples, y_te = load_split(dataset, "test", emotions + [baseline],
-                                            params.get("limit", 100))
+                examples, y_te = load_split(
+                    dataset, "test", emotions + [baseline], params.get("limit", 100)
+                )
             except Exception as exc:
                 raise BadInput(
                     f"--dataset {dataset} cannot be scored with this session's labels "
                     f"({', '.join(emotions + [baseline])}): {exc}"
                 ) from None
             progress.task(f"capture {dataset} test", len(examples))
-            x_te = capture(model, [e.text for e in examples],
-                           [f"blocks.{layer}.hook_resid_post" for layer in layers],
-                           meta["position"], progress=progress, check=progress.check)
-        rows, cosines = analyse(vectors, x_tr, y_tr, x_te, y_te, layers, emotions, baseline,
-                                n_layers, progress)
+            x_te = capture(
+                model,
+                [e.text for e in examples],
+                [f"blocks.{layer}.hook_resid_post" for layer in layers],
+                meta["position"],
+                progress=progress,
+                check=progress.check,
+            )
+        test_texts = [t for _, t in ex["test"]] if not dataset else [e.text for e in examples]
+        surface = surface_baseline(
+            [t for _, t in ex["train"]], y_tr, test_texts, y_te, emotions, baseline
+        )
+        rows, cosines = analyse(
+            vectors,
+            x_tr,
+            y_tr,
+            x_te,
+            y_te,
+            layers,
+            emotions,
+            baseline,
+            n_layers,
+            progress,
+            surface=surface,
+        )
         summary = summarise(rows, emotions, n_layers)
+        sources = None
+        if params.get("source", "comprehension") == "generation":
+            sources = compare_sources(
+                session,
+                params,
+                meta,
+                vectors,
+                x_tr,
+                y_tr,
+                x_te,
+                y_te,
+                layers,
+                emotions,
+                baseline,
+                n_layers,
+                progress,
+            )
+            rec["outputs"] += ["artifacts/generations.jsonl", "artifacts/sources.csv"]
+            for m, t in sources["tests"].items():
+                rec["metrics"][f"wilcoxon_p_acc/{m}"] = t["acc_wilcoxon_p"]
+                rec["metrics"][f"wilcoxon_p_auc/{m}"] = t["auc_wilcoxon_p"]
+
         tag = f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
         session.write_artifact(f"layers{tag}.csv", to_csv(rows))
-        session.write_json(f"layers{tag}.json", {"rows": rows, "summary": summary,
-                                                  "cosines": cosines})
-        rec["outputs"] = [f"artifacts/layers{tag}.csv", f"artifacts/layers{tag}.json"]
+        session.write_json(
+            f"layers{tag}.json",
+            {"rows": rows, "summary": summary, "cosines": cosines, "sources": sources},
+        )
+        rec["outputs"] += [f"artifacts/layers{tag}.csv", f"artifacts/layers{tag}.json"]
         for m, s in summary.items():
             rec["metrics"][f"peak_layer/{m}"] = s["peak_layer"]
             rec["metrics"][f"peak_acc/{m}"] = s["peak_acc"]
             rec["metrics"][f"peak_acc7/{m}"] = s["peak_acc7"]
     progress.done()
-    return {"rows": rows, "summary": summary, "cosines": cosines, "emotions": emotions}
+    best = max(summary, key=lambda m: summary[m]["peak_acc"])
+    return {
+        "rows": rows,
+        "summary": summary,
+        "cosines": cosines,
+        "emotions": emotions,
+        "best_method": best,
+        "sources": sources,
+    }

@@ -1,9 +1,15 @@
 """Built-in extractors, one module each."""
 
 from ...hookspecs import hookimpl
+from .das import DAS
+from .kmeans import KMeans
+from .lda import LDA
+from .logistic import Logistic
 from .mean_diff import MeanDiff
+from .pca import PCA
 
 
 @hookimpl
 def register_extractors(register):
-    register(MeanDiff())
+    for extractor in (MeanDiff(), PCA(), KMeans(), Logistic(), LDA(), DAS()):
+        register(extractor)
