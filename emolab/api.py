@@ -98,7 +98,16 @@ class Extractor(Component):
     Inputs are `[n, layers, d]` and `[m, layers, d]`; the output is `[layers, d]`,
     pointing from the baseline toward the emotion. Override `fit` to batch over
     layers, or `fit_layer` to work on one layer at a time.
+
+    An extractor that must run the model (DAS) sets `needs_model` and implements
+    `fit_in_context(pos, neg, context)`; the extract step then passes a context dict:
+    model, hooks (one per layer axis), labels, emotion, baseline, pos_texts, neg_texts, check.
     """
+
+    needs_model: ClassVar[bool] = False
+
+    def fit_in_context(self, pos: np.ndarray, neg: np.ndarray, context: dict) -> np.ndarray:
+        return self.fit(pos, neg)
 
     def fit(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         return np.stack([self.fit_layer(pos[:, i], neg[:, i]) for i in range(pos.shape[1])])

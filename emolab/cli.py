@@ -150,11 +150,14 @@ def plugins_cmd(as_json):
 @click.option("--test-limit", default=50, show_default=True, type=int,
               help="held-out examples per label")
 @click.option("--batch-size", default=16, show_default=True, type=int)
+@click.option("--source", default="comprehension", show_default=True,
+              type=click.Choice(["comprehension", "generation"]),
+              help="read labelled text, or read what the model writes when asked for each emotion")
 @click.option("--session", "session_path", default=None, help="session folder (new)")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def extract(model_name, dataset, emotions, baseline, methods, layers, position, limit,
-            test_limit, batch_size, session_path, device, as_json):
+            test_limit, batch_size, source, session_path, device, as_json):
     """Extract one direction per emotion at every chosen layer."""
     from .progress_cli import cli_progress
     from .steps import extract as step
@@ -166,7 +169,8 @@ def extract(model_name, dataset, emotions, baseline, methods, layers, position, 
     session = open_or_create(path, model_name, device)
     params = {"dataset": dataset, "emotions": csv_list(emotions), "baseline": baseline,
               "methods": csv_list(methods), "layers": layers, "position": position,
-              "limit": limit, "test_limit": test_limit, "batch_size": batch_size}
+              "limit": limit, "test_limit": test_limit, "batch_size": batch_size,
+              "source": source}
     with cli_progress(as_json) as progress:
         result = step.run(session, params, progress)
     if as_json:
@@ -182,8 +186,11 @@ def extract(model_name, dataset, emotions, baseline, methods, layers, position, 
 @click.argument("session_path")
 @click.option("--dataset", default=None, help="score the vectors on another dataset's test split")
 @click.option("--method", default=None, help="show this method (default: the session's first)")
+@click.option("--source", default="comprehension", show_default=True,
+              type=click.Choice(["comprehension", "generation"]),
+              help="generation: also fit on the model's own writing and compare (Wilcoxon)")
 @click.option("--json", "as_json", is_flag=True)
-def layers(session_path, dataset, method, as_json):
+def layers(session_path, dataset, method, source, as_json):
     """Per-layer table: held-out accuracy with its baselines, norms, cosines."""
     from .progress_cli import cli_progress
     from .session import Session
@@ -191,6 +198,8 @@ def layers(session_path, dataset, method, as_json):
 
     session = Session.open(session_path)
     params = {"dataset": dataset} if dataset else {}
+    if source != "comprehension":
+        params["source"] = source
     with cli_progress(as_json) as progress:
         result = step.run(session, params, progress)
     if as_json:
