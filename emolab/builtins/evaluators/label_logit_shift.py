@@ -24,9 +24,9 @@ class LabelLogitShift(Evaluator):
         steered = last_logits(run.model, texts, run.hooks)
         cols = [ids[label] for label in labels]
         shift = (steered[:, cols] - base[:, cols]).mean(0)
-        out = {f"label_logit_shift/{lab}": float(s) for lab, s in zip(labels, shift)}
+        out = {f"label_logit_shift/{lab}": float(s) for lab, s in zip(labels, shift, strict=True)}
         if run.target:
             out["label_logit_shift"] = out[f"label_logit_shift/{run.target}"]
-            others = [s for lab, s in zip(labels, shift) if lab != run.target]
+            others = [s for lab, s in zip(labels, shift, strict=True) if lab != run.target]
             out["label_logit_shift_vs_others"] = out["label_logit_shift"] - float(np.mean(others))
         return out

