@@ -1,0 +1,417 @@
+"""`emolab classify`, `emolab sweep`, `emolab ablate`: the external judge and the causal
+experiments, thin over emolab.classifier and emolab.steps."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import BadInput
+from ..hookspecs import hookimpl
+
+
+def _out_json(obj) -> None:
+    from ..session import _jsonable
+
+    click.echo(json.dumps(obj, indent=2, default=_jsonable))
+
+
+def _floats(value: str, what: str) -> list[float]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise BadInput(f"{what} list is empty")
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise BadInput(f"bad {what} list '{value}' (use numbers, e.g. 0.1,0.3)") from None
+
+
+def _prompts_file(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"prompts file not found: {path}")
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text") from None
+    prompts = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not prompts:
+        raise BadInput(f"prompts file {path} is empty")
+    return prompts
+
+
+def print_eval(con: Console, res: dict) -> None:
+    t = Table(
+        title=f"judge on {res['dataset']} test ({res['n']} single-label texts)", box=box.SIMPLE_HEAD
+    )
+    t.add_column("judge")
+    t.add_column("acc", justify="right")
+    t.add_column("macro-F1", justify="right")
+    labels = list(next(iter(res["judges"].values()))["per_class_f1"])
+    for lab in labels:
+        t.add_column(lab[:5], justify="right")
+    for name, s in res["judges"].items():
+        t.add_row(
+            name,
+            f"{s['accuracy']:.3f}",
+            f"{s['macro_f1']:.3f}",
+            *[f"{s['per_class_f1'][lab]:.2f}" for lab in labels],
+        )
+    con.print(t)
+    con.print(
+        f"reference (MiniLM + class-weighted logistic head on 8,000 texts): "
+        f"0.505 acc / 0.42 macro-F1; trained on {res['train_n']}"
+    )
+
+
+def print_sweep(con: Console, res: dict) -> None:
+    j = res["judge"]
+    t = Table(
+        title=f"steering sweep ({len(res['rows'])} cells, {res['computed']} computed, "
+        f"{res['resumed']} resumed)",
+        caption=f"P: the {j['name']} judge's P(target) (its test accuracy "
+        f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); shift: label-logit "
+        "shift; ppl: perplexity ratio; d2: distinct-2; bold: best surgical",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    for col in (
+        "emotion",
+        "L",
+        "alpha",
+        "P base",
+        "P steer",
+        "rise",
+        "shift",
+        "ppl",
+        "d2",
+        "regime",
+    ):
+        t.add_column(col, justify="left" if col in ("emotion", "regime") else "right")
+    best = {e: (b["layer"], b["alpha"]) if b else None for e, b in res["best"].items()}
+    for r in res["rows"]:
+        star = best.get(r["emotion"]) == (r["layer"], r["alpha"])
+        t.add_row(
+            r["emotion"],
+            str(r["layer"]),
+            f"{r['alpha']:g}",
+            f"{r['p_target_baseline']:.2f}",
+            f"{r['p_target']:.2f}",
+            f"{r['p_target_rise']:+.2f}",
+            f"{r['label_logit_shift']:+.2f}",
+            f"{r['perplexity_ratio']:.2f}",
+            f"{r['distinct2']:.2f}",
+            r["regime"],
+            style="bold green" if star else None,
+        )
+    con.print(t)
+    for emo, b in res["best"].items():
+        if b is None:
+            con.print(f"  {emo}: no surgical setting in this grid")
+        else:
+            con.print(
+                f"  {emo}: best surgical L{b['layer']} alpha {b['alpha']:g}: P({emo}) "
+                f"{b['p_target_baseline']:.2f} -> {b['p_target']:.2f} "
+                f"({b['p_target_rise']:+.2f}), perplexity x{b['perplexity_ratio']:.2f}"
+            )
+    con.print(f"csv: {res['csv']}")
+
+
+def print_ablate(con: Console, res: dict) -> None:
+    kind = res["params"]["kind"]
+    m = res["metrics"]
+    if kind == "comma":
+        t = Table(
+            title=f"comma ablation ({res['params']['mode']}) on tigges-reviews test, "
+            f"{res['n_texts']} reviews",
+            box=box.SIMPLE_HEAD,
+        )
+        for col in ("condition", "accuracy", "logit diff (correct sign)"):
+            t.add_column(col, justify="right")
+        for cond, v in res["conditions"].items():
+            t.add_row(cond, f"{v['accuracy']:.3f}", f"{v['logit_diff_correct']:+.3f}")
+        con.print(t)
+        con.print(
+            f"accuracy: none {m['accuracy_none']:.3f}, commas {m['accuracy_commas']:.3f}, "
+            f"random positions (mean of seeds) {m['accuracy_random']:.3f}"
+        )
+    elif kind == "patch":
+        t = Table(
+            title=f"directional patching, layers {res['layers'][0]}-{res['layers'][-1]}",
+            box=box.SIMPLE_HEAD,
+        )
+        for col in ("direction / patch", "flip rate", "logit diff before", "after"):
+            t.add_column(col, justify="right")
+        for k, v in res["conditions"].items():
+            t.add_row(
+                k,
+                f"{v['flip_rate']:.3f}",
+                f"{v['logit_diff_before']:+.2f}",
+                f"{v['logit_diff_after']:+.2f}",
+            )
+        con.print(t)
+        con.print(
+            f"flip rate: sentiment direction {m['flip_rate/sentiment']:.3f}, "
+            f"random direction {m['flip_rate/random']:.3f}"
+        )
+    elif kind == "direction":
+        t = Table(
+            title="label readout after directional ablation (accuracy / label margin)",
+            box=box.SIMPLE_HEAD,
+        )
+        for col in ("emotion", "none", "emotion dir.", "random dir."):
+            t.add_column(col, justify="right")
+        for emo, row in res["emotions"].items():
+            t.add_row(
+                emo,
+                *[
+                    f"{row[c]['accuracy']:.2f} / {row[c]['label_margin']:+.2f}"
+                    for c in ("none", "emotion", "random")
+                ],
+            )
+        con.print(t)
+    else:
+        t = Table(
+            title=f"heads {res['heads']} zero-ablated: projection at layer "
+            f"{res['layer']} and label logit",
+            box=box.SIMPLE_HEAD,
+        )
+        for col in ("emotion", "proj clean", "ablated", "label logit clean", "ablated"):
+            t.add_column(col, justify="right")
+        for emo, row in res["emotions"].items():
+            t.add_row(
+                emo,
+                f"{row['projection']['clean']:.2f}",
+                f"{row['projection']['ablated']:.2f}",
+                f"{row['label_logit']['clean']:.2f}",
+                f"{row['label_logit']['ablated']:.2f}",
+            )
+        con.print(t)
+
+
+@hookimpl
+def register_commands(cli):
+    from ..progress_cli import cli_progress
+
+    @cli.command()
+    @click.option("--text", "texts", multiple=True, help="text(s) to classify")
+    @click.option(
+        "--eval",
+        "eval_dataset",
+        default=None,
+        type=click.Choice(["goemotions-ekman", "goemotions"]),
+        help="report the judge's test accuracy and per-class F1",
+    )
+    @click.option(
+        "--judge",
+        default="ensemble",
+        show_default=True,
+        type=click.Choice(["ensemble", "minilm", "tfidf"]),
+    )
+    @click.option(
+        "--train-limit",
+        type=int,
+        default=16000,
+        show_default=True,
+        help="texts the MiniLM head trains on (the tf-idf judge uses all)",
+    )
+    @click.option("--json", "as_json", is_flag=True)
+    def classify(texts, eval_dataset, judge, train_limit, as_json):
+        """The external emotion classifier: probabilities, or its accuracy on a test set."""
+        from .. import classifier as clf
+
+        if not texts and not eval_dataset:
+            raise BadInput("give --text T or --eval goemotions-ekman")
+        if train_limit < 50:
+            raise BadInput("--train-limit must be at least 50")
+        task = "goemotions" if eval_dataset == "goemotions" else "ekman"
+        say = (lambda m: None) if as_json else (lambda m: click.echo(f"... {m}", err=True))
+        with cli_progress(as_json) as progress:
+            progress.task("judge (trained once, then cached)", 0)
+            j = clf.load_judge(task, train_limit=train_limit, progress=progress, say=say)
+        if eval_dataset:
+            res = {
+                "dataset": eval_dataset,
+                "n": j.scores[judge]["n"],
+                "train_n": j.scores["train_n"],
+                "judges": {k: j.scores[k] for k in clf.JUDGES},
+                "accuracy": j.scores[judge]["accuracy"],
+                "macro_f1": j.scores[judge]["macro_f1"],
+            }
+            if as_json:
+                return _out_json(res)
+            print_eval(Console(highlight=False), res)
+        if texts:
+            res = clf.classify(list(texts), task, judge, train_limit)
+            if as_json:
+                return _out_json(res)
+            con = Console(highlight=False)
+            t = Table(
+                title=f"{judge} judge (test accuracy {res['judge_accuracy']:.3f}, "
+                f"macro-F1 {res['judge_macro_f1']:.3f})",
+                box=box.SIMPLE_HEAD,
+            )
+            t.add_column("text", max_width=40)
+            for lab in res["labels"]:
+                t.add_column(lab[:5], justify="right")
+            for r in res["results"]:
+                t.add_row(
+                    r["text"],
+                    *[
+                        (
+                            f"[bold]{r['probs'][lab]:.2f}[/]"
+                            if lab == r["top"]
+                            else f"{r['probs'][lab]:.2f}"
+                        )
+                        for lab in res["labels"]
+                    ],
+                )
+            con.print(t)
+
+    @cli.command()
+    @click.argument("session_path")
+    @click.option(
+        "--emotions", default="anger,disgust,fear,joy,sadness,surprise", show_default=True
+    )
+    @click.option("--layers", default=None, help="e.g. 10,15,20 (default: 1/3, 1/2, 2/3 depth)")
+    @click.option("--alphas", default="0.1,0.2,0.3,0.5", show_default=True)
+    @click.option(
+        "--scale",
+        type=click.Choice(["relative", "absolute"]),
+        default="relative",
+        show_default=True,
+    )
+    @click.option(
+        "--positions",
+        type=click.Choice(["all", "prompt", "generated"]),
+        default="all",
+        show_default=True,
+    )
+    @click.option(
+        "--prompts",
+        "prompts_file",
+        default=None,
+        help="file with one prompt per line (default: the 20 shipped neutral prompts)",
+    )
+    @click.option("--max-new-tokens", type=int, default=24, show_default=True)
+    @click.option("--method", default=None)
+    @click.option(
+        "--judge",
+        default="ensemble",
+        show_default=True,
+        type=click.Choice(["ensemble", "minilm", "tfidf"]),
+    )
+    @click.option(
+        "--judge-train-limit",
+        type=int,
+        default=16000,
+        show_default=True,
+        help="texts the judge's MiniLM head trains on (cached once per value)",
+    )
+    @click.option(
+        "--max-ratio",
+        type=float,
+        default=3.0,
+        show_default=True,
+        help="perplexity ratio above which a cell is explosive",
+    )
+    @click.option(
+        "--min-distinct2",
+        type=float,
+        default=0.5,
+        show_default=True,
+        help="distinct-2 below which a cell is repetitive",
+    )
+    @click.option("--json", "as_json", is_flag=True)
+    def sweep(
+        session_path,
+        emotions,
+        layers,
+        alphas,
+        scale,
+        positions,
+        prompts_file,
+        max_new_tokens,
+        method,
+        judge,
+        judge_train_limit,
+        max_ratio,
+        min_distinct2,
+        as_json,
+    ):
+        """Steering grid emotions x layers x alphas, judged and resumable."""
+        from ..session import Session
+        from ..steps import sweep as step
+
+        params = {
+            "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
+            "alphas": _floats(alphas, "alpha"),
+            "scale": scale,
+            "positions": positions,
+            "max_new_tokens": max_new_tokens,
+            "method": method,
+            "judge": judge,
+            "judge_train_limit": judge_train_limit,
+            "max_ratio": max_ratio,
+            "min_distinct2": min_distinct2,
+        }
+        if layers:
+            params["layers"] = layers
+        if prompts_file:
+            params["prompts"] = _prompts_file(prompts_file)
+        session = Session.open(session_path)
+        with cli_progress(as_json) as progress:
+            res = step.run(session, params, progress)
+        if as_json:
+            return _out_json(res)
+        print_sweep(Console(highlight=False), res)
+
+    @cli.command()
+    @click.argument("session_path")
+    @click.option(
+        "--kind", required=True, type=click.Choice(["comma", "patch", "direction", "head"])
+    )
+    @click.option("--heads", default=None, help="L.H,... for --kind head")
+    @click.option(
+        "--layers", default="all", show_default=True, help="layers the ablation / patch acts on"
+    )
+    @click.option(
+        "--layer",
+        type=int,
+        default=None,
+        help="--kind head: where the projection is read (default: steering layer)",
+    )
+    @click.option("--mode", type=click.Choice(["zero", "mean"]), default="zero", show_default=True)
+    @click.option("--control-seeds", type=int, default=3, show_default=True)
+    @click.option(
+        "--limit", type=int, default=30, show_default=True, help="held-out texts per emotion"
+    )
+    @click.option("--json", "as_json", is_flag=True)
+    def ablate(session_path, kind, heads, layers, layer, mode, control_seeds, limit, as_json):
+        """Comma zeroing vs a random control, directional patching / ablation, head removal."""
+        from ..session import Session
+        from ..steps import ablate as step
+
+        session = Session.open(session_path)
+        params = {
+            "kind": kind,
+            "heads": heads,
+            "layers": layers,
+            "layer": layer,
+            "mode": mode,
+            "control_seeds": control_seeds,
+            "limit": limit,
+        }
+        with cli_progress(as_json) as progress:
+            res = step.run(session, params, progress)
+        if as_json:
+            return _out_json(res)
+        print_ablate(Console(highlight=False), res)
+        sys.stdout.flush()
