@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import extract, layers, steer
+from . import ablate, extract, layers, steer, sweep
 
 STEPS: dict[str, Callable] = {
     "extract": extract.run,
     "layers": layers.run,
     "steer": steer.run,
+    "sweep": sweep.run,
+    "ablate": ablate.run,
 }
