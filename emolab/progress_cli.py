@@ -46,7 +46,9 @@ class LineProgress(Progress):
     def update(self, completed: int, total: int | None = None) -> None:
         total = total or self.total
         if total and completed / total >= self.next_mark:
-            self._say(f"    {self.desc}: {completed}/{total} ({time.time() - self.t0:.1f}s)")
+            spent = time.time() - self.t0
+            eta = spent / completed * (total - completed) if completed else 0.0
+            self._say(f"    {self.desc}: {completed}/{total} ({spent:.1f}s, ETA {eta:.0f}s)")
             while self.next_mark <= completed / total:
                 self.next_mark += 0.25
 
