@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import ablate, extract, layers, steer, sweep
+from . import ablate, align, extract, heads, layers, steer, sweep
 
 STEPS: dict[str, Callable] = {
     "extract": extract.run,
     "layers": layers.run,
     "steer": steer.run,
+    "heads": heads.run,
+    "align": align.run,
     "sweep": sweep.run,
     "ablate": ablate.run,
 }

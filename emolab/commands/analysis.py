@@ -1,0 +1,238 @@
+"""`emolab heads` (head / neuron maps) and `emolab align` (cross-model alignment)."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..hookspecs import hookimpl
+
+
+def _fmt(x) -> str:
+    return "-" if x is None or x != x else f"{x:+.3f}"
+
+
+def print_heads(con: Console, result: dict) -> None:
+    con.print(
+        f"[bold]{result['emotion']}[/]: metric {result['metric']} "
+        f"(layer {result['layer']}), {result['n_texts']} texts, clean value "
+        f"{result['clean_metric']:.3f}"
+    )
+    for method, m in result["maps"].items():
+        t = Table(title=f"top heads by {method} (effect = clean - patched to neutral mean)")
+        for col in ("rank", "head", "effect"):
+            t.add_column(col, justify="right")
+        for i, row in enumerate(m["top"], 1):
+            t.add_row(str(i), f"L{row['layer']}H{row['unit']}", _fmt(row["effect"]))
+        con.print(t)
+        con.print(f"  {method}: {result['seconds'][method]:.2f} s")
+    if "compare" in result:
+        c = result["compare"]
+        con.print(
+            f"Spearman attribution vs ablation: all {c['n_heads']} heads "
+            f"{c['spearman_all']:+.3f}, top {c['top_k']} {c['spearman_top']:+.3f}; "
+            f"attribution {c['speedup']:.1f}x faster"
+        )
+    att = result["attention"]
+    if att["flagged"]:
+        con.print(
+            "heads attending from the final position to comma / clause-end tokens: "
+            + ", ".join(
+                f"L{f['layer']}H{f['head']} ({f['mass']:.2f}, {f['ratio']:.1f}x)"
+                for f in att["flagged"][:10]
+            )
+        )
+    else:
+        con.print(
+            f"no head puts >= {att['mass_min']:.2f} of its final-position attention on "
+            f"comma / clause-end tokens ({att['texts_with_summary_tokens']} texts had some)"
+        )
+    if "neurons" in result:
+        t = Table(title="top MLP neurons (attribution, exact check)")
+        for col in ("neuron", "attribution", "exact"):
+            t.add_column(col, justify="right")
+        for row in result["neurons"]["top"]:
+            t.add_row(f"L{row['layer']}N{row['unit']}", _fmt(row["effect"]), _fmt(row["exact"]))
+        con.print(t)
+
+
+def print_align(con: Console, result: dict) -> None:
+    con.print(
+        f"[bold]{result['model_a']}[/] L{result['layer_a']} ({result['d_a']}-d) vs "
+        f"[bold]{result['model_b']}[/] L{result['layer_b']} ({result['d_b']}-d); "
+        f"{result['n_train']} train / {result['n_test']} held-out texts"
+    )
+    if result["raw_cosine"] is not None:
+        con.print(
+            "raw cosine of emotion vectors: "
+            + ", ".join(f"{e} {v:+.2f}" for e, v in result["raw_cosine"].items())
+        )
+    con.print(f"[dim]{result['raw_cosine_note']}[/]")
+    t = Table(title="alignment scores vs permutation baselines (shuffled text pairing)")
+    for col in ("method", "score", "value", "baseline (mean ± sd)", "p"):
+        t.add_column(col, justify="right" if col not in ("method", "score") else "left")
+    for method, out in result["methods"].items():
+        for key, val in out.items():
+            if isinstance(val, dict) and "score" in val:
+                t.add_row(
+                    method,
+                    key,
+                    f"{val['score']:.3f}",
+                    f"{val['baseline_mean']:.3f} ± {val['baseline_sd']:.3f}",
+                    f"{val['p_value']:.3g}",
+                )
+    con.print(t)
+    pro = result["methods"].get("procrustes")
+    if pro:
+        con.print(
+            "mapped vector cosine per emotion (ceiling): "
+            + ", ".join(
+                f"{e} {v:+.2f} ({pro['mapped_vector_cos_ceiling'][e]:.2f})"
+                for e, v in pro["mapped_vector_cos_by_emotion"].items()
+            )
+        )
+    best = result["cka_layers"]["best_b_for_a"]
+    con.print(
+        "best-matching B layer (CKA) for each A layer: "
+        + " ".join(f"{a}->{b}" for a, b in best.items())
+    )
+    tr = result.get("transfer")
+    if tr:
+        t = Table(
+            title=f"transfer steering of B at L{tr['layer_b']}, alpha {tr['alpha']} "
+            f"(judge: {tr['judge']})"
+        )
+        keys = sorted({k.split("/", 1)[1] for k in tr["metrics"]})
+        t.add_column("vector")
+        for k in keys:
+            t.add_column(k, justify="right")
+        for kind in ("mapped", "own", "random"):
+            t.add_row(kind, *[_fmt(tr["metrics"].get(f"{kind}/{k}")) for k in keys])
+        con.print(t)
+
+
+@hookimpl
+def register_commands(cli):
+    from ..cli import console, out_json
+
+    @cli.command()
+    @click.argument("session_path")
+    @click.option("--emotion", required=True)
+    @click.option(
+        "--method",
+        type=click.Choice(["attribution", "ablation"]),
+        default="attribution",
+        show_default=True,
+    )
+    @click.option(
+        "--metric",
+        type=click.Choice(["projection", "label_logit"]),
+        default="projection",
+        show_default=True,
+    )
+    @click.option(
+        "--layer",
+        type=int,
+        default=None,
+        help="readout layer for projection (default: the session's steering layer)",
+    )
+    @click.option("--compare", is_flag=True, help="run both methods and rank-correlate them")
+    @click.option("--neurons", is_flag=True, help="also map MLP neurons (attribution + check)")
+    @click.option("--texts", "n_texts", type=int, default=8, show_default=True)
+    @click.option("--top-k", type=int, default=10, show_default=True)
+    @click.option("--batch-size", type=int, default=8, show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    def heads(
+        session_path,
+        emotion,
+        method,
+        metric,
+        layer,
+        compare,
+        neurons,
+        n_texts,
+        top_k,
+        batch_size,
+        as_json,
+    ):
+        """Which attention heads (and MLP neurons) write an emotion."""
+        from ..progress_cli import cli_progress
+        from ..session import Session
+        from ..steps import heads as step
+
+        session = Session.open(session_path)
+        params = {
+            "emotion": emotion,
+            "method": method,
+            "metric": metric,
+            "layer": layer,
+            "compare": compare,
+            "neurons": neurons,
+            "n_texts": n_texts,
+            "top_k": top_k,
+            "batch_size": batch_size,
+        }
+        with cli_progress(as_json) as progress:
+            result = step.run(session, params, progress)
+        if as_json:
+            return out_json(result)
+        print_heads(console(), result)
+
+    @cli.command()
+    @click.argument("session_a")
+    @click.argument("session_b")
+    @click.option(
+        "--method",
+        type=click.Choice(["procrustes", "cca", "cka", "rsa", "all"]),
+        default="all",
+        show_default=True,
+    )
+    @click.option("--layer-a", type=int, default=None, help="default: A's steering layer")
+    @click.option("--layer-b", type=int, default=None, help="default: B's steering layer")
+    @click.option(
+        "--dim",
+        type=int,
+        default=32,
+        show_default=True,
+        help="PCA dimension for Procrustes and SVCCA",
+    )
+    @click.option(
+        "--draws", type=int, default=200, show_default=True, help="permutation draws per baseline"
+    )
+    @click.option("--transfer", is_flag=True, help="steer B with A's mapped vector (loads model B)")
+    @click.option("--alpha", "transfer_alpha", type=float, default=0.3, show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    def align(
+        session_a,
+        session_b,
+        method,
+        layer_a,
+        layer_b,
+        dim,
+        draws,
+        transfer,
+        transfer_alpha,
+        as_json,
+    ):
+        """Compare two models' emotion geometry on the same texts (logged in SESSION_A)."""
+        from ..progress_cli import cli_progress
+        from ..session import Session
+        from ..steps import align as step
+
+        session = Session.open(session_a)
+        params = {
+            "session_b": session_b,
+            "method": method,
+            "layer_a": layer_a,
+            "layer_b": layer_b,
+            "dim": dim,
+            "draws": draws,
+            "transfer": transfer,
+            "transfer_alpha": transfer_alpha,
+        }
+        with cli_progress(as_json) as progress:
+            result = step.run(session, params, progress)
+        if as_json:
+            return out_json(result)
+        print_align(console(), result)
