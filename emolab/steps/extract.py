@@ -4,6 +4,7 @@ the activations (for layer analysis and alignment) and the residual norms (for a
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .. import plugins
 from ..capture import capture, resid_hooks
@@ -69,8 +70,16 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
 
             progress.task(f"generate {p['limit']} texts per label", p["limit"] * len(labels))
             acts["train"], y_train, written = generation_activations(
-                model, labels, baseline, hooks, p["position"], p["limit"], p["seed"],
-                p["gen_tokens"], batch_size=p["batch_size"], progress=progress,
+                model,
+                labels,
+                baseline,
+                hooks,
+                p["position"],
+                p["limit"],
+                p["seed"],
+                p["gen_tokens"],
+                batch_size=p["batch_size"],
+                progress=progress,
                 check=progress.check,
             )
             train = [Example(r["text"], r["label"]) for r in written]
@@ -79,8 +88,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 continue
             progress.task(f"capture {split} ({len(examples)} texts)", len(examples))
             acts[split] = capture(
-                model, [ex.text for ex in examples], hooks, p["position"], p["batch_size"],
-                progress=progress, check=progress.check,
+                model,
+                [ex.text for ex in examples],
+                hooks,
+                p["position"],
+                p["batch_size"],
+                progress=progress,
+                check=progress.check,
             )
         x = acts["train"]
         norms = np.full(model.n_layers, np.nan)
@@ -96,28 +110,33 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         }
         progress.task("fit " + ", ".join(p["methods"]), len(extractors) * len(emotions))
         done = 0
-        for ext in extractors:
-            vectors = {}
-            for emo in emotions:
-                progress.check()
-                pos, neg = x[y_train == emo], x[y_train == baseline]
-                if getattr(ext, "needs_model", False):
-                    context = {
-                        "model": model, "hooks": hooks, "labels": labels, "emotion": emo,
-                        "baseline": baseline, "check": progress.check,
-                        "pos_texts": [ex.text for ex in train if ex.label == emo],
-                        "neg_texts": [ex.text for ex in train if ex.label == baseline],
-                    }
-                    dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
-                else:
-                    dirs = guarded("extractors", ext, "fit", pos, neg)
-                if not np.isfinite(dirs).all():
-                    raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
-                for i, hook in enumerate(hooks):
-                    vectors[vector_key(emo, hook)] = dirs[i]
-                done += 1
-                progress.update(done)
-            rec["outputs"].append(str(session.save_vectors(vectors, meta, ext.name).name))
+        with threadpool_limits(1, user_api="blas"):  # small fits: BLAS threads only contend
+            for ext in extractors:
+                vectors = {}
+                for emo in emotions:
+                    progress.check()
+                    pos, neg = x[y_train == emo], x[y_train == baseline]
+                    if getattr(ext, "needs_model", False):
+                        context = {
+                            "model": model,
+                            "hooks": hooks,
+                            "labels": labels,
+                            "emotion": emo,
+                            "baseline": baseline,
+                            "check": progress.check,
+                            "pos_texts": [ex.text for ex in train if ex.label == emo],
+                            "neg_texts": [ex.text for ex in train if ex.label == baseline],
+                        }
+                        dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                    else:
+                        dirs = guarded("extractors", ext, "fit", pos, neg)
+                    if not np.isfinite(dirs).all():
+                        raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
+                    for i, hook in enumerate(hooks):
+                        vectors[vector_key(emo, hook)] = dirs[i]
+                    done += 1
+                    progress.update(done)
+                rec["outputs"].append(str(session.save_vectors(vectors, meta, ext.name).name))
         session.save_arrays(
             "activations.safetensors",
             {"train": x.astype(np.float16), "test": acts["test"].astype(np.float16)},
@@ -133,8 +152,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             },
         )
         session.write_json("layer_norms.json", {"mean_resid_norm": norms.tolist()})
-        rec["outputs"] += ["artifacts/activations.safetensors", "artifacts/examples.json",
-                           "artifacts/layer_norms.json"]
+        rec["outputs"] += [
+            "artifacts/activations.safetensors",
+            "artifacts/examples.json",
+            "artifacts/layer_norms.json",
+        ]
         rec["inputs"] = {"train_hash": examples_hash(train), "test_hash": examples_hash(test)}
         rec["metrics"] = {"n_train": len(train), "n_test": len(test)}
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})

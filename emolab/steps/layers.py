@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from .. import plugins
 from ..capture import capture
@@ -398,7 +399,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     vectors = {m: session.load_vectors(m)[0] for m in session.methods()}
     dataset = params.get("dataset")
     n_layers = int(session.manifest["model"]["layers"])
-    with session.step("layers", dict(params)) as rec:
+    # many small fits: BLAS threads only contend (10x slower on a busy 2-core box)
+    with session.step("layers", dict(params)) as rec, threadpool_limits(1, user_api="blas"):
         if dataset:
             from .extract import load_split
 

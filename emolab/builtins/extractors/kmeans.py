@@ -14,11 +14,11 @@ from .checks import check_classes, orient
 class KMeans(Extractor):
     name = "kmeans"
     description = "2-cluster k-means centroid difference (unsupervised), sign toward the emotion"
-    params = (Param("n_init", int, 3, "k-means restarts"), Param("seed", int, 0))
+    params = (Param("n_init", int, 1, "k-means restarts"), Param("seed", int, 0))
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         check_classes(self.name, pos, neg, 1)
         x = np.concatenate([pos, neg]).astype(np.float64)
-        km = SkKMeans(n_clusters=2, n_init=self.n_init, random_state=self.seed).fit(x)
+        km = SkKMeans(n_clusters=2, n_init=self.n_init, max_iter=100, random_state=self.seed).fit(x)
         c = km.cluster_centers_
         return orient(c[1] - c[0], pos, neg).astype(np.float32)

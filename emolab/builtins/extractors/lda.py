@@ -1,14 +1,16 @@
 """Fisher LDA: the mean difference whitened by the shared within-class covariance.
 
-The covariance is Ledoit-Wolf shrunk (there are fewer examples than dimensions), which is
-what makes whitening usable at all here. Ledoit-Wolf runs on the raw basis, not on
-standardised features as sklearn's `shrinkage="auto"` does: standardising first shrinks
-away exactly the strong correlations whitening should remove.
+The pooled within-class covariance is Ledoit-Wolf shrunk (there are fewer examples than
+dimensions), which is what makes whitening usable at all here. Ledoit-Wolf runs on the raw
+basis, not on standardised features as sklearn's LDA `shrinkage="auto"` does (standardising
+first shrinks away exactly the strong correlations whitening should remove), and one pooled
+estimate plus one solve is much faster than sklearn's per-class LDA fit, which matters
+because the shuffled-label baseline refits it hundreds of times.
 """
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from scipy.linalg import solve
+from sklearn.covariance import LedoitWolf, shrunk_covariance
 
 from ...api import Extractor, Param
 from ...errors import BadInput
@@ -22,18 +24,18 @@ class LDA(Extractor):
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         check_classes(self.name, pos, neg, 2)
+        xc = np.concatenate([pos - pos.mean(0), neg - neg.mean(0)]).astype(np.float64)
         if self.shrinkage == "auto":
-            kw = {"covariance_estimator": LedoitWolf(store_precision=False)}
+            cov = LedoitWolf(assume_centered=True, store_precision=False).fit(xc).covariance_
         else:
             try:
-                kw = {"shrinkage": float(self.shrinkage)}
+                shrink = float(self.shrinkage)
             except ValueError:
                 raise BadInput(
                     f"lda shrinkage must be 'auto' or a number, not {self.shrinkage!r}"
                 ) from None
-            if not 0 <= kw["shrinkage"] <= 1:
+            if not 0 <= shrink <= 1:
                 raise BadInput(f"lda shrinkage must lie in [0, 1], not {self.shrinkage}")
-        x = np.concatenate([pos, neg]).astype(np.float64)
-        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-        lda = LinearDiscriminantAnalysis(solver="lsqr", **kw).fit(x, y)
-        return lda.coef_[0].astype(np.float32)
+            cov = shrunk_covariance(xc.T @ xc / len(xc), shrink)
+        diff = pos.mean(0).astype(np.float64) - neg.mean(0)
+        return solve(cov, diff, assume_a="pos").astype(np.float32)
