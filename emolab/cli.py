@@ -224,8 +224,12 @@ def layers(session_path, dataset, method, source, as_json):
 @click.option("--max-new-tokens", type=int, default=24, show_default=True)
 @click.option("--evaluators", default="label_logit_shift", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--circuit", type=int, default=None,
+              help="enhance the emotion's top-k heads (from `emolab heads`) instead of adding v")
+@click.option("--factor", "circuit_factor", type=float, default=2.0, show_default=True,
+              help="multiplier for --circuit heads")
 def steer(session_path, emotion, layer, alpha, scale, positions, prompts, method, vector_file,
-          max_new_tokens, evaluators, as_json):
+          max_new_tokens, evaluators, as_json, circuit=None, circuit_factor=2.0):
     """Generate with h + alpha*v and compare with the unsteered text."""
     from .progress_cli import cli_progress
     from .session import Session
@@ -234,7 +238,8 @@ def steer(session_path, emotion, layer, alpha, scale, positions, prompts, method
     session = Session.open(session_path)
     params = {"emotion": emotion, "layer": layer, "alpha": alpha, "scale": scale,
               "positions": positions, "method": method, "vector_file": vector_file,
-              "max_new_tokens": max_new_tokens, "evaluators": csv_list(evaluators)}
+              "max_new_tokens": max_new_tokens, "evaluators": csv_list(evaluators),
+              "circuit": circuit, "circuit_factor": circuit_factor}
     if prompts:
         params["prompts"] = list(prompts)
     with cli_progress(as_json) as progress:

@@ -145,3 +145,30 @@ def test_cli_heads_bad_input(run_cli, tiny_session, args, message):
     r = run_cli("heads", tiny_session.path, *args)
     assert r.exit_code == 2
     assert message in r.output
+
+
+def test_steer_circuit_enhances_the_top_heads(run_cli, tiny_session):
+    from emolab.steps import steer
+
+    r = run_cli("steer", tiny_session.path, "--emotion", "joy", "--circuit", "2")
+    assert r.exit_code == 2 and "no head map for 'joy'" in r.output
+    res = heads.run(tiny_session, {"emotion": "joy", "compare": True, "layer": 3, "n_texts": 3})
+    out = steer.run(
+        tiny_session,
+        {
+            "emotion": "joy",
+            "circuit": 2,
+            "circuit_factor": 3.0,
+            "prompts": ["Describe the room."],
+            "max_new_tokens": 4,
+        },
+    )
+    units = out["params"]["circuit_units"]
+    abl = np.array(res["maps"]["ablation"]["matrix"], dtype=float)
+    best = np.argsort(-np.nan_to_num(abl, nan=-np.inf).ravel())[:2]
+    want = ",".join(f"{i // 4}.{i % 4}" for i in best if abl.ravel()[i] > 0)
+    assert units["map"] == "ablation" and units["heads"] == want
+    step = tiny_session.steps()[-1]
+    assert step["kind"] == "steer" and "interventions:enhance" in step["plugins"]
+    r = run_cli("steer", tiny_session.path, "--emotion", "joy", "--circuit", "0")
+    assert r.exit_code == 2 and "circuit size must be at least 1" in r.output

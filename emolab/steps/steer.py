@@ -25,6 +25,8 @@ DEFAULTS = {
     "max_new_tokens": 24,
     "evaluators": ["label_logit_shift"],
     "vector_file": None,
+    "circuit": None,  # k: enhance the emotion's top-k heads (latest `heads` map) instead
+    "circuit_factor": 2.0,
 }
 
 
@@ -83,13 +85,21 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         raise BadInput(f"no '{p['emotion']}' vector at layer {p['layer']} in this vector set")
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
     reg = plugins.registry()
-    inter = reg.get(
-        "interventions", "residual_add", layer=p["layer"], alpha=p["alpha"], scale=p["scale"],
-        positions=p["positions"],
-    )
+    kind = "residual_add" if p["circuit"] is None else "enhance"
+    if p["circuit"] is not None:
+        from .heads import circuit_heads
+
+        spec, p["circuit_units"] = circuit_heads(session, p["emotion"], int(p["circuit"]))
+        inter = reg.get("interventions", "enhance", heads=spec, factor=p["circuit_factor"],
+                        positions=p["positions"])
+    else:
+        inter = reg.get(
+            "interventions", "residual_add", layer=p["layer"], alpha=p["alpha"],
+            scale=p["scale"], positions=p["positions"],
+        )
     hooks = guarded("interventions", inter, "hooks", model, vector=vec, norms=norms)
     evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
-    used = {**plugin_versions("interventions", ["residual_add"]),
+    used = {**plugin_versions("interventions", [kind]),
             **plugin_versions("evaluators", p["evaluators"])}
     with session.step("steer", p, used) as rec:
         progress.task("generate baseline", len(prompts))
