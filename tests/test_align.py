@@ -220,3 +220,24 @@ def test_cli_align_bad_input(run_cli, tiny_session, gpt2_session_dir, args, mess
 def test_cli_align_missing_session(run_cli, tiny_session, tmp_path):
     r = run_cli("align", tiny_session.path, tmp_path / "nope")
     assert r.exit_code == 2 and "no such session" in r.output
+
+
+def test_transfer_steering_runs_mapped_own_and_random(tiny_session, gpt2_session_dir):
+    res = align.run(
+        tiny_session,
+        {
+            "session_b": str(gpt2_session_dir),
+            "draws": 3,
+            "method": "procrustes",
+            "transfer": True,
+            "transfer_prompts": 1,
+            "transfer_judge": "label_logit_shift",
+        },
+    )
+    tr = res["transfer"]
+    assert tr["judge"] == "label_logit_shift"
+    assert {r["vector"] for r in tr["rows"]} == {"mapped", "own", "random"}
+    assert len(tr["rows"]) == 3 * len(res["emotions"])
+    for kind in ("mapped", "own", "random"):
+        assert np.isfinite(tr["metrics"][f"{kind}/label_logit_shift"])
+    assert "transfer/mapped/label_logit_shift" in tiny_session.steps()[-1]["metrics"]

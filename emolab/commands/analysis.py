@@ -202,6 +202,21 @@ def register_commands(cli):
     )
     @click.option("--transfer", is_flag=True, help="steer B with A's mapped vector (loads model B)")
     @click.option("--alpha", "transfer_alpha", type=float, default=0.3, show_default=True)
+    @click.option(
+        "--prompts",
+        "transfer_prompts",
+        type=int,
+        default=4,
+        show_default=True,
+        help="neutral prompts for --transfer",
+    )
+    @click.option(
+        "--judge",
+        "transfer_judge",
+        default="auto",
+        show_default=True,
+        help="evaluator for --transfer (auto: classifier when installed)",
+    )
     @click.option("--json", "as_json", is_flag=True)
     def align(
         session_a,
@@ -213,6 +228,8 @@ def register_commands(cli):
         draws,
         transfer,
         transfer_alpha,
+        transfer_prompts,
+        transfer_judge,
         as_json,
     ):
         """Compare two models' emotion geometry on the same texts (logged in SESSION_A)."""
@@ -230,6 +247,8 @@ def register_commands(cli):
             "draws": draws,
             "transfer": transfer,
             "transfer_alpha": transfer_alpha,
+            "transfer_prompts": transfer_prompts,
+            "transfer_judge": transfer_judge,
         }
         with cli_progress(as_json) as progress:
             result = step.run(session, params, progress)

@@ -31,6 +31,7 @@ DEFAULTS = {
     "transfer": False,
     "transfer_alpha": 0.3,
     "transfer_prompts": 4,
+    "transfer_judge": "auto",  # the classifier evaluator when installed, else label_logit_shift
 }
 RAW_COSINE_NOTE = (
     "Raw cosine compares coordinates of two unrelated bases: rotating one model's residual "
@@ -344,13 +345,17 @@ def transfer(sa: Session, sb: Session, p: dict, a_tr, b_tr, va, vb, emotions, pr
     from ..runner import generate
 
     reg = plugins.registry()
-    judge = "classifier" if "classifier" in reg.names("evaluators") else "label_logit_shift"
+    judge = p["transfer_judge"]
+    if judge == "auto":
+        judge = "classifier" if "classifier" in reg.names("evaluators") else "label_logit_shift"
     model = session_model(sb)
     fitted = reg.get("aligners", "procrustes", dim=p["dim"]).fit(a_tr, b_tr)
     norms = np.asarray(sb.read_json("layer_norms.json")["mean_resid_norm"])
     prompts = list(NEUTRAL_PROMPTS[: int(p["transfer_prompts"])])
     rng = np.random.default_rng(int(p["seed"]))
-    evaluator = reg.get("evaluators", judge)
+    evaluators = [
+        reg.get("evaluators", name) for name in dict.fromkeys([judge, "label_logit_shift"])
+    ]
     lb = int(p["layer_b"])
     rows, metrics = [], {}
     progress.task(f"transfer steering ({judge})", len(emotions) * 3 + 1)
@@ -376,7 +381,9 @@ def transfer(sa: Session, sb: Session, p: dict, a_tr, b_tr, va, vb, emotions, pr
             )
             steered = generate(model, prompts, hooks, 24, check=progress.check)
             run_ = Run(model, prompts, base, steered, hooks, emotions, e)
-            scores = guarded("evaluators", evaluator, "evaluate", run_)
+            scores = {}
+            for ev in evaluators:
+                scores.update(guarded("evaluators", ev, "evaluate", run_))
             rows.append(
                 {
                     "emotion": e,
