@@ -80,29 +80,58 @@ def main() -> None:
             from emolab.hooks import apply_hooks
 
             with apply_hooks(model, hooks if with_hooks else []), torch.no_grad():
-                model.hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32,
-                                  min_new_tokens=32, do_sample=False, pad_token_id=pad)
+                model.hf.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=32,
+                    min_new_tokens=32,
+                    do_sample=False,
+                    pad_token_id=pad,
+                )
 
         def plain(ids=ids, mask=mask):
             with torch.no_grad():
-                model.hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32,
-                                  min_new_tokens=32, do_sample=False, pad_token_id=pad)
+                model.hf.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=32,
+                    min_new_tokens=32,
+                    do_sample=False,
+                    pad_token_id=pad,
+                )
 
         plain()
         r = best_of(lambda: gen(True)) / best_of(plain)
         row(f"steered generate / plain HF generate (batch {bs})", r, "<= 1.03", r <= 1.03)
 
-    code = "import time; t=time.time(); from emolab.models import load; load('smollm2-135m');" \
-           "print(time.time()-t)"
-    secs = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout.strip().splitlines()[-1])
+    code = (
+        "import time; t=time.time(); from emolab.models import load; load('smollm2-135m');"
+        "print(time.time()-t)"
+    )
+    secs = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     print(f"  second model load (cached safetensors, new process): {secs:.2f}s")
 
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run([sys.executable, "-m", "emolab.cli", "demo", "--limit", "20",
-                        "--session", os.path.join(tmp, "demo")], check=True,
-                       capture_output=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "emolab.cli",
+                "demo",
+                "--limit",
+                "20",
+                "--session",
+                os.path.join(tmp, "demo"),
+            ],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(f"  peak RSS of `emolab demo --limit 20`: {max(peak, before) / 1024:.0f} MiB")
 

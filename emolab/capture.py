@@ -34,7 +34,9 @@ def resid_hooks(model: LoadedModel, layers: Sequence[int] | None = None) -> list
 def comma_ids(model: LoadedModel) -> set[int]:
     """Token ids whose text contains a comma (',' and ' ,' and the like)."""
     tok = model.tokenizer
-    return {i for tokstr, i in tok.get_vocab().items() if "," in tok.convert_tokens_to_string([tokstr])}
+    return {
+        i for tokstr, i in tok.get_vocab().items() if "," in tok.convert_tokens_to_string([tokstr])
+    }
 
 
 def _pool(acts, mask_row_len: int, ids_row, position: str, commas: set[int], index: int):
@@ -81,7 +83,9 @@ def capture(
     deepest = max(parse(model, h)[0] for h in hooks)
     commas = comma_ids(model) if position == "commas" else set()
 
-    lengths = [len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    lengths = [
+        len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ]
     order = np.argsort(lengths, kind="stable")
     out: list = [None] * len(texts)
     store: dict[str, torch.Tensor] = {}

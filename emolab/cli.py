@@ -75,10 +75,19 @@ def models(as_json):
         spec = src.prefix + "<id-or-path>" if src.prefix else name
         ok, why = (True, "") if src.prefix else src.available(name)
         info = src.info(name) if not src.prefix else {}
-        rows.append({"name": spec, "description": src.description, "source": src.source,
-                     "layers": info.get("layers"), "d_model": info.get("d_model"),
-                     "heads": info.get("heads"), "available": ok, "why_not": why,
-                     "plugin": reg.plugin_of("models", name).name})
+        rows.append(
+            {
+                "name": spec,
+                "description": src.description,
+                "source": src.source,
+                "layers": info.get("layers"),
+                "d_model": info.get("d_model"),
+                "heads": info.get("heads"),
+                "available": ok,
+                "why_not": why,
+                "plugin": reg.plugin_of("models", name).name,
+            }
+        )
     if as_json:
         return out_json(rows)
     from rich.table import Table
@@ -86,8 +95,14 @@ def models(as_json):
     t = Table("name", "layers", "d_model", "heads", "available", "source")
     for r in rows:
         avail = "yes" if r["available"] else f"no: {r['why_not']}"
-        t.add_row(r["name"], str(r["layers"] or "-"), str(r["d_model"] or "-"),
-                  str(r["heads"] or "-"), avail, r["source"])
+        t.add_row(
+            r["name"],
+            str(r["layers"] or "-"),
+            str(r["d_model"] or "-"),
+            str(r["heads"] or "-"),
+            avail,
+            r["source"],
+        )
     console().print(t)
 
 
@@ -102,9 +117,14 @@ def datasets(as_json):
     for name in reg.names("datasets"):
         src = reg.get("datasets", name)
         labels = [] if src.prefix else src.labels(name)
-        rows.append({"name": src.prefix + "<path>" if src.prefix else name,
-                     "description": src.description, "labels": labels,
-                     "splits": list(src.splits)})
+        rows.append(
+            {
+                "name": src.prefix + "<path>" if src.prefix else name,
+                "description": src.description,
+                "labels": labels,
+                "splits": list(src.splits),
+            }
+        )
     if as_json:
         return out_json(rows)
     from rich.table import Table
@@ -130,8 +150,13 @@ def plugins_cmd(as_json):
     t = Table("plugin", "version", "source", "components", "status")
     for r in rows:
         comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["components"].items())
-        t.add_row(r["name"], r["version"], r["source"], comps,
-                  f"[red]broken: {r['error']}[/]" if r["error"] else "ok")
+        t.add_row(
+            r["name"],
+            r["version"],
+            r["source"],
+            comps,
+            f"[red]broken: {r['error']}[/]" if r["error"] else "ok",
+        )
     console().print(t)
 
 
@@ -141,23 +166,48 @@ def plugins_cmd(as_json):
 @click.option("--dataset", default="goemotions-ekman", show_default=True)
 @click.option("--emotions", default="anger,disgust,fear,joy,sadness,surprise", show_default=True)
 @click.option("--baseline", default="neutral", show_default=True)
-@click.option("--method", "methods", default="mean_diff", show_default=True,
-              help="one or more extractors, comma-separated")
+@click.option(
+    "--method",
+    "methods",
+    default="mean_diff",
+    show_default=True,
+    help="one or more extractors, comma-separated",
+)
 @click.option("--layers", default="all", show_default=True, help="all, 5, 2,5,8 or 10-20")
-@click.option("--position", default="last", show_default=True,
-              type=click.Choice(["last", "mean", "commas"]))
+@click.option(
+    "--position", default="last", show_default=True, type=click.Choice(["last", "mean", "commas"])
+)
 @click.option("--limit", default=100, show_default=True, type=int, help="train examples per label")
-@click.option("--test-limit", default=50, show_default=True, type=int,
-              help="held-out examples per label")
+@click.option(
+    "--test-limit", default=50, show_default=True, type=int, help="held-out examples per label"
+)
 @click.option("--batch-size", default=16, show_default=True, type=int)
-@click.option("--source", default="comprehension", show_default=True,
-              type=click.Choice(["comprehension", "generation"]),
-              help="read labelled text, or read what the model writes when asked for each emotion")
+@click.option(
+    "--source",
+    default="comprehension",
+    show_default=True,
+    type=click.Choice(["comprehension", "generation"]),
+    help="read labelled text, or read what the model writes when asked for each emotion",
+)
 @click.option("--session", "session_path", default=None, help="session folder (new)")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def extract(model_name, dataset, emotions, baseline, methods, layers, position, limit,
-            test_limit, batch_size, source, session_path, device, as_json):
+def extract(
+    model_name,
+    dataset,
+    emotions,
+    baseline,
+    methods,
+    layers,
+    position,
+    limit,
+    test_limit,
+    batch_size,
+    source,
+    session_path,
+    device,
+    as_json,
+):
     """Extract one direction per emotion at every chosen layer."""
     from .progress_cli import cli_progress
     from .steps import extract as step
@@ -167,18 +217,28 @@ def extract(model_name, dataset, emotions, baseline, methods, layers, position, 
         raise click.BadParameter("limits must be at least 1")
     path = Path(session_path) if session_path else default_session_path(model_name)
     session = open_or_create(path, model_name, device)
-    params = {"dataset": dataset, "emotions": csv_list(emotions), "baseline": baseline,
-              "methods": csv_list(methods), "layers": layers, "position": position,
-              "limit": limit, "test_limit": test_limit, "batch_size": batch_size,
-              "source": source}
+    params = {
+        "dataset": dataset,
+        "emotions": csv_list(emotions),
+        "baseline": baseline,
+        "methods": csv_list(methods),
+        "layers": layers,
+        "position": position,
+        "limit": limit,
+        "test_limit": test_limit,
+        "batch_size": batch_size,
+        "source": source,
+    }
     with cli_progress(as_json) as progress:
         result = step.run(session, params, progress)
     if as_json:
         return out_json({"session": str(session.path), **result})
     click.echo(f"session: {session.path}")
-    click.echo(f"extracted {', '.join(params['emotions'])} vs {baseline} with "
-               f"{', '.join(params['methods'])} at {len(result['layers'])} layers "
-               f"({result['n_train']} train / {result['n_test']} test texts)")
+    click.echo(
+        f"extracted {', '.join(params['emotions'])} vs {baseline} with "
+        f"{', '.join(params['methods'])} at {len(result['layers'])} layers "
+        f"({result['n_train']} train / {result['n_test']} test texts)"
+    )
     click.echo(f"next: emolab layers {session.path}")
 
 
@@ -186,9 +246,13 @@ def extract(model_name, dataset, emotions, baseline, methods, layers, position, 
 @click.argument("session_path")
 @click.option("--dataset", default=None, help="score the vectors on another dataset's test split")
 @click.option("--method", default=None, help="show this method (default: the session's first)")
-@click.option("--source", default="comprehension", show_default=True,
-              type=click.Choice(["comprehension", "generation"]),
-              help="generation: also fit on the model's own writing and compare (Wilcoxon)")
+@click.option(
+    "--source",
+    default="comprehension",
+    show_default=True,
+    type=click.Choice(["comprehension", "generation"]),
+    help="generation: also fit on the model's own writing and compare (Wilcoxon)",
+)
 @click.option("--json", "as_json", is_flag=True)
 def layers(session_path, dataset, method, source, as_json):
     """Per-layer table: held-out accuracy with its baselines, norms, cosines."""
@@ -214,32 +278,74 @@ def layers(session_path, dataset, method, source, as_json):
 @click.option("--emotion", required=True)
 @click.option("--layer", type=int, default=None, help="default: the analysed peak layer")
 @click.option("--alpha", type=float, default=0.3, show_default=True)
-@click.option("--scale", type=click.Choice(["relative", "absolute"]), default="relative",
-              show_default=True, help="relative: alpha x the layer's mean residual norm")
-@click.option("--positions", type=click.Choice(["all", "prompt", "generated"]), default="all",
-              show_default=True)
+@click.option(
+    "--scale",
+    type=click.Choice(["relative", "absolute"]),
+    default="relative",
+    show_default=True,
+    help="relative: alpha x the layer's mean residual norm",
+)
+@click.option(
+    "--positions",
+    type=click.Choice(["all", "prompt", "generated"]),
+    default="all",
+    show_default=True,
+)
 @click.option("--prompt", "prompts", multiple=True, help="prompt(s); default: 4 neutral prompts")
 @click.option("--method", default=None, help="which vector set of the session")
 @click.option("--vectors", "vector_file", default=None, help="a published vector file instead")
 @click.option("--max-new-tokens", type=int, default=24, show_default=True)
 @click.option("--evaluators", default="label_logit_shift", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--circuit", type=int, default=None,
-              help="enhance the emotion's top-k heads (from `emolab heads`) instead of adding v")
-@click.option("--factor", "circuit_factor", type=float, default=2.0, show_default=True,
-              help="multiplier for --circuit heads")
-def steer(session_path, emotion, layer, alpha, scale, positions, prompts, method, vector_file,
-          max_new_tokens, evaluators, as_json, circuit=None, circuit_factor=2.0):
+@click.option(
+    "--circuit",
+    type=int,
+    default=None,
+    help="enhance the emotion's top-k heads (from `emolab heads`) instead of adding v",
+)
+@click.option(
+    "--factor",
+    "circuit_factor",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="multiplier for --circuit heads",
+)
+def steer(
+    session_path,
+    emotion,
+    layer,
+    alpha,
+    scale,
+    positions,
+    prompts,
+    method,
+    vector_file,
+    max_new_tokens,
+    evaluators,
+    as_json,
+    circuit=None,
+    circuit_factor=2.0,
+):
     """Generate with h + alpha*v and compare with the unsteered text."""
     from .progress_cli import cli_progress
     from .session import Session
     from .steps import steer as step
 
     session = Session.open(session_path)
-    params = {"emotion": emotion, "layer": layer, "alpha": alpha, "scale": scale,
-              "positions": positions, "method": method, "vector_file": vector_file,
-              "max_new_tokens": max_new_tokens, "evaluators": csv_list(evaluators),
-              "circuit": circuit, "circuit_factor": circuit_factor}
+    params = {
+        "emotion": emotion,
+        "layer": layer,
+        "alpha": alpha,
+        "scale": scale,
+        "positions": positions,
+        "method": method,
+        "vector_file": vector_file,
+        "max_new_tokens": max_new_tokens,
+        "evaluators": csv_list(evaluators),
+        "circuit": circuit,
+        "circuit_factor": circuit_factor,
+    }
     if prompts:
         params["prompts"] = list(prompts)
     with cli_progress(as_json) as progress:
@@ -267,8 +373,16 @@ def replay(session_path, out, device, rtol, atol, as_json):
         new, cmp = run_replay(session_path, out, device, rtol, atol, progress)
     bad = [r for r in cmp.rows if not r["ok"]]
     if as_json:
-        out_json({"session": str(new.path), "replay_of": session_path, "ok": cmp.ok,
-                  "compared": len(cmp.rows), "mismatches": bad, "rows": cmp.rows})
+        out_json(
+            {
+                "session": str(new.path),
+                "replay_of": session_path,
+                "ok": cmp.ok,
+                "compared": len(cmp.rows),
+                "mismatches": bad,
+                "rows": cmp.rows,
+            }
+        )
     else:
         from .report import print_replay
 

@@ -38,12 +38,12 @@ def parse(model: LoadedModel, name: str) -> tuple[int, str]:
     m = HOOK_RE.match(name)
     point = ALIASES.get(m.group(2), m.group(2)) if m else None
     if not m or point not in POINTS:
-        raise UnknownName(
-            f"unknown hook '{name}' (known: blocks.<L>.{{{','.join(POINTS)}}})"
-        )
+        raise UnknownName(f"unknown hook '{name}' (known: blocks.<L>.{{{','.join(POINTS)}}})")
     layer = int(m.group(1))
     if not 0 <= layer < model.n_layers:
-        raise BadInput(f"layer {layer} out of range: {model.name} has layers 0-{model.n_layers - 1}")
+        raise BadInput(
+            f"layer {layer} out of range: {model.name} has layers 0-{model.n_layers - 1}"
+        )
     return layer, point
 
 

@@ -82,22 +82,38 @@ class Arch:
 
 
 ARCHES = {
-    "llama": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj",
-                  "model.norm"),
-    "gemma3_text": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp",
-                        "mlp.down_proj", "model.norm"),
-    "gemma3": Arch("model.language_model.layers", "self_attn", "self_attn.o_proj", "mlp",
-                   "mlp.down_proj", "model.language_model.norm"),
-    "qwen2": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj",
-                  "model.norm"),
-    "mistral": Arch("model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj",
-                    "model.norm"),
-    "gpt2": Arch("transformer.h", "attn", "attn.c_proj", "mlp", "mlp.c_proj",
-                 "transformer.ln_f"),
-    "gpt_neox": Arch("gpt_neox.layers", "attention", "attention.dense", "mlp",
-                     "mlp.dense_4h_to_h", "gpt_neox.final_layer_norm"),
-    "gpt_neo": Arch("transformer.h", "attn", "attn.attention.out_proj", "mlp", "mlp.c_proj",
-                    "transformer.ln_f"),
+    "llama": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "gemma3_text": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "gemma3": Arch(
+        "model.language_model.layers",
+        "self_attn",
+        "self_attn.o_proj",
+        "mlp",
+        "mlp.down_proj",
+        "model.language_model.norm",
+    ),
+    "qwen2": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "mistral": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "gpt2": Arch("transformer.h", "attn", "attn.c_proj", "mlp", "mlp.c_proj", "transformer.ln_f"),
+    "gpt_neox": Arch(
+        "gpt_neox.layers",
+        "attention",
+        "attention.dense",
+        "mlp",
+        "mlp.dense_4h_to_h",
+        "gpt_neox.final_layer_norm",
+    ),
+    "gpt_neo": Arch(
+        "transformer.h", "attn", "attn.attention.out_proj", "mlp", "mlp.c_proj", "transformer.ln_f"
+    ),
 }
 
 

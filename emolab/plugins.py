@@ -145,9 +145,7 @@ class Registry:
     def plugin_of(self, kind: str, name: str) -> PluginInfo:
         key = (kind, name)
         if key not in self.owner:
-            prefixed = [
-                c for c in self.components[kind].values() if getattr(c, "prefix", None)
-            ]
+            prefixed = [c for c in self.components[kind].values() if getattr(c, "prefix", None)]
             match = next((c for c in prefixed if name.startswith(c.prefix)), None)
             if match is None:
                 raise unknown(kind.rstrip("s"), name, self.components[kind])

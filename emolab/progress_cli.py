@@ -24,7 +24,9 @@ class RichProgress(Progress):
 
     def update(self, completed: int, total: int | None = None) -> None:
         if self.current is not None:
-            self.bar.update(self.current, completed=completed, **({"total": total} if total else {}))
+            self.bar.update(
+                self.current, completed=completed, **({"total": total} if total else {})
+            )
 
 
 class LineProgress(Progress):
@@ -67,6 +69,12 @@ def cli_progress(quiet: bool) -> Iterator[Progress]:
     )
     from rich.progress import Progress as Bar
 
-    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-             TimeElapsedColumn(), TimeRemainingColumn(), transient=True) as bar:
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
         yield RichProgress(bar)

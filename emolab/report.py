@@ -22,10 +22,14 @@ def print_layers(con: Console, result: dict, method: str) -> None:
     rows = [r for r in result["rows"] if r["method"] == method]
     emotions = result["emotions"]
     summary = result["summary"][method]
-    t = Table(title=f"held-out balanced accuracy %, {method}, emotion vs baseline",
-              caption="rnd: random directions, shf: shuffled labels, 7w: nearest-direction "
-                      "among all classes (7wr: random), |v|: vector norm, |h|: residual norm",
-              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    t = Table(
+        title=f"held-out balanced accuracy %, {method}, emotion vs baseline",
+        caption="rnd: random directions, shf: shuffled labels, 7w: nearest-direction "
+        "among all classes (7wr: random), |v|: vector norm, |h|: residual norm",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
     for col in ["L", *[e[:3] for e in emotions], "avg", "rnd", "shf", "7w", "7wr", "|v|", "|h|"]:
         t.add_column(col, justify="right", min_width=4 if col.startswith("|") else None)
     for layer in sorted({r["layer"] for r in rows}):
@@ -36,32 +40,49 @@ def print_layers(con: Console, result: dict, method: str) -> None:
             return sum(mine[e][key] for e in emotions) / len(emotions)
 
         t.add_row(
-            str(layer), *[_pct(mine[e]["acc"]) for e in emotions], _pct(avg("acc")),
-            _pct(avg("acc_random")), _pct(avg("acc_shuffled")), _pct(first["acc7"]),
-            _pct(first["acc7_random"]), f"{avg('vector_norm'):.0f}", f"{first['resid_norm']:.0f}",
+            str(layer),
+            *[_pct(mine[e]["acc"]) for e in emotions],
+            _pct(avg("acc")),
+            _pct(avg("acc_random")),
+            _pct(avg("acc_shuffled")),
+            _pct(first["acc7"]),
+            _pct(first["acc7_random"]),
+            f"{avg('vector_norm'):.0f}",
+            f"{first['resid_norm']:.0f}",
             style="bold green" if layer == summary["peak_layer"] else None,
         )
     con.print(t)
-    con.print(f"peak layer {summary['peak_layer']} (depth {summary['peak_depth']:.2f}): "
-              f"mean accuracy {summary['peak_acc']:.3f}, best 7-way {summary['peak_acc7']:.3f}")
+    con.print(
+        f"peak layer {summary['peak_layer']} (depth {summary['peak_depth']:.2f}): "
+        f"mean accuracy {summary['peak_acc']:.3f}, best 7-way {summary['peak_acc7']:.3f}"
+    )
     cos = result["cosines"][method][str(summary["peak_layer"])]
-    c = Table(title=f"cosine between emotion directions at layer {summary['peak_layer']}",
-              box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    c = Table(
+        title=f"cosine between emotion directions at layer {summary['peak_layer']}",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
     c.add_column("")
     for e in emotions:
         c.add_column(e[:3], justify="right")
     for i, e in enumerate(emotions):
         c.add_row(e, *[f"{v:+.2f}" for v in cos["direction"][i]])
     con.print(c)
-    con.print(f"class centroids, mean off-diagonal cosine: raw {_offdiag_mean(cos['centroid_raw']):+.2f}"
-              f", after mean-centring {_offdiag_mean(cos['centroid_centred']):+.2f} "
-              "(the raw value is inflated by anisotropy)")
+    con.print(
+        f"class centroids, mean off-diagonal cosine: raw {_offdiag_mean(cos['centroid_raw']):+.2f}"
+        f", after mean-centring {_offdiag_mean(cos['centroid_centred']):+.2f} "
+        "(the raw value is inflated by anisotropy)"
+    )
 
 
 def print_steer(con: Console, result: dict) -> None:
     p = result["params"]
-    t = Table(title=f"steering toward {p['emotion']} at layer {p['layer']}, alpha {p['alpha']} "
-                    f"({p['scale']})", show_lines=True)
+    t = Table(
+        title=f"steering toward {p['emotion']} at layer {p['layer']}, alpha {p['alpha']} "
+        f"({p['scale']})",
+        show_lines=True,
+    )
     t.add_column("prompt", max_width=28)
     t.add_column("baseline")
     t.add_column("steered")
@@ -71,11 +92,20 @@ def print_steer(con: Console, result: dict) -> None:
     for k, v in sorted(result["metrics"].items()):
         if "/" not in k:
             con.print(f"  {k}: {v:+.3f}")
-    shifts = {k.split("/", 1)[1]: v for k, v in result["metrics"].items()
-              if k.startswith("label_logit_shift/")}
+    shifts = {
+        k.split("/", 1)[1]: v
+        for k, v in result["metrics"].items()
+        if k.startswith("label_logit_shift/")
+    }
     if shifts:
-        con.print("  label-logit shift per emotion: "
-                  + ", ".join(f"{k} {v:+.2f}" for k, v in shifts.items()))
+        con.print(
+            "  label-logit shift per emotion: "
+            + ", ".join(f"{k} {v:+.2f}" for k, v in shifts.items())
+        )
+
+
+def _fmt(x) -> str:
+    return f"{x:.6g}" if isinstance(x, (int, float)) else str(x)
 
 
 def print_replay(con: Console, session, cmp) -> None:
@@ -86,13 +116,19 @@ def print_replay(con: Console, session, cmp) -> None:
     for col in ("what", "original", "replayed", "|diff|", "ok"):
         t.add_column(col)
     for r in metrics:
-        fmt = (lambda x: f"{x:.6g}" if isinstance(x, (int, float)) else str(x))
-        t.add_row(r["what"], fmt(r["original"]), fmt(r["replayed"]), f"{r['diff']:.2g}",
-                  "yes" if r["ok"] else "[red]NO[/]")
+        t.add_row(
+            r["what"],
+            _fmt(r["original"]),
+            _fmt(r["replayed"]),
+            f"{r['diff']:.2g}",
+            "yes" if r["ok"] else "[red]NO[/]",
+        )
     con.print(t)
     if vectors:
         worst = max(r["diff"] for r in vectors)
-        con.print(f"vectors: {len(vectors)} compared, max relative difference {worst:.2g}, "
-                  f"{sum(not r['ok'] for r in vectors)} mismatched")
+        con.print(
+            f"vectors: {len(vectors)} compared, max relative difference {worst:.2g}, "
+            f"{sum(not r['ok'] for r in vectors)} mismatched"
+        )
     con.print(f"replayed into {session.path}")
     con.print("[green]replay matches[/]" if not bad else f"[red]{len(bad)} mismatch(es)[/]")

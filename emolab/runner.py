@@ -51,8 +51,12 @@ def last_logits(
             check()
         batch = list(texts[start : start + batch_size])
         ids, mask = model.encode(batch, "right")
-        ctx = HookContext(name="", attention_mask=mask, prompt_lengths=mask.sum(1).tolist(),
-                          extra={"input_ids": ids})
+        ctx = HookContext(
+            name="",
+            attention_mask=mask,
+            prompt_lengths=mask.sum(1).tolist(),
+            extra={"input_ids": ids},
+        )
         with apply_hooks(model, hooks, ctx), torch.no_grad():
             logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
         last = mask.sum(1) - 1
@@ -94,7 +98,10 @@ def generate(
             check()
         ids, mask = model.encode(texts[start : start + batch_size], "left")
         ctx = HookContext(
-            name="", attention_mask=mask, prompt_lengths=mask.sum(1).tolist(), left_padded=True,
+            name="",
+            attention_mask=mask,
+            prompt_lengths=mask.sum(1).tolist(),
+            left_padded=True,
             extra={"input_ids": ids},
         )
         with apply_hooks(model, hooks, ctx), torch.no_grad():
@@ -113,7 +120,9 @@ def generate(
     return out
 
 
-def token_logprobs(model: LoadedModel, contexts: Sequence[str], texts: Sequence[str]) -> list[float]:
+def token_logprobs(
+    model: LoadedModel, contexts: Sequence[str], texts: Sequence[str]
+) -> list[float]:
     """Mean log-probability per token of each text given its context (no hooks)."""
     import torch
 

@@ -204,8 +204,14 @@ class Session:
             yield record
         except BaseException as exc:
             self._append(
-                {**base, **record, "status": "failed", "error": str(exc) or type(exc).__name__,
-                 "time": time.time(), "duration_s": time.time() - t0}
+                {
+                    **base,
+                    **record,
+                    "status": "failed",
+                    "error": str(exc) or type(exc).__name__,
+                    "time": time.time(),
+                    "duration_s": time.time() - t0,
+                }
             )
             raise
         self._append(
@@ -236,8 +242,10 @@ class Session:
 
     def methods(self) -> list[str]:
         primary = self.manifest.get("primary_method")
-        others = sorted(p.name[len("vectors-") : -len(".safetensors")]
-                        for p in self.path.glob("vectors-*.safetensors"))
+        others = sorted(
+            p.name[len("vectors-") : -len(".safetensors")]
+            for p in self.path.glob("vectors-*.safetensors")
+        )
         return ([primary] if primary else []) + others
 
     def load_vectors(self, method: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
@@ -268,8 +276,11 @@ class Session:
         from safetensors.numpy import save
 
         return self.write_artifact(
-            name, save({k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                       metadata={k: str(v) for k, v in metadata.items()})
+            name,
+            save(
+                {k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                metadata={k: str(v) for k, v in metadata.items()},
+            ),
         )
 
     def load_arrays(self, name: str) -> tuple[dict[str, np.ndarray], dict]:

@@ -1,6 +1,6 @@
 import os
 
-os.environ["EMOLAB_THREADS"] = "1"
+os.environ.setdefault("EMOLAB_THREADS", "1")
 os.environ["EMOLAB_LOAD_PLUGINS"] = ""
 os.environ.pop("EMOLAB_PLUGINS_DIR", None)
 

@@ -25,8 +25,18 @@ def test_models_datasets_plugins_json(run_cli):
 
 def test_extract_layers_steer_replay_on_tiny(run_cli, tmp_path):
     s = tmp_path / "s"
-    r = run_cli("extract", "--model", "tiny-llama", "--limit", "8", "--test-limit", "4",
-                "--session", s, "--json")
+    r = run_cli(
+        "extract",
+        "--model",
+        "tiny-llama",
+        "--limit",
+        "8",
+        "--test-limit",
+        "4",
+        "--session",
+        s,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["n_train"] == 7 * 8
     r = run_cli("layers", s, "--json")
@@ -34,8 +44,21 @@ def test_extract_layers_steer_replay_on_tiny(run_cli, tmp_path):
     assert {row["layer"] for row in out["rows"]} == {0, 1, 2, 3}
     assert {"acc", "acc_random", "acc_shuffled", "vector_norm", "resid_norm"} <= set(out["rows"][0])
     assert (s / "artifacts" / "layers.csv").is_file()
-    r = run_cli("steer", s, "--emotion", "joy", "--layer", "2", "--alpha", "0.5",
-                "--max-new-tokens", "4", "--prompt", "Tell me about your day.", "--json")
+    r = run_cli(
+        "steer",
+        s,
+        "--emotion",
+        "joy",
+        "--layer",
+        "2",
+        "--alpha",
+        "0.5",
+        "--max-new-tokens",
+        "4",
+        "--prompt",
+        "Tell me about your day.",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     assert "label_logit_shift" in res["metrics"] and len(res["steered"]) == 1
@@ -63,8 +86,10 @@ BAD = [
     (["extract", "--model", "tiny-llama", "--emotions", "joy,glee"], "has no label 'glee'"),
     (["extract", "--model", "tiny-llama", "--method", "magic"], "unknown extractor 'magic'"),
     (["extract", "--model", "tiny-llama", "--layers", "0,7"], "layer 7 out of range"),
-    (["extract", "--model", "tiny-llama", "--dataset", "csv:/no/such.csv"],
-     "dataset file not found"),
+    (
+        ["extract", "--model", "tiny-llama", "--dataset", "csv:/no/such.csv"],
+        "dataset file not found",
+    ),
 ]
 
 
@@ -118,7 +143,9 @@ def test_session_errors(run_cli, tmp_path):
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from emolab.cli import main; sys.argv=['emolab','--help'];\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'torch imported on the help path'")
+    code = (
+        "import sys; from emolab.cli import main; sys.argv=['emolab','--help'];\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported on the help path'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

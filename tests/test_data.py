@@ -10,8 +10,15 @@ def load(spec, split="train", **params):
 
 def test_goemotions_single_label_splits():
     train = load("goemotions-ekman")
-    assert {e.label for e in train} == {"anger", "disgust", "fear", "joy", "neutral", "sadness",
-                                        "surprise"}
+    assert {e.label for e in train} == {
+        "anger",
+        "disgust",
+        "fear",
+        "joy",
+        "neutral",
+        "sadness",
+        "surprise",
+    }
     assert len(load("goemotions", "test")) > 4000
 
 
@@ -26,12 +33,15 @@ def test_tigges_template_and_disjoint_splits():
 
 def test_user_csv_and_jsonl(tmp_path):
     f = tmp_path / "d.csv"
-    f.write_text("sentence,emo\n" + "".join(f"text number {i},{'a' if i % 2 else 'b'}\n"
-                                            for i in range(20)))
+    f.write_text(
+        "sentence,emo\n" + "".join(f"text number {i},{'a' if i % 2 else 'b'}\n" for i in range(20))
+    )
     rows = load(f"csv:{f}", text_column="sentence", label_column="emo")
     assert {r.label for r in rows} == {"a", "b"} and len(rows) == 14
     j = tmp_path / "d.jsonl"
-    j.write_text('{"text": "今日はとても嬉しい", "label": "joy"}\n{"text": "悲しい", "label": "sad"}\n')
+    j.write_text(
+        '{"text": "今日はとても嬉しい", "label": "joy"}\n{"text": "悲しい", "label": "sad"}\n'
+    )
     assert load(f"jsonl:{j}")[0].text == "今日はとても嬉しい"
 
 

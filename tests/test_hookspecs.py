@@ -9,14 +9,22 @@ import numpy as np
 import pytest
 
 from emolab import hookspecs, plugins
-from emolab.api import Aligner, DatasetSource, Evaluator, Example, Extractor, Intervention
-from emolab.api import ModelSource
+from emolab.api import (
+    Aligner,
+    DatasetSource,
+    Evaluator,
+    Example,
+    Extractor,
+    Intervention,
+    ModelSource,
+)
 from emolab.hookspecs import hookimpl
 
 
 def spec_names():
-    return [n for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
-            if n.startswith("register_")]
+    return [
+        n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("register_")
+    ]
 
 
 def test_every_hookspec_has_a_test():

@@ -54,11 +54,38 @@ def test_capture_equals_bridge_cache_and_sink_is_skipped(smol):
 
 def test_extract_steer_replay_end_to_end(smol, run_cli, tmp_path):
     s = tmp_path / "smol"
-    r = run_cli("extract", "--model", "smollm2-135m", "--emotions", "joy,anger", "--limit", "6",
-                "--test-limit", "4", "--layers", "8,16", "--session", s, "--json")
+    r = run_cli(
+        "extract",
+        "--model",
+        "smollm2-135m",
+        "--emotions",
+        "joy,anger",
+        "--limit",
+        "6",
+        "--test-limit",
+        "4",
+        "--layers",
+        "8,16",
+        "--session",
+        s,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
-    r = run_cli("steer", s, "--emotion", "joy", "--layer", "16", "--alpha", "0.3",
-                "--max-new-tokens", "6", "--prompt", "Describe the weather today.", "--json")
+    r = run_cli(
+        "steer",
+        s,
+        "--emotion",
+        "joy",
+        "--layer",
+        "16",
+        "--alpha",
+        "0.3",
+        "--max-new-tokens",
+        "6",
+        "--prompt",
+        "Describe the weather today.",
+        "--json",
+    )
     res = json.loads(r.output)
     assert r.exit_code == 0 and res["steered"][0] != ""
     r = run_cli("replay", s, "--out", tmp_path / "again", "--json")

@@ -27,7 +27,9 @@ class GoEmotions(DatasetSource):
 
 class GoEmotionsEkman(GoEmotions):
     name = "goemotions-ekman"
-    description = "GoEmotions mapped to Ekman: anger, disgust, fear, joy, sadness, surprise, neutral"
+    description = (
+        "GoEmotions mapped to Ekman: anger, disgust, fear, joy, sadness, surprise, neutral"
+    )
     folder = "goemotions/ekman"
 
 

@@ -181,8 +181,14 @@ class TinyLlama(ModelSource):
             hf.config.architectures = cfg.architectures
             return hf.eval().to(device)
 
-        meta = {"id": self.name, "source": self.source, "dtype": "float32", "device": device,
-                "sha256": "random-seed-0", "bridge_name": self.bridge_name}
+        meta = {
+            "id": self.name,
+            "source": self.source,
+            "dtype": "float32",
+            "device": device,
+            "sha256": "random-seed-0",
+            "bridge_name": self.bridge_name,
+        }
         return LoadedModel(self.name, fresh(), tok, meta, device, reload=fresh)
 
     bridge_name = "meta-llama/Llama-3.2-1B"

@@ -97,8 +97,9 @@ def new_session(path, model_name: str, device: str = "cpu", seed: int = 0) -> Se
 
         raise SessionError(f"{path}: is a file, not a session folder")
     model = load(model_name, device)
-    return Session.create(path, {**model.describe(), "name": model_name, "device": device},
-                          seed=seed)
+    return Session.create(
+        path, {**model.describe(), "name": model_name, "device": device}, seed=seed
+    )
 
 
 def open_or_create(path, model_name: str, device: str = "cpu") -> Session:

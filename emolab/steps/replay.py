@@ -24,8 +24,9 @@ class Comparison:
         return all(r["ok"] for r in self.rows)
 
     def add(self, what: str, original, replayed, diff: float, ok: bool) -> None:
-        self.rows.append({"what": what, "original": original, "replayed": replayed,
-                          "diff": diff, "ok": ok})
+        self.rows.append(
+            {"what": what, "original": original, "replayed": replayed, "diff": diff, "ok": ok}
+        )
 
 
 def missing_plugins(session: Session) -> list[str]:
@@ -35,14 +36,21 @@ def missing_plugins(session: Session) -> list[str]:
     for key, info in session.manifest.get("plugins", {}).items():
         kind, name = key.split(":", 1)
         if name not in reg.components.get(kind, {}):
-            out.append(f"{name} ({kind[:-1]}) from package '{info.get('package') or info['plugin']}'"
-                       f" {info.get('version', '')}".strip())
+            out.append(
+                f"{name} ({kind[:-1]}) from package '{info.get('package') or info['plugin']}'"
+                f" {info.get('version', '')}".strip()
+            )
     return out
 
 
-def replay(src: str | Path, out: str | Path | None = None, device: str | None = None,
-           rtol: float = 1e-3, atol: float = 1e-4, progress: Progress | None = None
-           ) -> tuple[Session, Comparison]:
+def replay(
+    src: str | Path,
+    out: str | Path | None = None,
+    device: str | None = None,
+    rtol: float = 1e-3,
+    atol: float = 1e-4,
+    progress: Progress | None = None,
+) -> tuple[Session, Comparison]:
     from . import STEPS
 
     progress = progress or Progress()
@@ -57,17 +65,26 @@ def replay(src: str | Path, out: str | Path | None = None, device: str | None = 
         raise SessionError(f"{original.path}: cannot replay step kind(s) {', '.join(unknown)}")
     missing = missing_plugins(original)
     if missing:
-        raise BadInput("replay needs plugins that are not installed: " + "; ".join(missing)
-                       + " (install them with `emolab install`)")
+        raise BadInput(
+            "replay needs plugins that are not installed: "
+            + "; ".join(missing)
+            + " (install them with `emolab install`)"
+        )
     meta = original.manifest["model"]
     device = device or "cpu"
     model = load(meta["name"], device)
     if meta.get("sha256") and model.meta.get("sha256") != meta["sha256"]:
-        raise BadInput(f"model '{meta['name']}' weights differ from the session's "
-                       f"(sha256 {model.meta.get('sha256', '?')[:12]} vs {meta['sha256'][:12]})")
+        raise BadInput(
+            f"model '{meta['name']}' weights differ from the session's "
+            f"(sha256 {model.meta.get('sha256', '?')[:12]} vs {meta['sha256'][:12]})"
+        )
     out = Path(out) if out else original.path.with_name(original.path.name + "-replay")
-    new = Session.create(out, {**meta, "device": device}, seed=original.manifest.get("seed", 0),
-                         replay_of=str(original.path.resolve()))
+    new = Session.create(
+        out,
+        {**meta, "device": device},
+        seed=original.manifest.get("seed", 0),
+        replay_of=str(original.path.resolve()),
+    )
     cmp = Comparison()
     for ev in steps:
         STEPS[ev["kind"]](new, dict(ev["params"]), progress)

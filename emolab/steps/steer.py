@@ -37,8 +37,14 @@ def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Pro
     """Unsteered generations, remembered per process: greedy, so reuse changes nothing."""
     key = (model.name, model.device, tuple(prompts), max_new_tokens)
     if key not in _BASELINES:
-        _BASELINES[key] = generate(model, prompts, (), max_new_tokens, check=progress.check,
-                                   on_batch=lambda s, b: progress.update(s + len(b)))
+        _BASELINES[key] = generate(
+            model,
+            prompts,
+            (),
+            max_new_tokens,
+            check=progress.check,
+            on_batch=lambda s, b: progress.update(s + len(b)),
+        )
     return _BASELINES[key]
 
 
@@ -80,7 +86,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     vec = emotion_vector(vectors, p["emotion"], model.n_layers)
     check_width(vec, model.d_model, "steering vector")
     if not 0 <= int(p["layer"]) < model.n_layers:
-        raise BadInput(f"layer {p['layer']} out of range: the model has layers 0-{model.n_layers - 1}")
+        raise BadInput(
+            f"layer {p['layer']} out of range: the model has layers 0-{model.n_layers - 1}"
+        )
     if not np.isfinite(vec[int(p["layer"])]).all():
         raise BadInput(f"no '{p['emotion']}' vector at layer {p['layer']} in this vector set")
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
@@ -90,24 +98,42 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         from .heads import circuit_heads
 
         spec, p["circuit_units"] = circuit_heads(session, p["emotion"], int(p["circuit"]))
-        inter = reg.get("interventions", "enhance", heads=spec, factor=p["circuit_factor"],
-                        positions=p["positions"])
+        inter = reg.get(
+            "interventions",
+            "enhance",
+            heads=spec,
+            factor=p["circuit_factor"],
+            positions=p["positions"],
+        )
     else:
         inter = reg.get(
-            "interventions", "residual_add", layer=p["layer"], alpha=p["alpha"],
-            scale=p["scale"], positions=p["positions"],
+            "interventions",
+            "residual_add",
+            layer=p["layer"],
+            alpha=p["alpha"],
+            scale=p["scale"],
+            positions=p["positions"],
         )
     hooks = guarded("interventions", inter, "hooks", model, vector=vec, norms=norms)
     evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
-    used = {**plugin_versions("interventions", [kind]),
-            **plugin_versions("evaluators", p["evaluators"])}
+    used = {
+        **plugin_versions("interventions", [kind]),
+        **plugin_versions("evaluators", p["evaluators"]),
+    }
     with session.step("steer", p, used) as rec:
         progress.task("generate baseline", len(prompts))
         base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
-        progress.task(f"generate steered ({p['emotion']}, L{p['layer']}, a={p['alpha']})",
-                      len(prompts))
-        steered = generate(model, prompts, hooks, p["max_new_tokens"], check=progress.check,
-                           on_batch=lambda s, b: progress.update(s + len(b)))
+        progress.task(
+            f"generate steered ({p['emotion']}, L{p['layer']}, a={p['alpha']})", len(prompts)
+        )
+        steered = generate(
+            model,
+            prompts,
+            hooks,
+            p["max_new_tokens"],
+            check=progress.check,
+            on_batch=lambda s, b: progress.update(s + len(b)),
+        )
         run_ = Run(model, prompts, base, steered, hooks, emotions, p["emotion"])
         metrics: dict[str, float] = {}
         progress.task("evaluate", len(evaluators))
@@ -119,14 +145,21 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         name = f"steer-{seq:03d}.jsonl"
         session.write_artifact(
             name,
-            "".join(json.dumps({"prompt": q, "baseline": b, "steered": s}) + "\n"
-                    for q, b, s in zip(prompts, base, steered)),
+            "".join(
+                json.dumps({"prompt": q, "baseline": b, "steered": s}) + "\n"
+                for q, b, s in zip(prompts, base, steered)
+            ),
         )
         rec["outputs"] = [f"artifacts/{name}"]
         rec["metrics"] = metrics
     progress.done()
-    return {"params": p, "prompts": prompts, "baseline": base, "steered": steered,
-            "metrics": metrics}
+    return {
+        "params": p,
+        "prompts": prompts,
+        "baseline": base,
+        "steered": steered,
+        "metrics": metrics,
+    }
 
 
 def rec_seq(session: Session) -> int:
