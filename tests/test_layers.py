@@ -197,3 +197,37 @@ def test_transfer_dataset_scores_without_refit(run_cli, tiny_session, tmp_path):
 def test_unknown_source_is_refused(tiny_session):
     with pytest.raises(BadInput, match="unknown source 'dreams'"):
         layers.run(tiny_session, {"source": "dreams"})
+
+
+@pytest.mark.real
+def test_real_smollm2_lda_beats_its_baselines(tmp_path):
+    """One integration path on SmolLM2: mean pooling, mean_diff + lda at 4 mid layers, 40
+    texts per label; the directions must beat both chance baselines by a clear margin."""
+    from emolab import plugins
+    from emolab.steps import extract
+    from emolab.steps.common import new_session
+
+    ok, why = plugins.get("models", "smollm2-135m").available("smollm2-135m")
+    if not ok:
+        pytest.skip(why)
+    s = new_session(tmp_path / "real", "smollm2-135m")
+    extract.run(
+        s,
+        {
+            "limit": 40,
+            "test_limit": 30,
+            "position": "mean",
+            "layers": "10,13,16,19",
+            "emotions": ["joy", "anger", "sadness"],
+            "methods": ["mean_diff", "lda"],
+        },
+    )
+    res = layers.run(s, {})
+    for method in ("mean_diff", "lda"):
+        peak = res["summary"][method]
+        mine = [
+            r for r in res["rows"] if r["method"] == method and r["layer"] == peak["peak_layer"]
+        ]
+        shuffled = np.mean([r["acc_shuffled"] for r in mine])
+        rand = np.mean([r["acc_random"] for r in mine])
+        assert peak["peak_acc"] > max(shuffled, rand) + 0.1, (method, peak, shuffled, rand)
