@@ -149,3 +149,31 @@ def test_help_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported on the help path'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_hf_source_loads_a_local_folder_and_reports_a_missing_one(
+    run_cli, tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "tiny-hf"
+    tiny_model.hf.save_pretrained(folder)
+    tiny_model.tokenizer.save_pretrained(folder)
+    r = run_cli(
+        "extract",
+        "--model",
+        f"hf:{folder}",
+        "--emotions",
+        "joy",
+        "--limit",
+        "4",
+        "--test-limit",
+        "2",
+        "--session",
+        tmp_path / "s",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["model"]["sha256"] and manifest["model"]["layers"] == 4
+    r = run_cli("extract", "--model", "hf:no-such-org/no-such-model", "--session", tmp_path / "t")
+    assert r.exit_code == 2 and "could not be loaded" in r.output
