@@ -384,7 +384,7 @@ class LayersScreen(LabScreen):
                         _f(r["acc_shuffled"]),
                         _f(r["auc"]),
                         _f(r["vector_norm"], ".1f"),
-                        _f(r["resid_norm"], ".1f"),
+                        _f(r["resid_norm"], ".3g"),
                     )
                 ]
             )
