@@ -5,7 +5,6 @@ layer table shows whether they do. The sign is fixed toward the emotion afterwar
 """
 
 import numpy as np
-from sklearn.cluster import KMeans as SkKMeans
 
 from ...api import Extractor, Param
 from .checks import check_classes, orient
@@ -17,6 +16,8 @@ class KMeans(Extractor):
     params = (Param("n_init", int, 1, "k-means restarts"), Param("seed", int, 0))
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import KMeans as SkKMeans
+
         check_classes(self.name, pos, neg, 1)
         x = np.concatenate([pos, neg]).astype(np.float64)
         km = SkKMeans(n_clusters=2, n_init=self.n_init, max_iter=100, random_state=self.seed).fit(x)

@@ -9,8 +9,6 @@ because the shuffled-label baseline refits it hundreds of times.
 """
 
 import numpy as np
-from scipy.linalg import solve
-from sklearn.covariance import LedoitWolf, shrunk_covariance
 
 from ...api import Extractor, Param
 from ...errors import BadInput
@@ -23,6 +21,9 @@ class LDA(Extractor):
     params = (Param("shrinkage", str, "auto", "'auto' (Ledoit-Wolf) or a number in [0, 1]"),)
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        from scipy.linalg import solve
+        from sklearn.covariance import LedoitWolf, shrunk_covariance
+
         check_classes(self.name, pos, neg, 2)
         xc = np.concatenate([pos - pos.mean(0), neg - neg.mean(0)]).astype(np.float64)
         if self.shrinkage == "auto":

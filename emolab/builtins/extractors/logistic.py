@@ -5,8 +5,6 @@ means the same on every layer; `cv` > 1 picks C by stratified cross-validation i
 """
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.preprocessing import StandardScaler
 
 from ...api import Extractor, Param
 from .checks import check_classes
@@ -24,6 +22,9 @@ class Logistic(Extractor):
     )
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+        from sklearn.preprocessing import StandardScaler
+
         check_classes(self.name, pos, neg, max(self.cv, 1))
         x = np.concatenate([pos, neg]).astype(np.float64)
         y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]

@@ -5,7 +5,6 @@ the class-separating axis instead of centring it away; the sign is fixed afterwa
 """
 
 import numpy as np
-from sklearn.decomposition import PCA as SkPCA
 
 from ...api import Extractor, Param
 from .checks import check_classes, orient
@@ -20,6 +19,8 @@ class PCA(Extractor):
     )
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        from sklearn.decomposition import PCA as SkPCA
+
         check_classes(self.name, pos, neg, 1)
         rng = np.random.default_rng(self.seed)
         n = max(self.pairs, 2)
