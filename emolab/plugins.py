@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.tui",
     "emolab.commands.analysis",
     "emolab.commands.experiments",
+    "emolab.commands.checkpoints",
 )
 
 # hook name -> (registry kind, component base class)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import ablate, align, extract, heads, layers, steer, sweep
+from . import ablate, align, compare, crosslingual, extract, finetune, heads, layers, steer, sweep
 
 STEPS: dict[str, Callable] = {
     "extract": extract.run,
@@ -17,4 +17,7 @@ STEPS: dict[str, Callable] = {
     "align": align.run,
     "sweep": sweep.run,
     "ablate": ablate.run,
+    "finetune": finetune.run,
+    "compare": compare.run,
+    "crosslingual": crosslingual.run,
 }
