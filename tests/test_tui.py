@@ -133,7 +133,7 @@ def test_layers_compute_runs_the_step_in_a_worker(lab):
         await settle(app, pilot)
         await pilot.press("2")
         assert app.screen.query_one("#layer-table").row_count == 4
-        assert app.work["message"] == "layers: done"
+        assert app.work["message"] == "layers: done", app.work
 
     drive(EmolabApp(lab, root="sessions"), script)
     kinds = [e["kind"] for e in Session.open(lab).steps()]
@@ -176,6 +176,7 @@ def test_errors_in_work_are_shown_not_raised(lab):
         await settle(app, pilot)
         assert app.work == {
             "running": False,
+            "title": "steer",
             "message": "steer: that layer does not exist",
             "level": "error",
         }

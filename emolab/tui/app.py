@@ -154,7 +154,12 @@ class EmolabApp(App):
 
     def _finish(self, message: str, level: str, done: Callable | None, result: Any) -> None:
         self.progress = None
-        self.work = {"running": False, "message": message, "level": level}
+        self.work = {
+            "running": False,
+            "title": self.work.get("title"),
+            "message": message,
+            "level": level,
+        }
         if done is not None:
             done(result)
         self.set_work()
