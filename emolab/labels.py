@@ -138,7 +138,8 @@ def resolve(
     """First visible token of each label's answer text in this tokenizer.
 
     A leading token that decodes to only whitespace (Gemma's '▁' before a Japanese word) is
-    skipped; a label with no visible token at all is an error.
+    skipped; a label whose tokens show nothing (only spaces, zero-width marks or unknown
+    tokens) is an error.
     """
     if not labels:
         raise BadInput("no labels given")
@@ -146,12 +147,13 @@ def resolve(
     ids, tokens, names = {}, {}, {}
     for label in labels:
         names[label] = label_name(label, lang)
-        toks = tokenizer(answer(label, lang), add_special_tokens=False)["input_ids"]
-        first = next(
-            (t for t in toks if t != unk and _visible(tokenizer.decode([t]))),
-            None,
-        )
-        if first is None:
+        toks = [
+            t
+            for t in tokenizer(answer(label, lang), add_special_tokens=False)["input_ids"]
+            if t != unk
+        ]
+        first = next((t for t in toks if _visible(tokenizer.decode([t]))), None)
+        if first is None or not _visible(tokenizer.decode(toks)):
             raise BadInput(
                 f"label {names[label]!r} has no token in {model_name or 'the model'}'s tokenizer"
             )

@@ -211,6 +211,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         raise BadInput(f"lr must be positive, got {p['lr']}")
     steps, seed = int(p["steps"]), int(p["seed"])
     base = session_model(session)
+    if p["train_layers"] not in (None, "all"):
+        parse_layers(p["train_layers"], base.n_layers)
     labels = dataset_labels(p["dataset"], p["labels"])
     p["labels"] = labels
     tokens = resolve(base.tokenizer, labels, p["lang"], base.name)
