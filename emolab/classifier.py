@@ -229,16 +229,27 @@ class Judge:
         """`[n, labels]` probabilities from one judge or the average of both."""
         if judge not in JUDGES:
             raise UnknownName(f"unknown judge '{judge}' (known: {', '.join(JUDGES)})")
+        wanted = ("minilm", "tfidf") if judge == "ensemble" else (judge,)
+        parts = self.proba_parts(texts, wanted, embeddings)
+        return np.mean([parts[w] for w in wanted], axis=0)
+
+    def proba_parts(
+        self,
+        texts: Sequence[str],
+        judges: Sequence[str] = ("minilm", "tfidf"),
+        embeddings: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Each independent judge's `[n, labels]` probabilities (for their agreement)."""
         texts = [t if t.strip() else "." for t in texts]
-        parts = []
-        if judge in ("ensemble", "minilm"):
+        out = {}
+        if "minilm" in judges:
             emb = embeddings if embeddings is not None else self.encoder.embed(texts)
-            parts.append(mlp_proba(self.mlp, emb))
-        if judge in ("ensemble", "tfidf"):
+            out["minilm"] = mlp_proba(self.mlp, emb)
+        if "tfidf" in judges:
             full = np.zeros((len(texts), len(self.labels)))
             full[:, self.tfidf.classes_] = self.tfidf.predict_proba(list(texts))
-            parts.append(full)
-        return np.mean(parts, axis=0)
+            out["tfidf"] = full
+        return out
 
     def accuracy(self, judge: str = "ensemble") -> float:
         return float(self.scores.get(judge, {}).get("accuracy", float("nan")))

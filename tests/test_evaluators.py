@@ -117,6 +117,7 @@ def test_classifier_evaluator(small_judge):
     assert m["p_target_rise"] == pytest.approx(m["p_target"] - m["p_target_baseline"])
     assert m["p_target_rise"] > 0
     assert 0 < m["judge_accuracy"] <= 1
+    assert 0 <= m["judge_agreement"] <= 1
     with pytest.raises(UnknownName, match="no label 'gratitude'"):
         c.evaluate(Run(None, ["p"], ["a"], ["b"], target="gratitude"))
     with pytest.raises(BadInput, match="target"):

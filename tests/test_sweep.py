@@ -49,6 +49,10 @@ def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
     assert len(rows) == 8
     assert {r["regime"] for r in rows} <= {"surgical", "repetitive", "explosive"}
     for r in res["rows"]:
+        assert 0 <= r["judge_agreement"] <= 1
+        mean = (r["p_target_minilm"] + r["p_target_tfidf"]) / 2
+        assert r["p_target"] == pytest.approx(mean, abs=1e-4)
+    for r in res["rows"]:
         assert r["p_target_rise"] == pytest.approx(r["p_target"] - r["p_target_baseline"], abs=1e-4)
     assert any(t[0].startswith("sweep 8 cells") for t in prog.tasks)
     for emo, best in res["best"].items():

@@ -76,8 +76,9 @@ def print_sweep(con: Console, res: dict) -> None:
         title=f"steering sweep ({len(res['rows'])} cells, {res['computed']} computed, "
         f"{res['resumed']} resumed)",
         caption=f"P: the {j['name']} judge's P(target) (its test accuracy "
-        f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); shift: label-logit "
-        "shift; ppl: perplexity ratio; d2: distinct-2; bold: best surgical",
+        f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
+        "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
+        "ppl: perplexity ratio; d2: distinct-2; bold: best surgical",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
@@ -89,6 +90,7 @@ def print_sweep(con: Console, res: dict) -> None:
         "P base",
         "P steer",
         "rise",
+        "agree",
         "shift",
         "ppl",
         "d2",
@@ -105,6 +107,7 @@ def print_sweep(con: Console, res: dict) -> None:
             f"{r['p_target_baseline']:.2f}",
             f"{r['p_target']:.2f}",
             f"{r['p_target_rise']:+.2f}",
+            f"{r['judge_agreement']:.2f}",
             f"{r['label_logit_shift']:+.2f}",
             f"{r['perplexity_ratio']:.2f}",
             f"{r['distinct2']:.2f}",

@@ -50,6 +50,9 @@ COLUMNS = (
     "p_target",
     "p_target_rise",
     "top_is_target",
+    "p_target_minilm",
+    "p_target_tfidf",
+    "judge_agreement",
     "label_logit_shift",
     "label_logit_shift_vs_others",
     "perplexity_ratio",
@@ -202,7 +205,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 from ..errors import UnknownName
 
                 raise UnknownName(f"the judge has no label '{emo}' (labels: {', '.join(j.labels)})")
-            probs = j.proba(steered, p["judge"])
+            parts = j.proba_parts(steered)
+            probs = (
+                np.mean(list(parts.values()), axis=0)
+                if p["judge"] == "ensemble"
+                else parts[p["judge"]]
+            )
+            agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
             shift = (last_logits(model, lists, hooks)[:, cols] - base_logits).mean(0)
             k = all_emotions.index(emo)
             others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
@@ -220,6 +229,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 "p_target": round(float(probs[:, col].mean()), 5),
                 "p_target_rise": round(float(probs[:, col].mean() - base_probs[:, col].mean()), 5),
                 "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
+                "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
+                "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
+                "judge_agreement": round(agree, 5),
                 "label_logit_shift": round(float(shift[k]), 5),
                 "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
                 "perplexity_ratio": round(m["perplexity_ratio"], 5),

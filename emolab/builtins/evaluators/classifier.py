@@ -43,13 +43,15 @@ class Classifier(Evaluator):
         if not run.steered_texts:
             raise BadInput("the classifier evaluator needs generated texts")
         j = self.judge_obj()
-        col = None
         steered = self.scores(run.steered_texts, run.target)
+        parts = j.proba_parts(list(run.steered_texts))
+        agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
         col = j.labels.index(run.target)
         out = {
             "p_target": float(steered[:, col].mean()),
             "top_is_target": float((steered.argmax(1) == col).mean()),
             "judge_accuracy": j.accuracy(self.judge),
+            "judge_agreement": agree,
         }
         if run.baseline_texts:
             base = self.scores(run.baseline_texts, run.target)
