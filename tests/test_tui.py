@@ -240,6 +240,18 @@ def test_heads_screen_without_and_with_a_head_map(lab):
     drive(EmolabApp(lab, root="sessions"), script)
 
 
+def test_heads_screen_computes_a_map_with_the_heads_step(lab):
+    async def script(app, pilot):
+        await pilot.press("3", "c")
+        await settle(app, pilot)
+        heatmap = app.screen.query_one(Heatmap)
+        assert heatmap.matrix.shape == (4, 4)
+        assert np.isfinite(heatmap.matrix).any()
+        assert app.session.steps()[-1]["kind"] == "heads"
+
+    drive(EmolabApp(lab, root="sessions"), script)
+
+
 def test_steer_screen_keys_and_generation(lab):
     async def script(app, pilot):
         await pilot.press("4")

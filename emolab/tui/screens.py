@@ -6,7 +6,6 @@ Screens read what the steps wrote (session manifest, log, artifacts) and start s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from datetime import datetime
@@ -449,10 +448,6 @@ class LayersScreen(LabScreen):
 
 
 # -- heads ------------------------------------------------------------------------------
-def heads_step_available() -> bool:
-    return importlib.util.find_spec("emolab.steps.heads") is not None
-
-
 def _as_matrix(obj: Any) -> np.ndarray | None:
     try:
         m = np.asarray(obj, dtype=float)
@@ -476,6 +471,12 @@ def find_head_map(session: Session, emotion: str) -> tuple[np.ndarray, dict] | N
             continue
         if not isinstance(obj, dict):
             continue
+        maps = obj.get("maps")
+        if isinstance(maps, dict):  # the heads step: one matrix per method
+            for method in ("ablation", "attribution", *maps):
+                m = _as_matrix((maps.get(method) or {}).get("matrix"))
+                if m is not None:
+                    return m, {**obj, **maps[method], "method": method, "file": path.name}
         for key in ("matrix", "map", "values", "scores"):
             m = _as_matrix(obj.get(key))
             if m is not None:
@@ -575,17 +576,10 @@ class HeadsScreen(LabScreen):
         session = self.need_session()
         if session is None:
             return
-        if not heads_step_available():
-            self.lab.set_work(
-                running=False,
-                level="warning",
-                message="this emolab has no heads step yet (emolab.steps.heads)",
-            )
-            return
         emotion = self.emotions()[self.emotion_i]
 
         def job(progress):
-            from ..steps import heads  # type: ignore[attr-defined]
+            from ..steps import heads
 
             return heads.run(session, {"emotion": emotion}, progress)
 
