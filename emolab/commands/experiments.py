@@ -284,7 +284,7 @@ def register_commands(cli):
         "--emotions", default="anger,disgust,fear,joy,sadness,surprise", show_default=True
     )
     @click.option("--layers", default=None, help="e.g. 10,15,20 (default: 1/3, 1/2, 2/3 depth)")
-    @click.option("--alphas", default="0.1,0.2,0.3,0.5", show_default=True)
+    @click.option("--alphas", default="0.15,0.3,0.5,0.75", show_default=True)
     @click.option(
         "--scale",
         type=click.Choice(["relative", "absolute"]),

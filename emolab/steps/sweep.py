@@ -28,7 +28,7 @@ from .steer import vectors_for
 DEFAULTS = {
     "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
     "layers": None,  # default: a third, half and two thirds of the depth
-    "alphas": [0.1, 0.2, 0.3, 0.5],
+    "alphas": [0.15, 0.3, 0.5, 0.75],
     "scale": "relative",
     "positions": "all",
     "method": None,
