@@ -73,7 +73,9 @@ def test_compare_checkpoints(sessions, run_cli):
         "rises",
         "no rise at base",
     }
-    own = {(r["step"], r["emotion"]): r["slope"] for r in out["sensitivity"] if r["vector"] == "own"}
+    own = {
+        (r["step"], r["emotion"]): r["slope"] for r in out["sensitivity"] if r["vector"] == "own"
+    }
     basev = {
         (r["step"], r["emotion"]): r["slope"] for r in out["sensitivity"] if r["vector"] == "base"
     }
