@@ -122,3 +122,23 @@ def test_classifier_evaluator(small_judge):
         c.evaluate(Run(None, ["p"], ["a"], ["b"], target="gratitude"))
     with pytest.raises(BadInput, match="target"):
         c.evaluate(Run(None, ["p"], ["a"], ["b"]))
+
+
+def test_logit_diff_and_label_logit_shift(tiny_model):
+    m = ev("logit_diff", a="good", b="bad").evaluate(Run(tiny_model, PROMPTS))
+    assert m["logit_diff_change"] == 0 and m["logit_diff"] == m["logit_diff_baseline"]
+    v = np.random.default_rng(0).normal(size=(4, 64)).astype("f4")
+    hooks = plugins.get(
+        "interventions", "residual_add", layer=2, alpha=3.0, scale="absolute"
+    ).hooks(tiny_model, vector=v)
+    m = ev("logit_diff", a="good", b="bad").evaluate(Run(tiny_model, PROMPTS, hooks=hooks))
+    assert m["logit_diff_change"] != 0
+    emotions = ["joy", "anger", "fear"]
+    s = ev("label_logit_shift").evaluate(
+        Run(tiny_model, PROMPTS, hooks=hooks, emotions=emotions, target="joy")
+    )
+    assert set(s) >= {f"label_logit_shift/{e}" for e in emotions}
+    others = (s["label_logit_shift/anger"] + s["label_logit_shift/fear"]) / 2
+    assert s["label_logit_shift_vs_others"] == pytest.approx(s["label_logit_shift"] - others)
+    with pytest.raises(BadInput, match="list of emotions"):
+        ev("label_logit_shift").evaluate(Run(tiny_model, PROMPTS))
