@@ -26,6 +26,7 @@ from ..labels import LabelTokens, label_logits, parallel_texts, prompt, resolve
 from ..progress import Progress
 from ..session import Session
 from .common import parse_layers, session_model
+from .compare import to_csv
 from .layers import _unit
 
 LANGS = ("en", "ja")
@@ -176,8 +177,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             },
             {"model": model.name, "baseline": baseline, "emotions": ",".join(emotions)},
         )
-        from .compare import to_csv
-
         session.write_artifact("crosslingual.csv", to_csv(table))
         result = {
             "model": model.name,

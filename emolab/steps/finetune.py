@@ -244,11 +244,10 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 f"ask for more --steps to continue, or use a new --out"
             )
         history = info["history"]
-    params_log = {**p}
     encoded = encode_examples(base.tokenizer, train, tokens, p["lang"], int(p["max_text_tokens"]))
     pad_id = base.tokenizer.pad_token_id
 
-    with session.step("finetune", params_log) as rec:
+    with session.step("finetune", p) as rec:
         rec["inputs"] = dict(hashes)
         if resume is None:
             progress.task(f"test accuracy of the base model ({len(test)} texts)", 1)
