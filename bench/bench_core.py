@@ -13,22 +13,9 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def row(name: str, ratio: float, target: str, ok: bool) -> None:
-    print(f"  {name:<52} {ratio:6.3f}   target {target:<7} {'ok' if ok else 'MISSED'}", flush=True)
+from timing import best_of, row
 
 
 def main() -> None:

@@ -14,14 +14,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from timing import row
 
 LABELS = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
 FAST = ("mean_diff", "pca", "kmeans", "logistic", "lda")
-
-
-def row(name: str, ratio: float, target: str, ok: bool | None) -> None:
-    verdict = "" if ok is None else ("ok" if ok else "MISSED")
-    print(f"  {name:<56} {ratio:7.3f}   target {target:<7} {verdict}", flush=True)
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ import os
 import tempfile
 import time
 
-
-def row(name: str, value: float, target: str, ok: bool) -> None:
-    print(f"  {name:<52} {value:7.3f}   target {target:<7} {'ok' if ok else 'MISSED'}", flush=True)
+from timing import row
 
 
 def main() -> None:

@@ -8,22 +8,8 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def row(name: str, value: float, target: str, ok: bool) -> None:
-    print(f"  {name:<56} {value:7.3f}   target {target:<7} {'ok' if ok else 'MISSED'}", flush=True)
+from timing import best_of, row
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 here = Path(__file__).parent
+sys.path.insert(0, str(here))  # the benchmarks share bench/timing.py
 only = sys.argv[1:]
 for path in sorted(here.glob("bench_*.py")):
     if only and path.stem.removeprefix("bench_") not in only:

