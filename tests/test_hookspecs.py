@@ -207,3 +207,26 @@ def test_single_file_plugin_dir(tmp_path, monkeypatch):
         assert "ImportError: nope" in reg.plugins["bad"].error
     finally:
         plugins.reset()
+
+
+def test_every_builtin_component_is_named_in_a_test():
+    """A built-in extractor, intervention, evaluator... that no test mentions is untested."""
+    from pathlib import Path
+
+    plugins.reset()
+    reg = plugins.registry()
+    here = Path(__file__).parent
+    corpus = "".join(p.read_text(encoding="utf-8") for p in here.glob("test_*.py"))
+
+    def named(comp) -> bool:
+        prefix = getattr(comp, "prefix", None)
+        quoted = (f'"{comp.name}"', f"'{comp.name}'", f'"{prefix}', f'f"{prefix}')
+        return any(q in corpus for q in quoted if "None" not in q)
+
+    missing = [
+        f"{kind}:{name}"
+        for kind, table in reg.components.items()
+        for name, comp in table.items()
+        if reg.plugin_of(kind, name).source == "builtin" and not named(comp)
+    ]
+    assert not missing, f"built-in components no test names: {missing}"
