@@ -58,7 +58,12 @@ def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
     for emo, best in res["best"].items():
         if best is not None:
             assert best["regime"] == "surgical"
-            same = [r for r in res["rows"] if r["emotion"] == emo and r["regime"] == "surgical"]
+            assert best["surgical_share"] >= 0.5
+            same = [
+                r
+                for r in res["rows"]
+                if r["emotion"] == emo and r["regime"] == "surgical" and r["surgical_share"] >= 0.5
+            ]
             assert best["p_target_rise"] == max(r["p_target_rise"] for r in same)
     # the same sweep again: nothing recomputed, same numbers
     again = sweep.run(tiny_session, small())
@@ -120,3 +125,15 @@ def test_sweep_cli_table_and_json(run_cli, tiny_session, small_judge, tmp_path):
     r = run_cli(*args, "--json")
     res = json.loads(r.output)
     assert res["resumed"] == 1 and res["judge"]["accuracy"] > 0
+
+
+def test_best_surgical_needs_a_surgical_share():
+    cells = [
+        {"emotion": "joy", "regime": "surgical", "surgical_share": 0.2, "p_target_rise": 0.9},
+        {"emotion": "joy", "regime": "surgical", "surgical_share": 0.8, "p_target_rise": 0.3},
+        {"emotion": "joy", "regime": "explosive", "surgical_share": 0.0, "p_target_rise": 0.99},
+        {"emotion": "fear", "regime": "repetitive", "surgical_share": 0.0, "p_target_rise": 0.5},
+    ]
+    best = sweep.best_surgical(cells)
+    assert best["joy"]["p_target_rise"] == 0.3 and best["fear"] is None
+    assert sweep.best_surgical(cells, 0.0)["joy"]["p_target_rise"] == 0.9

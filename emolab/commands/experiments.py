@@ -374,7 +374,10 @@ def register_commands(cli):
             res = step.run(session, params, progress)
         if as_json:
             return _out_json(res)
-        print_sweep(Console(highlight=False), res)
+        import shutil
+
+        width = max(shutil.get_terminal_size().columns, 110)  # files and pipes get all columns
+        print_sweep(Console(highlight=False, width=width), res)
 
     @cli.command()
     @click.argument("session_path")

@@ -41,6 +41,7 @@ DEFAULTS = {
     "max_ratio": 3.0,
     "min_distinct2": 0.5,
     "max_distinct_drop": 0.6,
+    "min_surgical_share": 0.5,
 }
 COLUMNS = (
     "emotion",
@@ -84,7 +85,9 @@ def check_params(p: dict) -> None:
 
 def sweep_key(p: dict, vector_meta: dict) -> str:
     """What makes a cell's numbers: everything but the grid itself."""
-    fixed = {k: p[k] for k in DEFAULTS if k not in ("emotions", "layers", "alphas")}
+    fixed = {
+        k: p[k] for k in DEFAULTS if k not in ("emotions", "layers", "alphas", "min_surgical_share")
+    }
     h = hashlib.sha256(json.dumps([fixed, vector_meta], sort_keys=True, default=str).encode())
     return h.hexdigest()[:10]
 
@@ -111,12 +114,14 @@ def write_cells(session: Session, name: str, cells: dict[tuple, dict]) -> None:
     session.write_artifact(name, buf.getvalue())
 
 
-def best_surgical(cells: list[dict]) -> dict[str, dict | None]:
-    """Per emotion, the surgical cell with the largest rise in P(target)."""
+def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict | None]:
+    """Per emotion, the surgical cell with the largest rise in P(target). The cell's regime
+    is judged on all its texts pooled, so at least `min_share` of its single texts must be
+    surgical too: a pooled ratio can hide a few degenerate continuations."""
     out: dict[str, dict | None] = {}
     for c in cells:
         out.setdefault(c["emotion"], None)
-        if c["regime"] != "surgical":
+        if c["regime"] != "surgical" or float(c["surgical_share"]) < min_share:
             continue
         best = out[c["emotion"]]
         if best is None or float(c["p_target_rise"]) > float(best["p_target_rise"]):
@@ -250,7 +255,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             session.write_artifact(texts_name, prev + lines[-1])
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
-        best = best_surgical(rows)
+        best = best_surgical(rows, float(p["min_surgical_share"]))
         rec["outputs"] = [
             f"artifacts/{name}",
             f"artifacts/{texts_name}",
