@@ -137,3 +137,37 @@ def test_best_surgical_needs_a_surgical_share():
     best = sweep.best_surgical(cells)
     assert best["joy"]["p_target_rise"] == 0.3 and best["fear"] is None
     assert sweep.best_surgical(cells, 0.0)["joy"]["p_target_rise"] == 0.9
+
+
+def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, small_judge):
+    from emolab.steps import heads
+
+    with pytest.raises(BadInput, match="no head map for 'joy'"):
+        sweep.run(tiny_session, small(circuits=[2]))
+    heads.run(tiny_session, {"emotion": "joy", "compare": True, "layer": 3, "n_texts": 3})
+    grid = small(
+        emotions=["joy"], layers=[2], alphas=[0.3], circuits=[2], circuit_factors=[1.0, 3.0]
+    )
+    res = sweep.run(tiny_session, grid)
+    kinds = [(r["intervention"], r["layer"], r["alpha"]) for r in res["rows"]]
+    assert kinds == [("residual", 2, 0.3), ("circuit-top2", -1, 1.0), ("circuit-top2", -1, 3.0)]
+    spec = heads.circuit_heads(tiny_session, "joy", 2)[0]
+    identity, scaled = res["rows"][1:]
+    assert identity["heads"] == scaled["heads"] == spec
+    # scaling heads by 1 changes nothing: same texts as the baseline, same judge numbers
+    assert identity["p_target_rise"] == 0 and identity["perplexity_ratio"] == pytest.approx(1)
+    assert identity["label_logit_shift"] == pytest.approx(0, abs=1e-4)
+    assert set(res["best_circuit"]) == {"joy"}
+    rows = list(csv.DictReader(open(res["csv"])))
+    assert [r["intervention"] for r in rows].count("circuit-top2") == 2
+    again = sweep.run(tiny_session, grid)
+    assert again["computed"] == 0 and again["rows"] == res["rows"]
+    step = tiny_session.steps()[-1]
+    assert "interventions:enhance" in step["plugins"]
+
+
+def test_sweep_circuit_bad_sizes(tiny_session):
+    with pytest.raises(BadInput, match="at least 1 head"):
+        sweep.run(tiny_session, small(circuits=[0]))
+    with pytest.raises(BadInput, match="factor list is empty"):
+        sweep.run(tiny_session, small(circuits=[2], circuit_factors=[]))

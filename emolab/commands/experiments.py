@@ -78,7 +78,9 @@ def print_sweep(con: Console, res: dict) -> None:
         caption=f"P: the {j['name']} judge's P(target) (its test accuracy "
         f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
         "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
-        "ppl: perplexity ratio; d2: distinct-2; bold: best surgical",
+        "top: share of texts whose top label is the target; ppl: perplexity ratio; "
+        "d2: distinct-2; circuit rows scale the emotion's top-k heads by alpha; "
+        "bold: best surgical per kind",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
@@ -90,6 +92,7 @@ def print_sweep(con: Console, res: dict) -> None:
         "P base",
         "P steer",
         "rise",
+        "top",
         "agree",
         "shift",
         "ppl",
@@ -97,27 +100,42 @@ def print_sweep(con: Console, res: dict) -> None:
         "regime",
     ):
         t.add_column(col, justify="left" if col in ("emotion", "regime") else "right")
-    best = {e: (b["layer"], b["alpha"]) if b else None for e, b in res["best"].items()}
+    stars = [b for best in (res["best"], res["best_circuit"]) for b in best.values() if b]
     for r in res["rows"]:
-        star = best.get(r["emotion"]) == (r["layer"], r["alpha"])
+        circuit = r["intervention"] != "residual"
         t.add_row(
             r["emotion"],
-            str(r["layer"]),
-            f"{r['alpha']:g}",
+            r["intervention"].removeprefix("circuit-") + " heads" if circuit else str(r["layer"]),
+            f"x{r['alpha']:g}" if circuit else f"{r['alpha']:g}",
             f"{r['p_target_baseline']:.2f}",
             f"{r['p_target']:.2f}",
             f"{r['p_target_rise']:+.2f}",
+            f"{r['top_is_target']:.2f}",
             f"{r['judge_agreement']:.2f}",
             f"{r['label_logit_shift']:+.2f}",
             f"{r['perplexity_ratio']:.2f}",
             f"{r['distinct2']:.2f}",
             r["regime"],
-            style="bold green" if star else None,
+            style="bold green" if r in stars else None,
         )
     con.print(t)
     for emo, b in res["best"].items():
         if b is None:
-            con.print(f"  {emo}: no surgical setting in this grid")
+            con.print(f"  {emo}: no surgical residual setting in this grid")
+    if any(r["intervention"] != "residual" for r in res["rows"]):
+        for emo, b in res["best_circuit"].items():
+            r = res["best"].get(emo)
+            con.print(
+                f"  {emo}: residual best "
+                + (f"P +{r['p_target_rise']:.2f}, top {r['top_is_target']:.2f}" if r else "none")
+                + " | circuit best "
+                + (
+                    f"P +{b['p_target_rise']:.2f}, top {b['top_is_target']:.2f} "
+                    f"({b['intervention'].removeprefix('circuit-')} x{b['alpha']:g})"
+                    if b
+                    else "none surgical"
+                )
+            )
         else:
             con.print(
                 f"  {emo}: best surgical L{b['layer']} alpha {b['alpha']:g}: P({emo}) "
@@ -306,6 +324,12 @@ def register_commands(cli):
     @click.option("--max-new-tokens", type=int, default=24, show_default=True)
     @click.option("--method", default=None)
     @click.option(
+        "--circuits",
+        default=None,
+        help="also scale each emotion's top-k heads (from `emolab heads`), e.g. 3,10",
+    )
+    @click.option("--circuit-factors", default="2,4", show_default=True)
+    @click.option(
         "--judge",
         default="ensemble",
         show_default=True,
@@ -343,13 +367,16 @@ def register_commands(cli):
         prompts_file,
         max_new_tokens,
         method,
+        circuits,
+        circuit_factors,
         judge,
         judge_train_limit,
         max_ratio,
         min_distinct2,
         as_json,
     ):
-        """Steering grid emotions x layers x alphas, judged and resumable."""
+        """Steering grid emotions x layers x alphas, judged and resumable; with --circuits
+        circuit modulation is judged in the same table."""
         from ..session import Session
         from ..steps import sweep as step
 
@@ -367,6 +394,9 @@ def register_commands(cli):
         }
         if layers:
             params["layers"] = layers
+        if circuits:
+            params["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
+            params["circuit_factors"] = _floats(circuit_factors, "circuit factor")
         if prompts_file:
             params["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)

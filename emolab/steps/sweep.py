@@ -4,6 +4,11 @@ external classifier, the label-logit shift and the perplexity regime.
 Cells are written to a csv artifact as they finish (atomically), keyed by everything that
 changes a cell's numbers; re-running the same sweep reads that file and computes only the
 missing cells, so a sweep cut off on a laptop resumes where it stopped.
+
+With `circuits` (top-k sizes) the same grid also runs circuit modulation: the emotion's k
+strongest heads from the session's latest head map (`emolab heads`) scaled by each of
+`circuit_factors` instead of adding the vector. Those rows have intervention
+`circuit-top<k>`, layer -1 and alpha = the factor, so both kinds sit in one judged table.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
 from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
+from .heads import circuit_heads
 from .steer import vectors_for
 
 DEFAULTS = {
@@ -42,9 +48,14 @@ DEFAULTS = {
     "min_distinct2": 0.5,
     "max_distinct_drop": 0.6,
     "min_surgical_share": 0.5,
+    "circuits": [],  # top-k head counts for circuit modulation (empty: residual only)
+    "circuit_factors": [2.0, 4.0],
 }
+GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
+RESIDUAL = "residual"
 COLUMNS = (
     "emotion",
+    "intervention",
     "layer",
     "alpha",
     "p_target_baseline",
@@ -61,7 +72,9 @@ COLUMNS = (
     "distinct2_baseline",
     "regime",
     "surgical_share",
+    "heads",
 )
+TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads")
 REGIMES = ("surgical", "repetitive", "explosive")
 
 
@@ -81,13 +94,15 @@ def check_params(p: dict) -> None:
         raise BadInput("empty prompt")
     if int(p["max_new_tokens"]) < 2:
         raise BadInput("max_new_tokens must be at least 2")
+    if any(int(k) < 1 for k in p["circuits"]):
+        raise BadInput("circuit sizes must be at least 1 head")
+    if p["circuits"] and not p["circuit_factors"]:
+        raise BadInput("circuit factor list is empty (give e.g. --circuit-factors 2,4)")
 
 
 def sweep_key(p: dict, vector_meta: dict) -> str:
     """What makes a cell's numbers: everything but the grid itself."""
-    fixed = {
-        k: p[k] for k in DEFAULTS if k not in ("emotions", "layers", "alphas", "min_surgical_share")
-    }
+    fixed = {k: p[k] for k in DEFAULTS if k not in GRID}
     h = hashlib.sha256(json.dumps([fixed, vector_meta], sort_keys=True, default=str).encode())
     return h.hexdigest()[:10]
 
@@ -99,10 +114,15 @@ def read_cells(session: Session, name: str) -> dict[tuple, dict]:
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     out = {}
     for r in rows:
-        cell = {c: r[c] if c in ("emotion", "regime") else float(r[c]) for c in COLUMNS}
+        r = {"intervention": RESIDUAL, "heads": "", **r}  # files from before circuits
+        cell = {c: r[c] if c in TEXT_COLUMNS else float(r[c]) for c in COLUMNS}
         cell["layer"] = int(cell["layer"])
-        out[(cell["emotion"], cell["layer"], cell["alpha"])] = cell
+        out[cell_key(cell)] = cell
     return out
+
+
+def cell_key(cell: dict) -> tuple:
+    return (cell["emotion"], cell["intervention"], cell["layer"], cell["alpha"])
 
 
 def write_cells(session: Session, name: str, cells: dict[tuple, dict]) -> None:
@@ -117,7 +137,8 @@ def write_cells(session: Session, name: str, cells: dict[tuple, dict]) -> None:
 def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict | None]:
     """Per emotion, the surgical cell with the largest rise in P(target). The cell's regime
     is judged on all its texts pooled, so at least `min_share` of its single texts must be
-    surgical too: a pooled ratio can hide a few degenerate continuations."""
+    surgical too: a pooled ratio can hide a few degenerate continuations. Callers pass one
+    intervention kind at a time."""
     out: dict[str, dict | None] = {}
     for c in cells:
         out.setdefault(c["emotion"], None)
@@ -134,6 +155,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     p = {**DEFAULTS, **params}
     p["alphas"] = [float(a) for a in p["alphas"]]
     p["emotions"] = list(p["emotions"])
+    p["circuits"] = [int(k) for k in p["circuits"]]
+    p["circuit_factors"] = [float(f) for f in p["circuit_factors"]]
     check_params(p)
     n_layers = int(session.manifest["model"]["layers"])
     if p["layers"] is None:
@@ -148,6 +171,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         for layer in p["layers"]:
             if not np.isfinite(v[layer]).all():
                 raise BadInput(f"no '{e}' vector at layer {layer} in this vector set")
+    circuit_specs = circuit_grid(session, p)
     all_emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(vecs)
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
     reg = plugins.registry()
@@ -165,10 +189,23 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
     cells = read_cells(session, name)
-    grid = [(e, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]]
-    todo = [g for g in grid if g not in cells]
+    grid = [
+        (e, RESIDUAL, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
+    ] + [
+        (e, f"circuit-top{k}", -1, f)
+        for e in p["emotions"]
+        for k in p["circuits"]
+        for f in p["circuit_factors"]
+    ]
+    # a circuit cell is stale when the head map behind it changed
+    todo = [
+        g
+        for g in grid
+        if g not in cells or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
+    ]
+    kinds = ["residual_add"] + (["enhance"] if p["circuits"] else [])
     used = {
-        **plugin_versions("interventions", ["residual_add"]),
+        **plugin_versions("interventions", kinds),
         **plugin_versions("evaluators", ["classifier", "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
@@ -191,16 +228,22 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         base_logits = last_logits(model, lists)[:, cols]
         lines = []
         progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
-        for i, (emo, layer, alpha) in enumerate(todo):
+        for i, (emo, kind, layer, alpha) in enumerate(todo):
             progress.check()
-            inter = reg.get(
-                "interventions",
-                "residual_add",
-                layer=layer,
-                alpha=alpha,
-                scale=p["scale"],
-                positions=p["positions"],
-            )
+            heads = circuit_specs.get((emo, kind), "")
+            if kind == RESIDUAL:
+                inter = reg.get(
+                    "interventions",
+                    "residual_add",
+                    layer=layer,
+                    alpha=alpha,
+                    scale=p["scale"],
+                    positions=p["positions"],
+                )
+            else:
+                inter = reg.get(
+                    "interventions", "enhance", heads=heads, factor=alpha, positions=p["positions"]
+                )
             hooks = guarded("interventions", inter, "hooks", model, vector=vecs[emo], norms=norms)
             steered = generate(
                 model, prompts, hooks, p["max_new_tokens"], p["batch_size"], check=progress.check
@@ -226,8 +269,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 "evaluate",
                 Run(model, prompts, base, steered, hooks, all_emotions, emo),
             )
-            cells[(emo, layer, alpha)] = {
+            cells[(emo, kind, layer, alpha)] = {
                 "emotion": emo,
+                "intervention": kind,
                 "layer": layer,
                 "alpha": alpha,
                 "p_target_baseline": round(float(base_probs[:, col].mean()), 5),
@@ -244,10 +288,20 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 "distinct2_baseline": round(m["distinct2_baseline"], 5),
                 "regime": REGIMES[int(m["regime_code"])],
                 "surgical_share": round(m["surgical_share"], 5),
+                "heads": heads,
             }
             write_cells(session, name, cells)
             lines.append(
-                json.dumps({"emotion": emo, "layer": layer, "alpha": alpha, "steered": steered})
+                json.dumps(
+                    {
+                        "emotion": emo,
+                        "intervention": kind,
+                        "heads": heads,
+                        "layer": layer,
+                        "alpha": alpha,
+                        "steered": steered,
+                    }
+                )
                 + "\n"
             )
             old = session.artifact(texts_name)
@@ -255,7 +309,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             session.write_artifact(texts_name, prev + lines[-1])
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
-        best = best_surgical(rows, float(p["min_surgical_share"]))
+        share = float(p["min_surgical_share"])
+        best = best_surgical([r for r in rows if r["intervention"] == RESIDUAL], share)
+        best_circuit = best_surgical([r for r in rows if r["intervention"] != RESIDUAL], share)
         rec["outputs"] = [
             f"artifacts/{name}",
             f"artifacts/{texts_name}",
@@ -267,6 +323,10 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 metrics[f"best_p_target_rise/{emo}"] = float(b["p_target_rise"])
                 metrics[f"best_layer/{emo}"] = float(b["layer"])
                 metrics[f"best_alpha/{emo}"] = float(b["alpha"])
+        for emo, b in best_circuit.items():
+            if b is not None:
+                metrics[f"best_circuit_p_target_rise/{emo}"] = float(b["p_target_rise"])
+                metrics[f"best_circuit_top_is_target/{emo}"] = float(b["top_is_target"])
         rec["metrics"] = metrics
     progress.done()
     return {
@@ -274,6 +334,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "csv": str(session.artifact(name)),
         "rows": rows,
         "best": best,
+        "best_circuit": best_circuit,
         "resumed": len(grid) - len(todo),
         "computed": len(todo),
         "judge": {
@@ -281,4 +342,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "accuracy": j.accuracy(p["judge"]),
             "macro_f1": j.scores[p["judge"]]["macro_f1"],
         },
+    }
+
+
+def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
+    """(emotion, 'circuit-top<k>') -> the head spec from the session's latest head map."""
+    return {
+        (e, f"circuit-top{k}"): circuit_heads(session, e, k)[0]
+        for e in p["emotions"]
+        for k in p["circuits"]
     }
