@@ -26,6 +26,9 @@ class Progress:
     def done(self) -> None:
         pass
 
+    def text(self, key: str, index: int, text: str) -> None:
+        """A partial output as it streams (e.g. key 'steered', prompt index, text so far)."""
+
     def cancel(self) -> None:
         self._cancel.set()
 

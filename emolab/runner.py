@@ -83,8 +83,10 @@ def generate(
     use_chat: bool = True,
     check: Callable[[], None] | None = None,
     on_batch: Callable[[int, list[str]], None] | None = None,
+    on_text: Callable[[int, str], None] | None = None,
 ) -> list[str]:
-    """Greedy continuations (left padding, batched), hooks active for every step."""
+    """Greedy continuations (left padding, batched), hooks active for every step.
+    `on_text(i, text_so_far)` streams each prompt's continuation as tokens arrive."""
     import torch
 
     for p in prompts:
@@ -111,6 +113,7 @@ def generate(
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=pad,
+                streamer=RowStreamer(model.tokenizer, start, on_text) if on_text else None,
             )
         new = model.tokenizer.batch_decode(gen[:, ids.shape[1] :], skip_special_tokens=True)
         batch = [t.strip() for t in new]
@@ -118,6 +121,27 @@ def generate(
         if on_batch:
             on_batch(start, batch)
     return out
+
+
+class RowStreamer:
+    """HF generation streamer for a whole batch (HF's own streamers take one row): decodes
+    each row's new tokens so far and hands them to `on_text(row_index, text)`."""
+
+    def __init__(self, tokenizer, offset: int, on_text: Callable[[int, str], None]) -> None:
+        self.tokenizer, self.offset, self.on_text = tokenizer, offset, on_text
+        self.rows: list[list[int]] | None = None
+
+    def put(self, value) -> None:
+        if self.rows is None:  # the first call carries the prompt
+            self.rows = [[] for _ in range(value.shape[0])]
+            return
+        for i, tok in enumerate(value.reshape(len(self.rows), -1)[:, -1].tolist()):
+            self.rows[i].append(tok)
+            text = self.tokenizer.decode(self.rows[i], skip_special_tokens=True)
+            self.on_text(self.offset + i, text.strip())
+
+    def end(self) -> None:
+        pass
 
 
 def token_logprobs(

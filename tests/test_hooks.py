@@ -69,6 +69,22 @@ def test_batched_left_padded_generation_equals_one_by_one(tiny_model):
     assert batched == single
 
 
+def test_streamed_text_grows_to_the_final_text(tiny_model):
+    prompts = ["Tell me a story about a cat", "Hi", "What is the weather like today?"]
+    seen: dict[int, list[str]] = {}
+    out = generate(
+        tiny_model,
+        prompts,
+        max_new_tokens=6,
+        batch_size=2,
+        on_text=lambda i, t: seen.setdefault(i, []).append(t),
+    )
+    assert sorted(seen) == [0, 1, 2]
+    for i, texts in seen.items():
+        assert len(texts) == 6  # one report per generated token, both batches
+        assert texts[-1] == out[i]
+
+
 def test_generation_context_counts_new_tokens(tiny_model):
     seen = []
 

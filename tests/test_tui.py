@@ -265,10 +265,18 @@ def test_steer_screen_keys_and_generation(lab):
         prompt = app.screen.query_one("#prompt")
         assert prompt.has_focus
         prompt.value = "Describe the room you are in."
+        streamed = []
+        show = app.screen.show_text
+        app.screen.show_text = lambda k, i, t: (streamed.append((k, i, t)), show(k, i, t))
         await pilot.press("enter")
         await settle(app, pilot)
         assert text_of(app, "#baseline") not in ("", "generating...")
         assert "label_logit_shift" in text_of(app, "#steer-metrics")
+        # tokens streamed into both panes before the result replaced them
+        assert {k for k, _, _ in streamed} == {"baseline", "steered"}
+        from emolab.tui.screens import printable
+
+        assert text_of(app, "#steered").startswith(printable(streamed[-1][2]))
 
     drive(EmolabApp(lab, root="sessions"), script)
     steer = Session.open(lab).steps()[-1]

@@ -44,7 +44,11 @@ def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Pro
             max_new_tokens,
             check=progress.check,
             on_batch=lambda s, b: progress.update(s + len(b)),
+            on_text=lambda i, t: progress.text("baseline", i, t),
         )
+    else:
+        for i, t in enumerate(_BASELINES[key]):
+            progress.text("baseline", i, t)
     return _BASELINES[key]
 
 
@@ -133,6 +137,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             p["max_new_tokens"],
             check=progress.check,
             on_batch=lambda s, b: progress.update(s + len(b)),
+            on_text=lambda i, t: progress.text("steered", i, t),
         )
         run_ = Run(model, prompts, base, steered, hooks, emotions, p["emotion"])
         metrics: dict[str, float] = {}

@@ -55,6 +55,9 @@ class UIProgress(Progress):
         fields = {"completed": completed, **({"total": total} if total else {})}
         self.app.call_from_thread(self.app.set_work, **fields)
 
+    def text(self, key: str, index: int, text: str) -> None:
+        self.app.call_from_thread(self.app.show_text, key, index, text)
+
 
 class EmolabApp(App):
     """`emolab tui [SESSION]`: sessions, layers, heads, steering, plugins and the step log."""
@@ -108,6 +111,12 @@ class EmolabApp(App):
         self.switch_mode(mode)
 
     # -- work ----------------------------------------------------------------------
+    def show_text(self, key: str, index: int, text: str) -> None:
+        """Streamed partial output, for the screen that shows it (UI thread only)."""
+        show = getattr(self.screen, "show_text", None)
+        if show is not None:
+            show(key, index, text)
+
     def set_work(self, **fields: Any) -> None:
         """Update the work state and every mounted work bar (UI thread only)."""
         self.work.update(fields)

@@ -723,6 +723,11 @@ class SteerScreen(LabScreen):
         self.query_one("#steered", Static).update(Text("generating...", style="dim"))
         self.lab.start_work(f"steer {params['emotion']}", job, self.show_result)
 
+    def show_text(self, key: str, index: int, text: str) -> None:
+        """Tokens as they arrive, with a cursor, until the result replaces them."""
+        if index == 0 and key in ("baseline", "steered"):
+            self.query_one(f"#{key}", Static).update(Text(printable(text) + "▌"))
+
     def show_result(self, result: dict) -> None:
         self.query_one("#baseline", Static).update(Text(printable(result["baseline"][0])))
         self.query_one("#steered", Static).update(Text(printable(result["steered"][0])))
