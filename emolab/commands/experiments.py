@@ -15,6 +15,13 @@ from rich.table import Table
 from ..errors import BadInput
 from ..hookspecs import hookimpl
 
+JUDGE = click.option(
+    "--judge",
+    default="ensemble",
+    show_default=True,
+    type=click.Choice(["ensemble", "minilm", "tfidf"]),
+)
+
 
 def _out_json(obj) -> None:
     from ..session import _jsonable
@@ -230,12 +237,7 @@ def register_commands(cli):
         type=click.Choice(["goemotions-ekman", "goemotions"]),
         help="report the judge's test accuracy and per-class F1",
     )
-    @click.option(
-        "--judge",
-        default="ensemble",
-        show_default=True,
-        type=click.Choice(["ensemble", "minilm", "tfidf"]),
-    )
+    @JUDGE
     @click.option(
         "--train-limit",
         type=int,
@@ -329,12 +331,7 @@ def register_commands(cli):
         help="also scale each emotion's top-k heads (from `emolab heads`), e.g. 3,10",
     )
     @click.option("--circuit-factors", default="2,4", show_default=True)
-    @click.option(
-        "--judge",
-        default="ensemble",
-        show_default=True,
-        type=click.Choice(["ensemble", "minilm", "tfidf"]),
-    )
+    @JUDGE
     @click.option(
         "--judge-train-limit",
         type=int,

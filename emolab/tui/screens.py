@@ -89,6 +89,14 @@ class LabScreen(Screen):
     def refresh_data(self) -> None:
         pass
 
+    def session_emotions(self) -> list[str]:
+        """The open session's emotions, in extraction order (none before an extraction)."""
+        session = self.lab.session
+        if session is None or not session.methods():
+            return []
+        meta = session.load_vectors()[1]
+        return [e for e in meta.get("emotions", "").split(",") if e]
+
     def need_session(self) -> Session | None:
         if self.lab.session is None:
             self.lab.set_work(
@@ -502,16 +510,9 @@ class HeadsScreen(LabScreen):
             yield Heatmap(id="heatmap")
             yield Static(id="head-detail")
 
-    def emotions(self) -> list[str]:
-        session = self.lab.session
-        if session is None or not session.methods():
-            return []
-        meta = session.load_vectors()[1]
-        return [e for e in meta.get("emotions", "").split(",") if e]
-
     def refresh_data(self) -> None:
         session = self.lab.session
-        emotions = self.emotions()
+        emotions = self.session_emotions()
         title = self.query_one("#heads-title", Static)
         main = self.query_one("#heads-main")
         if session is None or not emotions:
@@ -567,7 +568,7 @@ class HeadsScreen(LabScreen):
         self.query_one("#head-detail", Static).update("\n".join(lines))
 
     def action_emotion(self) -> None:
-        emotions = self.emotions()
+        emotions = self.session_emotions()
         if emotions:
             self.emotion_i = (self.emotion_i + 1) % len(emotions)
             self.refresh_data()
@@ -576,7 +577,7 @@ class HeadsScreen(LabScreen):
         session = self.need_session()
         if session is None:
             return
-        emotion = self.emotions()[self.emotion_i]
+        emotion = self.session_emotions()[self.emotion_i]
 
         def job(progress):
             from ..steps import heads
@@ -633,13 +634,6 @@ class SteerScreen(LabScreen):
                 yield Static(id="steered")
         yield Static(id="steer-metrics")
 
-    def emotions(self) -> list[str]:
-        session = self.lab.session
-        if session is None or not session.methods():
-            return []
-        meta = session.load_vectors()[1]
-        return [e for e in meta.get("emotions", "").split(",") if e]
-
     def refresh_data(self) -> None:
         session = self.lab.session
         if session is not None and session.path != self.session_path:
@@ -647,13 +641,13 @@ class SteerScreen(LabScreen):
 
             self.session_path = session.path
             self.steer_layer = default_layer(session) if session.methods() else None
-            emotions = self.emotions()
+            emotions = self.session_emotions()
             self.emotion_i = emotions.index("joy") if "joy" in emotions else 0
         self.show_params()
 
     def show_params(self) -> None:
         session = self.lab.session
-        emotions = self.emotions()
+        emotions = self.session_emotions()
         params = self.query_one("#steer-params", Static)
         if session is None or not emotions:
             params.update(
@@ -683,7 +677,7 @@ class SteerScreen(LabScreen):
         self.action_generate()
 
     def action_emotion(self) -> None:
-        emotions = self.emotions()
+        emotions = self.session_emotions()
         if emotions:
             self.emotion_i = (self.emotion_i + 1) % len(emotions)
             self.show_params()
@@ -702,7 +696,7 @@ class SteerScreen(LabScreen):
 
     def action_generate(self) -> None:
         session = self.need_session()
-        emotions = self.emotions()
+        emotions = self.session_emotions()
         if session is None or not emotions:
             return
         prompt = self.query_one("#prompt", Input).value

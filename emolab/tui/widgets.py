@@ -21,10 +21,11 @@ EIGHTHS = " ▁▂▃▄▅▆▇█"
 
 
 def _diverging(value: float, scale: float) -> Color:
-    """Blue for negative, red for positive, dark grey near zero (readable on dark themes)."""
+    """Blue for negative, red for positive, dark grey near zero (readable on dark themes).
+    Twenty steps a side: the last float digit of a value never changes a colour."""
     if not math.isfinite(value) or scale <= 0:
         return Color.from_rgb(40, 40, 40)
-    t = max(-1.0, min(1.0, value / scale))
+    t = round(max(-1.0, min(1.0, value / scale)) * 20) / 20
     base = 40
     if t >= 0:
         return Color.from_rgb(int(base + (220 - base) * t), base, base)
