@@ -359,7 +359,9 @@ def steer(
 
 @cli.command()
 @click.argument("session_path")
-@click.option("--out", default=None, help="new session folder (default: <session>-replay)")
+@click.option(
+    "--out", default=None, help="new session folder (default: <session>-replay, -replay-2...)"
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--rtol", type=float, default=1e-3, show_default=True)
 @click.option("--atol", type=float, default=1e-4, show_default=True)

@@ -197,6 +197,9 @@ def test_sessions_screen_lists_opens_and_replays(lab):
         assert "replayed into tiny-replay" in app.work["message"]
         assert "all match" in app.work["message"], app.work["message"]
         assert app.screen.query_one("#sessions").row_count == 2
+        await pilot.press("home", "r")  # again: a new folder, the first replay is kept
+        await settle(app, pilot)
+        assert "replayed into tiny-replay-2" in app.work["message"], app.work["message"]
 
     drive(EmolabApp(root="sessions"), script)
     assert Session.open("sessions/tiny-replay").manifest["replay_of"]

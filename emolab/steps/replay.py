@@ -43,6 +43,15 @@ def missing_plugins(session: Session) -> list[str]:
     return out
 
 
+def free_replay_path(path: Path) -> Path:
+    """`<name>-replay`, or `-replay-2`, `-replay-3`...: replaying again never overwrites."""
+    out, n = path.with_name(path.name + "-replay"), 1
+    while out.exists():
+        n += 1
+        out = path.with_name(f"{path.name}-replay-{n}")
+    return out
+
+
 def replay(
     src: str | Path,
     out: str | Path | None = None,
@@ -78,7 +87,7 @@ def replay(
             f"model '{meta['name']}' weights differ from the session's "
             f"(sha256 {model.meta.get('sha256', '?')[:12]} vs {meta['sha256'][:12]})"
         )
-    out = Path(out) if out else original.path.with_name(original.path.name + "-replay")
+    out = Path(out) if out else free_replay_path(original.path)
     new = Session.create(
         out,
         {**meta, "device": device},
