@@ -165,3 +165,37 @@ def test_within_similarity_known_values():
     assert compare.within_similarity(x, np.zeros(2)) == pytest.approx(1.0)
     y = np.array([[1.0, 0.0], [-1.0, 0.0]])
     assert compare.within_similarity(y, np.zeros(2)) == pytest.approx(-1.0)
+
+
+def test_tui_compare_screen_draws_the_sensitivity_bars(sessions):
+    import asyncio
+
+    from emolab.tui.app import EmolabApp
+
+    base = sessions["base"]
+    out = compare.run(
+        base, {"others": [str(sessions["step-000002"].path), str(sessions["step-000004"].path)]}
+    )
+
+    async def main():
+        app = EmolabApp(base.path, root=base.path.parent)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("7")
+            await pilot.pause()
+            assert app.current_mode == "compare"
+            title = str(app.screen.query_one("#compare-title").render())
+            assert f"L{out['layer']} over 3 checkpoints" in title
+            assert app.screen.query_one("#compare").row_count == len(out["emotions"])
+            chart = str(app.screen.query_one("#compare-chart").render())
+            assert chart.startswith(out["emotions"][0]) and "step-4" in chart
+            own = next(
+                r["slope"]
+                for r in out["sensitivity"]
+                if r["step"] == 4 and r["emotion"] == out["emotions"][0] and r["vector"] == "own"
+            )
+            assert f"{own:+6.2f}" in chart
+            await pilot.press("down")
+            chart = str(app.screen.query_one("#compare-chart").render())
+            assert chart.startswith(out["emotions"][1])
+
+    asyncio.run(main())

@@ -79,6 +79,36 @@ def head_map(path: Path, emotion: str = "anger") -> np.ndarray:
     return m
 
 
+def compare_json(path: Path) -> None:
+    """A checkpoint comparison in the format `emolab compare` writes (see test_compare for
+    the screen on a real one)."""
+    emotions = ["anger", "joy"]
+    steps = [(0, "base"), (50, "step-50"), (100, "step-100")]
+    slopes = {"anger": [1.2, 0.9, 0.5], "joy": [0.8, 0.85, 0.82]}
+    sens = [
+        {"step": st, "emotion": e, "vector": v, "slope": slopes[e][i] * (1 if v == "own" else 0.9)}
+        for e in emotions
+        for i, (st, _) in enumerate(steps)
+        for v in ("own", "base")
+    ]
+    summary = [
+        {"checkpoint": n, "step": st, "cos_base": 1 - i / 10, "probe_acc": 0.7}
+        for i, (st, n) in enumerate(steps)
+    ]
+    verdicts = {"anger": {"verdict": "falls"}, "joy": {"verdict": "holds"}}
+    (path / "artifacts" / "compare.json").write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "verdicts": verdicts,
+                "sensitivity": sens,
+                "layer": 2,
+                "emotions": emotions,
+            }
+        )
+    )
+
+
 def drive(app: EmolabApp, script) -> None:
     """Run `script(app, pilot)` against the app in a headless 80x24 terminal."""
 
@@ -379,6 +409,20 @@ def test_snapshot_heads(lab, snap_compare):
 
 def test_snapshot_steer(lab, snap_compare):
     assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["4", "plus"])
+
+
+def test_snapshot_compare(lab, snap_compare):
+    compare_json(lab)
+    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["7", "down"])
+
+
+def test_compare_screen_without_a_comparison_says_how_to_make_one(lab):
+    async def script(app, pilot):
+        await pilot.press("7")
+        assert "emolab compare BASE_SESSION" in text_of(app, "#compare-title")
+        assert app.screen.query_one("#compare").row_count == 0
+
+    drive(EmolabApp(lab, root="sessions"), script)
 
 
 def test_snapshot_plugins(lab, snap_compare, monkeypatch):

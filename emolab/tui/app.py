@@ -22,6 +22,7 @@ from ..errors import Cancelled, EmolabError
 from ..progress import Progress
 from ..session import Session
 from .screens import (
+    CompareScreen,
     HeadsScreen,
     HelpScreen,
     LayersScreen,
@@ -71,6 +72,7 @@ class EmolabApp(App):
         "steer": SteerScreen,
         "plugins": PluginsScreen,
         "log": LogScreen,
+        "compare": CompareScreen,
     }
     BINDINGS = [
         Binding("1", "switch_mode('sessions')", "sessions", show=False),
@@ -79,6 +81,7 @@ class EmolabApp(App):
         Binding("4", "switch_mode('steer')", "steer", show=False),
         Binding("5", "switch_mode('plugins')", "plugins", show=False),
         Binding("6", "switch_mode('log')", "log", show=False),
+        Binding("7", "switch_mode('compare')", "compare", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "cancel_work", "cancel", show=False),
         Binding("q", "quit", "quit"),

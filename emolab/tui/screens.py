@@ -1,4 +1,4 @@
-"""The six screens and the help and new-extraction dialogs.
+"""The seven screens and the help and new-extraction dialogs.
 
 Screens read what the steps wrote (session manifest, log, artifacts) and start steps through
 `app.start_work`; they hold no experiment logic of their own.
@@ -34,6 +34,7 @@ TABS = (
     ("4", "steer"),
     ("5", "plugins"),
     ("6", "log"),
+    ("7", "compare"),
 )
 
 
@@ -857,11 +858,108 @@ class LogScreen(LabScreen):
         self.show(event.cursor_row)
 
 
+# -- compare ----------------------------------------------------------------------------
+class CompareScreen(LabScreen):
+    """`emolab compare` results of the open (base) session: steering sensitivity per
+    emotion over training steps as bars, with the geometry beside it."""
+
+    MODE = "compare"
+    BAR = 24
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict | None = None
+
+    def body(self) -> ComposeResult:
+        yield Static(id="compare-title", classes="title")
+        yield DataTable(id="compare", cursor_type="row")
+        yield Static(id="compare-chart")
+
+    def refresh_data(self) -> None:
+        session = self.lab.session
+        title = self.query_one("#compare-title", Static)
+        table = self.query_one("#compare", DataTable)
+        table.clear(columns=True)
+        self.data = None
+        if session is None or not session.artifact("compare.json").is_file():
+            title.update(
+                "no checkpoint comparison in this session: "
+                "emolab compare BASE_SESSION CKPT_SESSION... writes one"
+            )
+            self.query_one("#compare-chart", Static).update("")
+            return
+        self.data = session.read_json("compare.json")
+        summary = self.data["summary"]
+        title.update(
+            f"steering sensitivity at L{self.data['layer']} over {len(summary)} checkpoints "
+            "(label-logit rise per alpha, own vector)"
+        )
+        table.add_columns("emotion", *[r["checkpoint"][:9] for r in summary], "verdict")
+        for e in self.data["emotions"]:
+            cells = [_f(self.slope(e, r["step"], "own"), "+.2f") for r in summary]
+            table.add_row(e, *cells, self.data["verdicts"][e]["verdict"])
+        self.show(0)
+
+    def slope(self, emotion: str, step: int, vector: str) -> float:
+        assert self.data is not None
+        return next(
+            (
+                r["slope"]
+                for r in self.data["sensitivity"]
+                if r["emotion"] == emotion and r["step"] == step and r["vector"] == vector
+            ),
+            float("nan"),
+        )
+
+    def show(self, index: int) -> None:
+        chart = self.query_one("#compare-chart", Static)
+        if self.data is None or not 0 <= index < len(self.data["emotions"]):
+            chart.update("")
+            return
+        emotion = self.data["emotions"][index]
+        summary = self.data["summary"]
+        values = [
+            abs(v)
+            for r in summary
+            for v in (self.slope(emotion, r["step"], "own"), self.slope(emotion, r["step"], "base"))
+            if math.isfinite(v)
+        ]
+        top = max(values, default=0.0) or 1.0
+        text = Text(f"{emotion}", style="bold")
+        text.append("  own vector ", style="dim")
+        text.append("█", style="green")
+        text.append("  base vector ", style="dim")
+        text.append("█\n", style="cyan")
+        for r in summary:
+            for vector, style in (("own", "green"), ("base", "cyan")):
+                v = self.slope(emotion, r["step"], vector)
+                if vector == "base" and not r["step"]:
+                    continue  # the base model's own vector is the base vector
+                n = round(abs(v) / top * self.BAR) if math.isfinite(v) else 0
+                label = r["checkpoint"][:12] if vector == "own" else ""
+                text.append(f"{label:<12} {_f(v, '+6.2f'):>6} ")
+                text.append("█" * n if v >= 0 else "░" * n, style=style)
+                text.append("\n")
+        text.append(
+            "geometry: "
+            + " · ".join(
+                f"{r['checkpoint'][:9]} cos {_f(r['cos_base'])} probe {_f(r['probe_acc'])}"
+                for r in summary
+            ),
+            style="dim",
+        )
+        chart.update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show(event.cursor_row)
+
+
 # -- help -------------------------------------------------------------------------------
 HELP = """\
 [b]emolab tui[/b] — keys
 
   [b]1[/b] sessions  [b]2[/b] layers  [b]3[/b] heads  [b]4[/b] steer  [b]5[/b] plugins  [b]6[/b] log
+  [b]7[/b] compare (checkpoints: steering sensitivity over training)
   [b]?[/b] this help   [b]esc[/b] cancel the running work   [b]q[/b] quit
 
   sessions  enter open · n new extraction · r replay · f refresh
@@ -870,6 +968,7 @@ HELP = """\
   steer     p edit prompt · enter/g generate · e emotion · [ ] layer · - + alpha
   plugins   up/down shows components and load errors
   log       up/down shows a step's params and outputs
+  compare   up/down picks the emotion whose bars are drawn
 
 Work runs in the background with a progress bar; the keys keep working.
 The TUI calls the same steps as the command line and logs into the session.
