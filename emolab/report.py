@@ -17,6 +17,11 @@ def _offdiag_mean(m: list[list[float]]) -> float:
     return sum(m[i][j] for i in range(n) for j in range(n) if i != j) / max(n * (n - 1), 1)
 
 
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if v == v]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
 def print_layers(con: Console, result: dict, method: str) -> None:
     """Per-layer accuracy (%) per emotion with its chance levels, fitting 80 columns."""
     rows = [r for r in result["rows"] if r["method"] == method]
@@ -25,12 +30,13 @@ def print_layers(con: Console, result: dict, method: str) -> None:
     t = Table(
         title=f"held-out balanced accuracy %, {method}, emotion vs baseline",
         caption="rnd: random directions, shf: shuffled labels, 7w: nearest-direction "
-        "among all classes (7wr: random), |v|: vector norm, |h|: residual norm",
+        "among all classes (7wr: random, 7ws: shuffled), |v|: vector norm, |h|: residual norm",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
     )
-    for col in ["L", *[e[:3] for e in emotions], "avg", "rnd", "shf", "7w", "7wr", "|v|", "|h|"]:
+    chance = ["rnd", "shf", "7w", "7wr", "7ws"]
+    for col in ["L", *[e[:3] for e in emotions], "avg", *chance, "|v|", "|h|"]:
         t.add_column(col, justify="right", min_width=4 if col.startswith("|") else None)
     for layer in sorted({r["layer"] for r in rows}):
         mine = {r["emotion"]: r for r in rows if r["layer"] == layer}
@@ -47,14 +53,17 @@ def print_layers(con: Console, result: dict, method: str) -> None:
             _pct(avg("acc_shuffled")),
             _pct(first["acc7"]),
             _pct(first["acc7_random"]),
+            _pct(first["acc7_shuffled"]),
             f"{avg('vector_norm'):.0f}",
             f"{first['resid_norm']:.0f}",
             style="bold green" if layer == summary["peak_layer"] else None,
         )
     con.print(t)
+    surface = [r["acc_surface"] for r in rows if r["layer"] == summary["peak_layer"]]
     con.print(
         f"peak layer {summary['peak_layer']} (depth {summary['peak_depth']:.2f}): "
-        f"mean accuracy {summary['peak_acc']:.3f}, best 7-way {summary['peak_acc7']:.3f}"
+        f"mean accuracy {summary['peak_acc']:.3f}, best 7-way {summary['peak_acc7']:.3f}; "
+        f"surface-feature baseline (length, punctuation, capitals) {_mean(surface):.3f}"
     )
     cos = result["cosines"][method][str(summary["peak_layer"])]
     c = Table(
