@@ -112,6 +112,25 @@ def test_gram_cka_matrix_matches_pairwise_cka():
     assert m[2, 1] > 0.6
 
 
+def test_a_massive_dimension_hides_shared_geometry_until_features_are_standardised():
+    """One huge, structure-free dimension (an attention-sink-like outlier) in A decides raw
+    linear CKA; z-scoring each feature brings back the geometry A and B share."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((200, 24))
+    b = a @ ortho_group.rvs(24, random_state=3)  # the same geometry, rotated
+    a_big = np.concatenate([a, 300 * rng.standard_normal((200, 1))], axis=1)
+    raw = align.gram_cka_matrix(a_big[:, None], b[:, None])[0, 0]
+    z = align.gram_cka_matrix(a_big[:, None], b[:, None], standardize=True)[0, 0]
+    assert raw < 0.1 and z > 0.8
+    assert align.top_variance_share(a_big) > 0.9
+    sc = align.Scaler(a_big, True)
+    v = rng.standard_normal(a_big.shape[1])
+    np.testing.assert_allclose(sc.back(sc.direction(v)), v)
+    assert np.allclose(sc.rows(a_big).std(0), 1, atol=1e-3)
+    off = align.Scaler(a_big, False)
+    np.testing.assert_array_equal(off.rows(a_big), a_big)
+
+
 def test_aligner_input_errors():
     from emolab.errors import BadInput
 
@@ -168,6 +187,13 @@ def test_a_session_aligned_with_itself_is_perfect(tiny_session, tiny_session_dir
     assert res["methods"]["procrustes"]["mean_cos_held_out"]["score"] > 0.999
     assert res["methods"]["procrustes"]["nn_pair_accuracy"]["score"] == 1.0
     assert np.argmax(res["cka_layers"]["matrix"][2]) == 2
+    assert res["standardized"] and 0 < res["top_dim_variance_share"]["a"] <= 1
+    raw = align.run(
+        tiny_session,
+        {"session_b": str(other), "draws": 10, "layer_a": 2, "layer_b": 2, "standardize": False},
+    )
+    assert raw["methods"]["cka"]["cka"]["score"] == pytest.approx(1.0)
+    assert not raw["standardized"] and raw["standardize_note"] is None
 
 
 def test_align_replays(tiny_session, gpt2_session_dir):

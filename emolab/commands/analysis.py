@@ -69,6 +69,12 @@ def print_align(con: Console, result: dict) -> None:
             + ", ".join(f"{e} {v:+.2f}" for e, v in result["raw_cosine"].items())
         )
     con.print(f"[dim]{result['raw_cosine_note']}[/]")
+    share = result["top_dim_variance_share"]
+    con.print(
+        f"largest single dimension's share of the variance: A {share['a']:.0%}, "
+        f"B {share['b']:.0%}; "
+        + (result["standardize_note"] if result["standardized"] else "raw features (--raw)")
+    )
     t = Table(title="alignment scores vs permutation baselines (shuffled text pairing)")
     for col in ("method", "score", "value", "baseline (mean ± sd)", "p"):
         t.add_column(col, justify="right" if col not in ("method", "score") else "left")
@@ -200,6 +206,12 @@ def register_commands(cli):
     @click.option(
         "--draws", type=int, default=200, show_default=True, help="permutation draws per baseline"
     )
+    @click.option(
+        "--standardize/--raw",
+        default=True,
+        show_default=True,
+        help="z-score each feature first (massive-activation dimensions dominate raw scores)",
+    )
     @click.option("--transfer", is_flag=True, help="steer B with A's mapped vector (loads model B)")
     @click.option("--alpha", "transfer_alpha", type=float, default=0.3, show_default=True)
     @click.option(
@@ -226,6 +238,7 @@ def register_commands(cli):
         layer_b,
         dim,
         draws,
+        standardize,
         transfer,
         transfer_alpha,
         transfer_prompts,
@@ -245,6 +258,7 @@ def register_commands(cli):
             "layer_b": layer_b,
             "dim": dim,
             "draws": draws,
+            "standardize": standardize,
             "transfer": transfer,
             "transfer_alpha": transfer_alpha,
             "transfer_prompts": transfer_prompts,

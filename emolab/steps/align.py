@@ -26,6 +26,7 @@ DEFAULTS = {
     "layer_a": None,
     "layer_b": None,
     "dim": 32,
+    "standardize": True,  # z-score each feature (train statistics) before every method
     "draws": 200,
     "seed": 0,
     "transfer": False,
@@ -39,6 +40,34 @@ RAW_COSINE_NOTE = (
     "emotion geometry gives an expected raw cosine of ~0 (sd ~1/sqrt(d)). Only scores after "
     "alignment (Procrustes, CCA) or basis-free ones (CKA, RSA) say anything about shared geometry."
 )
+STANDARDIZE_NOTE = (
+    "features z-scored per dimension with train statistics: a few massive-activation "
+    "dimensions otherwise carry most of the variance and decide CKA, RSA and the PCA step alone"
+)
+
+
+class Scaler:
+    """Per-feature z-scoring fitted on one split; directions scale by 1/sd on the way in and
+    by sd on the way back, so a steering vector survives the round trip."""
+
+    def __init__(self, x: np.ndarray, on: bool) -> None:
+        self.mu = x.mean(0) if on else np.zeros(x.shape[1])
+        self.sd = x.std(0) + 1e-6 if on else np.ones(x.shape[1])
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mu) / self.sd
+
+    def direction(self, v: np.ndarray) -> np.ndarray:
+        return v / self.sd
+
+    def back(self, v: np.ndarray) -> np.ndarray:
+        return v * self.sd
+
+
+def top_variance_share(x: np.ndarray) -> float:
+    """Share of the total variance in the single largest-variance dimension."""
+    var = x.var(0)
+    return float(var.max() / var.sum()) if var.sum() > 0 else float("nan")
 
 
 def p_value(observed: float, null: np.ndarray) -> float:
@@ -113,7 +142,7 @@ def _cos(u: np.ndarray, v: np.ndarray) -> float:
     return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-12))
 
 
-def gram_cka_matrix(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+def gram_cka_matrix(xa: np.ndarray, xb: np.ndarray, standardize: bool = False) -> np.ndarray:
     """Linear CKA between every layer of A and every layer of B, `[La, Lb]`.
 
     Works on centred n x n Gram matrices (one per layer, unit Frobenius norm), so all pairs
@@ -124,6 +153,8 @@ def gram_cka_matrix(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
         for i in range(x.shape[1]):
             h = x[:, i].astype(np.float64)
             h = h - h.mean(0)
+            if standardize:
+                h = h / (h.std(0) + 1e-6)
             k = h @ h.T
             out.append((k / np.linalg.norm(k)).astype(np.float32).ravel())
         return np.stack(out)
@@ -175,6 +206,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     n_a, n_b = int(session.manifest["model"]["layers"]), int(sb.manifest["model"]["layers"])
     va = {e: emotion_vector(vec_a, e, n_a)[la].astype(np.float64) for e in emotions}
     vb = {e: emotion_vector(vec_b, e, n_b)[lb].astype(np.float64) for e in emotions}
+    top_share = {"a": top_variance_share(a_tr), "b": top_variance_share(b_tr)}
+    sc_a, sc_b = Scaler(a_tr, bool(p["standardize"])), Scaler(b_tr, bool(p["standardize"]))
+    a_tr, a_te, b_tr, b_te = sc_a.rows(a_tr), sc_a.rows(a_te), sc_b.rows(b_tr), sc_b.rows(b_te)
+    va = {e: sc_a.direction(v) for e, v in va.items()}
+    vb_z = {e: sc_b.direction(v) for e, v in vb.items()}
 
     reg = plugins.registry()
     rng = np.random.default_rng(int(p["seed"]))
@@ -191,10 +227,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "n_train": len(a_tr),
         "n_test": len(a_te),
         "emotions": emotions,
+        "standardized": bool(p["standardize"]),
+        "standardize_note": STANDARDIZE_NOTE if p["standardize"] else None,
+        "top_dim_variance_share": top_share,
         "methods": {},
     }
     if a_tr.shape[1] == b_tr.shape[1]:
-        result["raw_cosine"] = {e: _cos(va[e], vb[e]) for e in emotions}
+        raw_a = {e: sc_a.back(v) for e, v in va.items()}
+        result["raw_cosine"] = {e: _cos(raw_a[e], vb[e]) for e in emotions}
     else:
         result["raw_cosine"] = None
     result["raw_cosine_note"] = (
@@ -217,13 +257,28 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         for i, m in enumerate(methods):
             progress.check()
             out = _method(
-                m, reg, p, a_tr, b_tr, a_te, b_te, y_tr, y_te, va, vb, labels, emotions, draws, rng
+                m,
+                reg,
+                p,
+                a_tr,
+                b_tr,
+                a_te,
+                b_te,
+                y_tr,
+                y_te,
+                va,
+                vb_z,
+                labels,
+                emotions,
+                draws,
+                rng,
             )
             result["methods"][m] = out
             progress.update(i + 1)
         cka = gram_cka_matrix(
             np.concatenate([arr_a["train"], arr_a["test"]]),
             np.concatenate([arr_b["train"], arr_b["test"]]),
+            bool(p["standardize"]),
         )
         best = {layers_a[i]: layers_b[int(cka[i].argmax())] for i in range(len(layers_a))}
         result["cka_layers"] = {
@@ -234,7 +289,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         }
         progress.update(len(methods) + 1)
         if p["transfer"]:
-            result["transfer"] = transfer(session, sb, p, a_tr, b_tr, va, vb, emotions, progress)
+            result["transfer"] = transfer(
+                session, sb, p, a_tr, b_tr, va, vb, sc_b, emotions, progress
+            )
         seq = max(e["seq"] for e in session.events())
         name = f"align-{seq:03d}.json"
         session.write_json(name, result)
@@ -336,10 +393,13 @@ def _method(
     }
 
 
-def transfer(sa: Session, sb: Session, p: dict, a_tr, b_tr, va, vb, emotions, progress) -> dict:
+def transfer(
+    sa: Session, sb: Session, p: dict, a_tr, b_tr, va, vb, sc_b: Scaler, emotions, progress
+) -> dict:
     """Steer model B with A's vector mapped into B (Procrustes), beside B's own vector and a
     random one of the same norm, each at the same relative strength, judged by the
-    classifier evaluator when it is installed, else by the label-logit shift."""
+    classifier evaluator when it is installed, else by the label-logit shift. `a_tr`, `b_tr`
+    and `va` are in the (possibly standardised) alignment space, `vb` in B's raw space."""
     from ..api import Run
     from ..data import NEUTRAL_PROMPTS
     from ..runner import generate
@@ -363,7 +423,7 @@ def transfer(sa: Session, sb: Session, p: dict, a_tr, b_tr, va, vb, emotions, pr
     done = 1
     for e in emotions:
         candidates = {
-            "mapped": fitted.map_direction(va[e]),
+            "mapped": sc_b.back(fitted.map_direction(va[e])),
             "own": vb[e],
             "random": rng.standard_normal(len(vb[e])),
         }
