@@ -25,6 +25,10 @@ def test_cli_table_and_artifacts(run_cli, tmp_path):
         (2, "ja->en"),
         (2, "en->ja"),
     }
+    rand = [r for r in out["table"] if r["vector"] == "random"]
+    assert all(r["specific_sd"] > 0 for r in rand)  # 8 draws: a spread, not one direction
+    assert all(r["specific_sd"] == 0 for r in out["table"] if r["vector"] != "random")
+    assert all(c["random_sd"] > 0 for c in out["carry_over"])
     assert out["label_tokens"]["ja"]["names"]["anger"] == "怒り"
     assert "ja" in out["collisions"]  # the byte-level tiny tokenizer shares first bytes
     art = tmp_path / "x" / "artifacts"
@@ -33,6 +37,10 @@ def test_cli_table_and_artifacts(run_cli, tmp_path):
     r = run_cli("crosslingual", "--model", "tiny-llama", "--session", tmp_path / "y")
     assert r.exit_code == 0, r.output
     assert "carries over" in r.output and "cos(en, ja)" in r.output
+    r = run_cli(
+        "crosslingual", "--model", "tiny-llama", "--session", tmp_path / "z", "--random-draws", 0
+    )
+    assert r.exit_code == 2 and "--random-draws must be at least 1" in r.output
 
 
 def parallel(tmp_path, same_text: bool):

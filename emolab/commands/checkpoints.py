@@ -141,8 +141,13 @@ def print_crosslingual(con: Console, result: dict) -> None:
             if c["layer"] == layer:
                 con.print(
                     f"  {c['direction']}: foreign {c['foreign']:+.3f} vs own {c['own']:+.3f} "
-                    f"(random {c['random']:+.3f}) -> carries over {_pct(c['carry_over'])}"
+                    f"(random {c['random']:+.3f}, one random direction ±{c['random_sd']:.2f}) "
+                    f"-> carries over {_pct(c['carry_over'])}"
                 )
+        con.print(
+            "  random rows: mean over draws; a single random direction per emotion swings by "
+            "± its sd, so only rises well above that spread say something"
+        )
         cos = [c for c in result["cosines"] if c["layer"] == layer]
         other = sum(c["cos_en_other_ja"] for c in cos) / len(cos)
         con.print(
@@ -284,10 +289,24 @@ def register_commands(cli):
     )
     @click.option("--texts", default=None, help="jsonl of parallel rows: label, en, ja, split")
     @click.option("--prompts", "n_prompts", default=8, show_default=True, type=int)
+    @click.option(
+        "--position", type=click.Choice(["mean", "last"]), default="mean", show_default=True
+    )
+    @click.option("--random-draws", default=8, show_default=True, type=int)
     @click.option("--device", default="cpu", show_default=True)
     @click.option("--json", "as_json", is_flag=True)
     def crosslingual(
-        model_name, session_path, layers, alpha, emotions, texts, n_prompts, device, as_json
+        model_name,
+        session_path,
+        layers,
+        alpha,
+        emotions,
+        texts,
+        n_prompts,
+        position,
+        random_draws,
+        device,
+        as_json,
     ):
         """Steer English prompts with Japanese-text vectors and the reverse."""
         from ..cli import default_session_path
@@ -298,6 +317,8 @@ def register_commands(cli):
 
         if n_prompts < 1:
             raise BadInput("--prompts must be at least 1")
+        if random_draws < 1:
+            raise BadInput("--random-draws must be at least 1")
         path = Path(session_path) if session_path else default_session_path(model_name)
         session = new_session(path, model_name, device)
         params = {
@@ -306,6 +327,8 @@ def register_commands(cli):
             "alpha": alpha,
             "texts": texts,
             "n_prompts": n_prompts,
+            "position": position,
+            "random_draws": random_draws,
         }
         with cli_progress(as_json) as progress:
             result = step.run(session, params, progress)

@@ -37,6 +37,8 @@ DEFAULTS = {
     "alpha": 0.3,  # relative to the layer's mean residual norm
     "texts": None,  # jsonl of parallel rows; default: the shipped set
     "n_prompts": 8,
+    "position": "mean",  # mean over tokens: the last token of 8 sentences is mostly punctuation
+    "random_draws": 8,  # random directions per emotion; their spread is the chance level
     "seed": 0,
 }
 
@@ -106,7 +108,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 model,
                 [r[lang] for r in train],
                 hooks,
-                "last",
+                p["position"],
                 progress=progress,
                 check=progress.check,
             )
@@ -115,7 +117,10 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             }
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(np.concatenate([acts["en"], acts["ja"]]), axis=-1).mean(0)
-        random_vecs = {e: rng.standard_normal((len(layers), model.d_model)) for e in emotions}
+        draws = int(p["random_draws"])
+        random_vecs = {
+            e: rng.standard_normal((draws, len(layers), model.d_model)) for e in emotions
+        }
         prompts = {lang: [prompt(r[lang], labels, lang) for r in prompts_rows] for lang in LANGS}
         table, cosines = [], []
         progress.task("steer", len(layers) * len(LANGS) * 3 * len(emotions))
@@ -136,32 +141,41 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 clean = label_logits(model, prompts[target], tokens[target], check=progress.check)
                 for source in (*LANGS, "random"):
                     for e in emotions:
-                        progress.check()
-                        v = random_vecs[e][li] if source == "random" else vecs[source][e][li]
-                        full = np.zeros((model.n_layers, model.d_model), dtype=np.float32)
-                        full[layer] = v
-                        inter = reg.get(
-                            "interventions",
-                            "residual_add",
-                            layer=layer,
-                            alpha=float(p["alpha"]),
-                            scale="relative",
-                            positions="all",
+                        vs = (
+                            [d[li] for d in random_vecs[e]]
+                            if source == "random"
+                            else [vecs[source][e][li]]
                         )
-                        hk = inter.hooks(model, vector=full, norms=norms)
-                        shift = (
-                            label_logits(model, prompts[target], tokens[target], hk) - clean
-                        ).mean(0)
-                        col = labels.index(e)
-                        rest = [shift[i] for i in range(len(labels)) if i != col]
+                        rises, specific = [], []
+                        for v in vs:
+                            progress.check()
+                            full = np.zeros((model.n_layers, model.d_model), dtype=np.float32)
+                            full[layer] = v
+                            inter = reg.get(
+                                "interventions",
+                                "residual_add",
+                                layer=layer,
+                                alpha=float(p["alpha"]),
+                                scale="relative",
+                                positions="all",
+                            )
+                            hk = inter.hooks(model, vector=full, norms=norms)
+                            shift = (
+                                label_logits(model, prompts[target], tokens[target], hk) - clean
+                            ).mean(0)
+                            col = labels.index(e)
+                            rest = [shift[i] for i in range(len(labels)) if i != col]
+                            rises.append(float(shift[col]))
+                            specific.append(float(shift[col] - np.mean(rest)))
                         table.append(
                             {
                                 "layer": layer,
                                 "vector": source,
                                 "prompt": target,
                                 "emotion": e,
-                                "rise": float(shift[col]),
-                                "specific": float(shift[col] - np.mean(rest)),
+                                "rise": float(np.mean(rises)),
+                                "specific": float(np.mean(specific)),
+                                "specific_sd": float(np.std(specific)) if len(vs) > 1 else 0.0,
                             }
                         )
                         done += 1
@@ -230,6 +244,11 @@ def carry_over(table: list[dict], layers: list[int], emotions: list[str]) -> lis
                 )
 
             own, foreign, rand = mean(target), mean(foreign_lang), mean("random")
+            sds = [
+                r["specific_sd"]
+                for r in table
+                if r["layer"] == layer and r["prompt"] == target and r["vector"] == "random"
+            ]
             out.append(
                 {
                     "layer": layer,
@@ -237,6 +256,8 @@ def carry_over(table: list[dict], layers: list[int], emotions: list[str]) -> lis
                     "own": own,
                     "foreign": foreign,
                     "random": rand,
+                    # spread of one random direction's rise, averaged over emotions
+                    "random_sd": float(np.mean(sds)),
                     "carry_over": foreign / own if own > 0 else float("nan"),
                 }
             )
