@@ -143,6 +143,18 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     assert [r["intervention"] for r in rows].count("circuit-top2") == 2
     again = sweep.run(tiny_session, grid)
     assert again["computed"] == 0 and again["rows"] == res["rows"]
+    from rich.console import Console
+
+    from emolab.commands.experiments import print_sweep
+
+    con = Console(record=True, width=200)
+    print_sweep(con, res)
+    text = con.export_text()
+    assert "2 heads" in text and "x3" in text  # circuit rows: k heads, factor
+    assert "joy: residual best" in text and "| circuit best" in text
+    best = res["best"]["joy"]
+    assert (f"best surgical L{best['layer']} alpha" in text) == (best is not None)
+    assert "L-1" not in text
     step = tiny_session.steps()[-1]
     assert "interventions:enhance" in step["plugins"]
 

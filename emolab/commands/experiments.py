@@ -129,26 +129,25 @@ def print_sweep(con: Console, res: dict) -> None:
     for emo, b in res["best"].items():
         if b is None:
             con.print(f"  {emo}: no surgical residual setting in this grid")
-    if any(r["intervention"] != "residual" for r in res["rows"]):
-        for emo, b in res["best_circuit"].items():
-            r = res["best"].get(emo)
-            con.print(
-                f"  {emo}: residual best "
-                + (f"P +{r['p_target_rise']:.2f}, top {r['top_is_target']:.2f}" if r else "none")
-                + " | circuit best "
-                + (
-                    f"P +{b['p_target_rise']:.2f}, top {b['top_is_target']:.2f} "
-                    f"({b['intervention'].removeprefix('circuit-')} x{b['alpha']:g})"
-                    if b
-                    else "none surgical"
-                )
-            )
         else:
             con.print(
                 f"  {emo}: best surgical L{b['layer']} alpha {b['alpha']:g}: P({emo}) "
                 f"{b['p_target_baseline']:.2f} -> {b['p_target']:.2f} "
                 f"({b['p_target_rise']:+.2f}), perplexity x{b['perplexity_ratio']:.2f}"
             )
+    for emo, b in res["best_circuit"].items():
+        r = res["best"].get(emo)
+        con.print(
+            f"  {emo}: residual best "
+            + (f"P {r['p_target_rise']:+.2f}, top {r['top_is_target']:.2f}" if r else "none")
+            + " | circuit best "
+            + (
+                f"P {b['p_target_rise']:+.2f}, top {b['top_is_target']:.2f} "
+                f"({b['intervention'].removeprefix('circuit-')} x{b['alpha']:g})"
+                if b
+                else "none surgical"
+            )
+        )
     con.print(f"csv: {res['csv']}")
 
 
