@@ -441,3 +441,11 @@ def test_snapshot_help(lab, snap_compare):
     assert snap_compare(
         EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["question_mark"]
     )
+
+
+def test_nav_bar_keeps_both_ends_of_a_long_session_name():
+    from emolab.tui.screens import middle_cut
+
+    assert middle_cut("smollm2-135m-20261201-134136", 14) == "smollm…-134136"
+    assert middle_cut("tiny", 14) == "tiny"
+    assert len(middle_cut("x" * 40, 12)) == 12

@@ -57,10 +57,19 @@ class NavBar(Static):
         text = Text()
         for key, name in TABS:
             style = "bold reverse" if name == mode else ""
-            text.append(f" {key} {name} ", style=style)
+            text.append(f" {key} {name}", style=style)
         text.append(" │ ", style="dim")
-        text.append(session.name if session else "no session", style="bold cyan")
+        room = max(12, (self.size.width or 80) - len(text.plain) - 1)
+        text.append(middle_cut(session.name if session else "no session", room), "bold cyan")
         self.update(text)
+
+
+def middle_cut(name: str, width: int) -> str:
+    """`smollm2-135m-20261201-134136` -> `smollm2…134136`: both ends stay readable."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
 
 
 class LabScreen(Screen):
