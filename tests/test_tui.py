@@ -269,6 +269,10 @@ def test_heads_screen_without_and_with_a_head_map(lab):
         await pilot.press("down", "right", "right")
         detail = text_of(app, "#head-detail")
         assert "L1 H2" in detail and "top attended positions" in detail
+        # the detail pane sits beside the heatmap, on screen at 80 columns
+        pane = app.screen.query_one("#head-detail").region
+        assert pane.width > 0 and pane.right <= SIZE[0]
+        assert heatmap.region.right <= pane.x
 
     drive(EmolabApp(lab, root="sessions"), script)
 

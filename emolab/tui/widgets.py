@@ -121,7 +121,7 @@ class Heatmap(Widget, can_focus=True):
     """A layer x head matrix as coloured cells; arrows move the cursor, which is reported
     with `CursorMoved` so the screen can show the value and the head's details."""
 
-    DEFAULT_CSS = "Heatmap { height: 1fr; }"
+    DEFAULT_CSS = "Heatmap { height: 1fr; width: 1fr; }"
     BINDINGS = [
         Binding("up", "move(-1, 0)", "up", show=False),
         Binding("down", "move(1, 0)", "down", show=False),
