@@ -36,6 +36,19 @@ def out_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=_jsonable))
 
 
+def run_step(step, session, params: dict, as_json: bool, with_session: bool = False):
+    """Run a core step with CLI progress. With --json the result is printed here and None
+    returned; otherwise the result goes back for the command's own table."""
+    from .progress_cli import cli_progress
+
+    with cli_progress(as_json) as progress:
+        result = step.run(session, params, progress)
+    if not as_json:
+        return result
+    out_json({"session": str(session.path), **result} if with_session else result)
+    return None
+
+
 def console():
     from rich.console import Console
 
@@ -209,7 +222,6 @@ def extract(
     as_json,
 ):
     """Extract one direction per emotion at every chosen layer."""
-    from .progress_cli import cli_progress
     from .steps import extract as step
     from .steps.common import open_or_create
 
@@ -229,10 +241,9 @@ def extract(
         "batch_size": batch_size,
         "source": source,
     }
-    with cli_progress(as_json) as progress:
-        result = step.run(session, params, progress)
-    if as_json:
-        return out_json({"session": str(session.path), **result})
+    result = run_step(step, session, params, as_json, with_session=True)
+    if result is None:
+        return
     click.echo(f"session: {session.path}")
     click.echo(
         f"extracted {', '.join(params['emotions'])} vs {baseline} with "
@@ -256,7 +267,6 @@ def extract(
 @click.option("--json", "as_json", is_flag=True)
 def layers(session_path, dataset, method, source, as_json):
     """Per-layer table: held-out accuracy with its baselines, norms, cosines."""
-    from .progress_cli import cli_progress
     from .session import Session
     from .steps import layers as step
 
@@ -264,10 +274,9 @@ def layers(session_path, dataset, method, source, as_json):
     params = {"dataset": dataset} if dataset else {}
     if source != "comprehension":
         params["source"] = source
-    with cli_progress(as_json) as progress:
-        result = step.run(session, params, progress)
-    if as_json:
-        return out_json({"session": str(session.path), **result})
+    result = run_step(step, session, params, as_json, with_session=True)
+    if result is None:
+        return
     from .report import print_layers
 
     print_layers(console(), result, method or session.methods()[0])
@@ -328,7 +337,6 @@ def steer(
     circuit_factor=2.0,
 ):
     """Generate with h + alpha*v and compare with the unsteered text."""
-    from .progress_cli import cli_progress
     from .session import Session
     from .steps import steer as step
 
@@ -348,10 +356,9 @@ def steer(
     }
     if prompts:
         params["prompts"] = list(prompts)
-    with cli_progress(as_json) as progress:
-        result = step.run(session, params, progress)
-    if as_json:
-        return out_json(result)
+    result = run_step(step, session, params, as_json)
+    if result is None:
+        return
     from .report import print_steer
 
     print_steer(console(), result)

@@ -120,7 +120,7 @@ def print_align(con: Console, result: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, out_json
+    from ..cli import console, run_step
 
     @cli.command()
     @click.argument("session_path")
@@ -163,7 +163,6 @@ def register_commands(cli):
         as_json,
     ):
         """Which attention heads (and MLP neurons) write an emotion."""
-        from ..progress_cli import cli_progress
         from ..session import Session
         from ..steps import heads as step
 
@@ -179,11 +178,9 @@ def register_commands(cli):
             "top_k": top_k,
             "batch_size": batch_size,
         }
-        with cli_progress(as_json) as progress:
-            result = step.run(session, params, progress)
-        if as_json:
-            return out_json(result)
-        print_heads(console(), result)
+        result = run_step(step, session, params, as_json)
+        if result is not None:
+            print_heads(console(), result)
 
     @cli.command()
     @click.argument("session_a")
@@ -246,7 +243,6 @@ def register_commands(cli):
         as_json,
     ):
         """Compare two models' emotion geometry on the same texts (logged in SESSION_A)."""
-        from ..progress_cli import cli_progress
         from ..session import Session
         from ..steps import align as step
 
@@ -264,8 +260,6 @@ def register_commands(cli):
             "transfer_prompts": transfer_prompts,
             "transfer_judge": transfer_judge,
         }
-        with cli_progress(as_json) as progress:
-            result = step.run(session, params, progress)
-        if as_json:
-            return out_json(result)
-        print_align(console(), result)
+        result = run_step(step, session, params, as_json)
+        if result is not None:
+            print_align(console(), result)

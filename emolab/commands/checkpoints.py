@@ -161,7 +161,7 @@ def print_crosslingual(con: Console, result: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, csv_list, out_json
+    from ..cli import console, csv_list, out_json, run_step
 
     @cli.command()
     @click.option("--model", "model_name", default="smollm2-135m", show_default=True)
@@ -202,7 +202,6 @@ def register_commands(cli):
     ):
         """Fine-tune a model as an emotion classifier (list prompt), saving checkpoints."""
         from ..errors import BadInput
-        from ..progress_cli import cli_progress
         from ..session import Session
         from ..steps import finetune as step
         from ..steps.common import new_session
@@ -230,10 +229,9 @@ def register_commands(cli):
             "train_layers": train_layers,
             "seed": seed,
         }
-        with cli_progress(as_json) as progress:
-            result = step.run(session, params, progress)
-        if as_json:
-            return out_json({"session": str(session.path), **result})
+        result = run_step(step, session, params, as_json, with_session=True)
+        if result is None:
+            return
         print_finetune(console(), result)
         last = result["history"][-1]["path"]
         click.echo(
@@ -251,7 +249,6 @@ def register_commands(cli):
     def compare(sessions, layer, alphas, n_texts, method, as_json):
         """Geometry and steering sensitivity across checkpoints: BASE CKPT1 CKPT2 ..."""
         from ..errors import BadInput
-        from ..progress_cli import cli_progress
         from ..session import Session
         from ..steps import compare as step
 
@@ -271,10 +268,9 @@ def register_commands(cli):
             "n_texts": n_texts,
             "method": method,
         }
-        with cli_progress(as_json) as progress:
-            result = step.run(base, params, progress)
-        if as_json:
-            return out_json(result)
+        result = run_step(step, base, params, as_json)
+        if result is None:
+            return
         con = console()
         print_compare(con, result)
         con.print(result["chart"], markup=False)
@@ -311,7 +307,6 @@ def register_commands(cli):
         """Steer English prompts with Japanese-text vectors and the reverse."""
         from ..cli import default_session_path
         from ..errors import BadInput
-        from ..progress_cli import cli_progress
         from ..steps import crosslingual as step
         from ..steps.common import new_session
 
@@ -330,10 +325,9 @@ def register_commands(cli):
             "position": position,
             "random_draws": random_draws,
         }
-        with cli_progress(as_json) as progress:
-            result = step.run(session, params, progress)
-        if as_json:
-            return out_json({"session": str(session.path), **result})
+        result = run_step(step, session, params, as_json, with_session=True)
+        if result is None:
+            return
         click.echo(f"session: {session.path}")
         print_crosslingual(console(), result)
 

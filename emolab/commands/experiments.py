@@ -3,7 +3,6 @@ experiments, thin over emolab.classifier and emolab.steps."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -21,12 +20,6 @@ JUDGE = click.option(
     show_default=True,
     type=click.Choice(["ensemble", "minilm", "tfidf"]),
 )
-
-
-def _out_json(obj) -> None:
-    from ..session import _jsonable
-
-    click.echo(json.dumps(obj, indent=2, default=_jsonable))
 
 
 def _floats(value: str, what: str) -> list[float]:
@@ -225,6 +218,7 @@ def print_ablate(con: Console, res: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
+    from ..cli import out_json, run_step
     from ..progress_cli import cli_progress
 
     @cli.command()
@@ -268,12 +262,12 @@ def register_commands(cli):
                 "macro_f1": j.scores[judge]["macro_f1"],
             }
             if as_json:
-                return _out_json(res)
+                return out_json(res)
             print_eval(Console(highlight=False), res)
         if texts:
             res = clf.classify(list(texts), task, judge, train_limit)
             if as_json:
-                return _out_json(res)
+                return out_json(res)
             con = Console(highlight=False)
             t = Table(
                 title=f"{judge} judge (test accuracy {res['judge_accuracy']:.3f}, "
@@ -396,10 +390,9 @@ def register_commands(cli):
         if prompts_file:
             params["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
-        with cli_progress(as_json) as progress:
-            res = step.run(session, params, progress)
-        if as_json:
-            return _out_json(res)
+        res = run_step(step, session, params, as_json)
+        if res is None:
+            return
         import shutil
 
         width = max(shutil.get_terminal_size().columns, 110)  # files and pipes get all columns
@@ -441,9 +434,8 @@ def register_commands(cli):
             "control_seeds": control_seeds,
             "limit": limit,
         }
-        with cli_progress(as_json) as progress:
-            res = step.run(session, params, progress)
-        if as_json:
-            return _out_json(res)
+        res = run_step(step, session, params, as_json)
+        if res is None:
+            return
         print_ablate(Console(highlight=False), res)
         sys.stdout.flush()
