@@ -194,11 +194,18 @@ class LoadedModel:
                 self._bridge = br
         return self._bridge
 
+    def with_bos(self, text: str) -> str:
+        """`text` starting the way the model expects a sequence to start (see bos_prefix)."""
+        bos = bos_prefix(self.tokenizer)
+        return text if not bos or text.startswith(bos) else bos + text
+
     def encode(self, texts, padding_side: str = "right"):
-        """Token ids + attention mask for a batch, without special tokens added."""
+        """Token ids + attention mask for a batch: the BOS the model expects (if any) and no
+        other special tokens."""
         tok = self.tokenizer
         tok.padding_side = padding_side
-        enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        texts = [self.with_bos(t) for t in texts]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
 
@@ -209,6 +216,19 @@ def finish_loaded(hf, device: str):
     hf.to(device)
     torch.set_grad_enabled(True)
     return hf
+
+
+def bos_prefix(tokenizer) -> str:
+    """The BOS string when the tokenizer puts one in front of every sequence by default, else
+    "". Gemma needs it (without <bos> it writes "the the the ..."); SmolLM2 has none. emolab
+    tokenizes without special tokens everywhere and adds this one itself, so a chat template
+    that already starts with it is not doubled."""
+    bos_id = tokenizer.bos_token_id
+    if bos_id is None:
+        return ""
+    if tokenizer("a")["input_ids"][:1] != [bos_id]:
+        return ""
+    return tokenizer.bos_token
 
 
 def prepare_tokenizer(tok):

@@ -155,7 +155,7 @@ def token_logprobs(
         if not text.strip():
             out.append(float("nan"))
             continue
-        c = model.tokenizer(ctx_text, add_special_tokens=False)["input_ids"]
+        c = model.tokenizer(model.with_bos(ctx_text), add_special_tokens=False)["input_ids"]
         t = model.tokenizer(" " + text if ctx_text else text, add_special_tokens=False)["input_ids"]
         ids = torch.tensor([c + t], device=model.device)
         with torch.no_grad():

@@ -119,10 +119,14 @@ def clip_text(tokenizer, text: str, max_tokens: int) -> str:
 
 def encode_examples(tokenizer, examples, tokens: LabelTokens, lang: str, max_tokens: int):
     """(prompt ids + answer ids, number of prompt ids) per example."""
-    out = []
+    from ..models import bos_prefix
+
+    bos, out = bos_prefix(tokenizer), []
     for ex in examples:
         text = clip_text(tokenizer, ex.text, max_tokens)
-        p = tokenizer(prompt(text, tokens.labels, lang), add_special_tokens=False)["input_ids"]
+        p = tokenizer(bos + prompt(text, tokens.labels, lang), add_special_tokens=False)[
+            "input_ids"
+        ]
         a = answer_ids(tokenizer, ex.label, lang)
         out.append((p + a, len(p)))
     return out

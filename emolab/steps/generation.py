@@ -76,7 +76,9 @@ def generation_activations(
     total, done = len(labels) * samples, 0
     for li, label in enumerate(labels):
         prompt = chat(model, prompt_for(label, baseline))
-        p_ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        p_ids = tok(model.with_bos(prompt), add_special_tokens=False, return_tensors="pt")[
+            "input_ids"
+        ]
         p_ids = p_ids.to(model.device)
         plen = p_ids.shape[1]
         for start in range(0, samples, batch_size):

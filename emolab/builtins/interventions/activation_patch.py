@@ -53,7 +53,7 @@ class ActivationPatch(Intervention):
             if not texts or len(texts) != len(source_texts):
                 raise BadInput("give one source text, or exactly one per target text")
             for i, t in enumerate(texts):
-                ids = model.tokenizer(t, add_special_tokens=False)["input_ids"]
+                ids = model.tokenizer(model.with_bos(t), add_special_tokens=False)["input_ids"]
                 route[tuple(ids)] = i
         lengths = {len(a) for a in src}
         if offsets is None and len(lengths) > 1 and not route:
