@@ -172,3 +172,34 @@ def test_steer_circuit_enhances_the_top_heads(run_cli, tiny_session):
     assert step["kind"] == "steer" and "interventions:enhance" in step["plugins"]
     r = run_cli("steer", tiny_session.path, "--emotion", "joy", "--circuit", "0")
     assert r.exit_code == 2 and "circuit size must be at least 1" in r.output
+
+
+def test_verify_ablates_only_the_top_attribution_heads_exactly(tiny_session):
+    res = heads.run(
+        tiny_session, {"emotion": "joy", "compare": True, "layer": 3, "n_texts": 3, "verify": 4}
+    )
+    v = res["verify"]
+    attr = np.array(res["maps"]["attribution"]["matrix"], dtype=float)
+    abl = np.array(res["maps"]["ablation"]["matrix"], dtype=float)
+    units = [(u["layer"], u["unit"]) for u in v["heads"]]
+    assert len(units) == 4
+    # the four largest |attribution| heads, in order
+    flat = np.nan_to_num(np.abs(attr), nan=-1).ravel()
+    want = [tuple(int(x) for x in np.unravel_index(i, attr.shape)) for i in np.argsort(-flat)[:4]]
+    assert units == want
+    # their exact effects equal the full exact map's
+    np.testing.assert_allclose(v["exact"], [abl[L, h] for L, h in units], rtol=1e-5, atol=1e-6)
+    assert -1 <= v["spearman"] <= 1 and 0 <= v["sign_agreement"] <= 1
+    assert "verify_spearman" in tiny_session.steps()[-1]["metrics"]
+
+
+def test_cli_verify_table_and_bad_value(run_cli, tiny_session):
+    r = run_cli("heads", tiny_session.path, "--emotion", "joy", "--verify", "3", "--texts", "2")
+    assert r.exit_code == 0, r.output
+    assert "checked by exact ablation" in r.output and "Spearman on these heads" in r.output
+    r = run_cli("heads", tiny_session.path, "--emotion", "joy", "--verify", "-1")
+    assert r.exit_code == 2 and "verify must be 0" in r.output
+    r = run_cli(
+        "heads", tiny_session.path, "--emotion", "joy", "--method", "ablation", "--verify", "2"
+    )
+    assert r.exit_code == 2 and "use it with --method attribution" in r.output

@@ -48,6 +48,18 @@ def print_heads(con: Console, result: dict) -> None:
             f"no head puts >= {att['mass_min']:.2f} of its final-position attention on "
             f"comma / clause-end tokens ({att['texts_with_summary_tokens']} texts had some)"
         )
+    if "verify" in result:
+        v = result["verify"]
+        t = Table(title=f"top {len(v['heads'])} heads by |attribution|, checked by exact ablation")
+        for col in ("head", "attribution", "exact"):
+            t.add_column(col, justify="right")
+        for u, x, y in zip(v["heads"], v["attribution"], v["exact"], strict=True):
+            t.add_row(f"L{u['layer']}H{u['unit']}", _fmt(x), _fmt(y))
+        con.print(t)
+        con.print(
+            f"  Spearman on these heads {v['spearman']:+.3f}, same sign "
+            f"{v['sign_agreement']:.0%}, exact check {v['seconds']:.1f} s"
+        )
     if "neurons" in result:
         t = Table(title="top MLP neurons (attribution, exact check)")
         for col in ("neuron", "attribution", "exact"):
@@ -147,6 +159,13 @@ def register_commands(cli):
     @click.option("--neurons", is_flag=True, help="also map MLP neurons (attribution + check)")
     @click.option("--texts", "n_texts", type=int, default=8, show_default=True)
     @click.option("--top-k", type=int, default=10, show_default=True)
+    @click.option(
+        "--verify",
+        type=int,
+        default=0,
+        show_default=True,
+        help="exact ablation of the top-K heads by |attribution| (a cheap check)",
+    )
     @click.option("--batch-size", type=int, default=8, show_default=True)
     @click.option("--json", "as_json", is_flag=True)
     def heads(
@@ -159,6 +178,7 @@ def register_commands(cli):
         neurons,
         n_texts,
         top_k,
+        verify,
         batch_size,
         as_json,
     ):
@@ -176,6 +196,7 @@ def register_commands(cli):
             "neurons": neurons,
             "n_texts": n_texts,
             "top_k": top_k,
+            "verify": verify,
             "batch_size": batch_size,
         }
         result = run_step(step, session, params, as_json)
