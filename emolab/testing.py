@@ -14,6 +14,18 @@ os.environ.setdefault("EMOLAB_THREADS", "1")
 os.environ.setdefault("EMOLAB_LOAD_PLUGINS", "")  # installed plugins never leak into tests
 
 
+def load_or_skip(name: str):
+    """A real model, or the test skipped with the reason it is not available here (its
+    weight wheel is not installed)."""
+    from emolab import plugins
+    from emolab.models import load
+
+    ok, why = plugins.get("models", name).available(name)
+    if not ok:
+        pytest.skip(why)
+    return load(name)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """The seeded random 4-layer Llama (d_model 64, 4 heads)."""

@@ -8,18 +8,14 @@ its default tokenization. Skipped only when the wheels are absent (`make test` i
 import pytest
 
 from emolab.models import bos_prefix, load
+from emolab.testing import load_or_skip
 
 pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
 def gemma():
-    from emolab import plugins
-
-    ok, why = plugins.get("models", "gemma3-270m").available("gemma3-270m")
-    if not ok:
-        pytest.skip(why)
-    return load("gemma3-270m")
+    return load_or_skip("gemma3-270m")
 
 
 def test_sequences_start_with_bos_like_plain_hf(gemma):

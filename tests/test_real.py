@@ -8,19 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from emolab.models import load
+from emolab.testing import load_or_skip
 
 pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
 def smol():
-    from emolab import plugins
-
-    ok, why = plugins.get("models", "smollm2-135m").available("smollm2-135m")
-    if not ok:
-        pytest.skip(why)
-    return load("smollm2-135m")
+    return load_or_skip("smollm2-135m")
 
 
 def test_bridge_logits_equal_hf_logits(smol):
