@@ -135,6 +135,7 @@ class LoadedModel:
     reload: object = None  # () -> fresh HF model (the bridge mutates the one it boots)
     _bridge: object = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _bos: str | None = field(default=None, repr=False)  # bos_prefix, worked out once
 
     @property
     def config(self):
@@ -196,7 +197,9 @@ class LoadedModel:
 
     def with_bos(self, text: str) -> str:
         """`text` starting the way the model expects a sequence to start (see bos_prefix)."""
-        bos = bos_prefix(self.tokenizer)
+        if self._bos is None:
+            self._bos = bos_prefix(self.tokenizer)
+        bos = self._bos
         return text if not bos or text.startswith(bos) else bos + text
 
     def encode(self, texts, padding_side: str = "right"):
