@@ -209,7 +209,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     top_share = {"a": top_variance_share(a_tr), "b": top_variance_share(b_tr)}
     sc_a, sc_b = Scaler(a_tr, bool(p["standardize"])), Scaler(b_tr, bool(p["standardize"]))
     a_tr, a_te, b_tr, b_te = sc_a.rows(a_tr), sc_a.rows(a_te), sc_b.rows(b_tr), sc_b.rows(b_te)
-    va = {e: sc_a.direction(v) for e, v in va.items()}
+    va_z = {e: sc_a.direction(v) for e, v in va.items()}
     vb_z = {e: sc_b.direction(v) for e, v in vb.items()}
 
     reg = plugins.registry()
@@ -233,8 +233,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "methods": {},
     }
     if a_tr.shape[1] == b_tr.shape[1]:
-        raw_a = {e: sc_a.back(v) for e, v in va.items()}
-        result["raw_cosine"] = {e: _cos(raw_a[e], vb[e]) for e in emotions}
+        result["raw_cosine"] = {e: _cos(va[e], vb[e]) for e in emotions}
     else:
         result["raw_cosine"] = None
     result["raw_cosine_note"] = (
@@ -266,7 +265,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 b_te,
                 y_tr,
                 y_te,
-                va,
+                va_z,
                 vb_z,
                 labels,
                 emotions,
@@ -290,7 +289,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         progress.update(len(methods) + 1)
         if p["transfer"]:
             result["transfer"] = transfer(
-                session, sb, p, a_tr, b_tr, va, vb, sc_b, emotions, progress
+                session, sb, p, a_tr, b_tr, va_z, vb, sc_b, emotions, progress
             )
         seq = max(e["seq"] for e in session.events())
         name = f"align-{seq:03d}.json"
