@@ -126,6 +126,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         progress.task("steer", len(layers) * len(LANGS) * 3 * len(emotions))
         done = 0
         for li, layer in enumerate(layers):
+            inter = reg.get(
+                "interventions",
+                "residual_add",
+                layer=layer,
+                alpha=float(p["alpha"]),
+                scale="relative",
+                positions="all",
+            )
             for e in emotions:
                 en, ja = vecs["en"][e][li], vecs["ja"][e][li]
                 others = [_unit(vecs["ja"][o][li]) @ _unit(en) for o in emotions if o != e]
@@ -151,14 +159,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                             progress.check()
                             full = np.zeros((model.n_layers, model.d_model), dtype=np.float32)
                             full[layer] = v
-                            inter = reg.get(
-                                "interventions",
-                                "residual_add",
-                                layer=layer,
-                                alpha=float(p["alpha"]),
-                                scale="relative",
-                                positions="all",
-                            )
                             hk = inter.hooks(model, vector=full, norms=norms)
                             shift = (
                                 label_logits(model, prompts[target], tokens[target], hk) - clean
