@@ -8,32 +8,45 @@ from threadpoolctl import threadpool_limits
 
 from .. import plugins
 from ..capture import capture, resid_hooks
-from ..data import examples_hash, select
+from ..data import EKMAN6, examples_hash, select
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
-from .common import guarded, parse_layers, plugin_versions, session_model
+from ..units import parse_layers
+from .common import guarded, plugin_versions, session_model
 
-DEFAULTS = {
-    "dataset": "goemotions-ekman",
-    "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
-    "baseline": "neutral",
-    "methods": ["mean_diff"],
-    "layers": "all",
-    "position": "last",
-    "limit": 100,
-    "test_limit": 50,
-    "batch_size": 16,
-    "source": "comprehension",
-    "gen_tokens": 40,
-    "seed": 0,
-}
+PARAMS = (
+    Param("dataset", str, "goemotions-ekman", "a registered dataset"),
+    Param("dataset_params", dict, {}, "the dataset's own parameters (text_column, ...)"),
+    Param("emotions", list, list(EKMAN6), "labels to extract a direction for", item=str),
+    Param("baseline", str, "neutral", "the label every direction points away from"),
+    Param("methods", list, ["mean_diff"], "registered extractors", item=str),
+    Param("layers", (str, list), "all", "all, 5, 2,5,8, 10-20 or a list", item=int),
+    Param("position", str, "last", "which token's residual", ("last", "mean", "commas")),
+    Param("limit", int, 100, "train examples per label", min=1),
+    Param("test_limit", int, 50, "held-out examples per label", min=1),
+    Param("batch_size", int, 16, "texts per forward pass", min=1),
+    Param(
+        "source",
+        str,
+        "comprehension",
+        "read labelled text or the model's own writing",
+        ("comprehension", "generation"),
+    ),
+    Param("gen_tokens", int, 40, "tokens the model writes per text (source=generation)", min=1),
+    Param("seed", int, 0),
+)
+DEFAULTS = defaults(PARAMS)
 SOURCES = ("comprehension", "generation")
 
 
-def load_split(dataset: str, split: str, labels, limit: int | None):
-    """Examples of `labels` from one split, at most `limit` each, plus their flat lists."""
-    source = plugins.get("datasets", dataset)
+def load_split(
+    dataset: str, split: str, labels, limit: int | None, dataset_params: dict | None = None
+):
+    """Examples of `labels` from one split, at most `limit` each, plus their flat lists.
+    `dataset_params` set the source's declared parameters (text_column, ...)."""
+    source = plugins.get("datasets", dataset, **(dataset_params or {}))
     groups = select(source.load(dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
@@ -44,7 +57,7 @@ def load_split(dataset: str, split: str, labels, limit: int | None):
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "extract")
     emotions, baseline = list(p["emotions"]), p["baseline"]
     if not emotions:
         raise BadInput("no emotions given")
@@ -56,8 +69,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     extractors = [reg.get("extractors", m) for m in p["methods"]]
     labels = emotions + [baseline]
     if p["source"] == "comprehension":
-        train, y_train = load_split(p["dataset"], "train", labels, p["limit"])
-    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"])
+        train, y_train = load_split(p["dataset"], "train", labels, p["limit"], p["dataset_params"])
+    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], p["dataset_params"])
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
     hooks = resid_hooks(model, layers)

@@ -27,25 +27,28 @@ from ..data import examples_hash, select
 from ..errors import BadInput
 from ..labels import LabelTokens, accuracy, answer_ids, prompt, resolve
 from ..models import LoadedModel
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, atomic_write
-from .common import parse_layers, session_model
+from ..units import parse_layers
+from .common import session_model
 
-DEFAULTS = {
-    "dataset": "goemotions-ekman",
-    "labels": None,  # None: every label of the dataset
-    "steps": 200,
-    "save_every": 50,
-    "batch_size": 8,
-    "lr": 3e-5,
-    "weight_decay": 0.0,
-    "limit": 300,  # train examples per label (balanced)
-    "test_limit": 20,  # test examples per label for the accuracy of each checkpoint
-    "max_text_tokens": 48,
-    "train_layers": "all",  # or a layer list: only those blocks train
-    "lang": "en",
-    "seed": 0,
-}
+PARAMS = (
+    Param("dataset", str, "goemotions-ekman", "a registered dataset"),
+    Param("labels", list, None, "labels trained (default: every label)", item=str),
+    Param("steps", int, 200, "optimizer steps", min=1),
+    Param("save_every", int, 50, "steps between checkpoints", min=1),
+    Param("batch_size", int, 8, "texts per step", min=1),
+    Param("lr", float, 3e-5, "learning rate", min=1e-12),
+    Param("weight_decay", float, 0.0, "AdamW weight decay", min=0.0),
+    Param("limit", int, 300, "train examples per label (balanced)", min=1),
+    Param("test_limit", int, 20, "test examples per label for each checkpoint", min=1),
+    Param("max_text_tokens", int, 48, "tokens kept per text", min=1),
+    Param("train_layers", (str, list), "all", "only these blocks train", item=int),
+    Param("lang", str, "en", "language of the label words"),
+    Param("seed", int, 0),
+)
+DEFAULTS = defaults(PARAMS)
 # Settings a resumed run must share with the checkpoint it resumes from.
 FIXED = (
     "dataset",
@@ -207,7 +210,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     import torch
 
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "finetune")
     for key in ("steps", "save_every", "batch_size", "limit", "test_limit", "max_text_tokens"):
         if int(p[key]) < 1:
             raise BadInput(f"{key.replace('_', '-')} must be at least 1, got {p[key]}")

@@ -14,11 +14,27 @@ from threadpoolctl import threadpool_limits
 from .. import plugins
 from ..capture import capture
 from ..errors import BadInput
+from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, session_model
 
 BASELINE_SEEDS = 5
+PARAMS = (
+    Param("dataset", str, None, "score the vectors on another dataset's test split (no refit)"),
+    Param("dataset_params", dict, {}, "that dataset's own parameters (text_column, ...)"),
+    Param("limit", int, 100, "test examples per label of --dataset", min=1),
+    Param(
+        "source",
+        str,
+        "comprehension",
+        "generation: also fit on the model's own writing",
+        ("comprehension", "generation"),
+    ),
+    Param("samples", int, None, "texts per label written by the model (source=generation)", min=1),
+    Param("gen_tokens", int, 40, "tokens per written text (source=generation)", min=1),
+    Param("seed", int, 0),
+)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -388,8 +404,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     `source` ('generation': also fit on the model's own writing and compare, with a paired
     Wilcoxon test)."""
     progress = progress or Progress()
-    if params.get("source", "comprehension") not in ("comprehension", "generation"):
-        raise BadInput(f"unknown source '{params['source']}' (known: comprehension, generation)")
+    params = validate(PARAMS, params, "layers")
     arrays, meta = session.load_arrays("activations.safetensors")
     ex = session.read_json("examples.json")
     emotions, baseline = meta["emotions"].split(","), meta["baseline"]
@@ -402,14 +417,18 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     dataset = params.get("dataset")
     n_layers = int(session.manifest["model"]["layers"])
     # many small fits: BLAS threads only contend (10x slower on a busy 2-core box)
-    with session.step("layers", dict(params)) as rec, threadpool_limits(1, user_api="blas"):
+    with session.step("layers", params) as rec, threadpool_limits(1, user_api="blas"):
         if dataset:
             from .extract import load_split
 
             model = session_model(session)
             try:
                 examples, y_te = load_split(
-                    dataset, "test", emotions + [baseline], params.get("limit", 100)
+                    dataset,
+                    "test",
+                    emotions + [baseline],
+                    params["limit"],
+                    params["dataset_params"],
                 )
             except Exception as exc:
                 raise BadInput(
@@ -444,7 +463,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         )
         summary = summarise(rows, emotions, n_layers)
         sources = None
-        if params.get("source", "comprehension") == "generation":
+        if params["source"] == "generation":
             sources = compare_sources(
                 session,
                 params,

@@ -60,7 +60,7 @@ def replay(
     atol: float = 1e-4,
     progress: Progress | None = None,
 ) -> tuple[Session, Comparison]:
-    from . import STEPS
+    from . import PARAMS, STEPS
 
     progress = progress or Progress()
     original = Session.open(src)
@@ -96,7 +96,9 @@ def replay(
     )
     cmp = Comparison()
     for ev in steps:
-        STEPS[ev["kind"]](new, dict(ev["params"]), progress)
+        declared = {q.name for q in PARAMS[ev["kind"]]}
+        params = {k: v for k, v in ev["params"].items() if k in declared}
+        STEPS[ev["kind"]](new, params, progress)
         mine = new.steps()[-1]
         for key, value in sorted(ev.get("metrics", {}).items()):
             got = mine.get("metrics", {}).get(key)

@@ -22,35 +22,62 @@ import numpy as np
 
 from .. import plugins
 from ..api import Run
-from ..data import NEUTRAL_PROMPTS, list_prompt
+from ..data import EKMAN6, NEUTRAL_PROMPTS, list_prompt
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
-from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
+from ..units import parse_layers
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
 
-DEFAULTS = {
-    "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
-    "layers": None,  # default: a third, half and two thirds of the depth
-    "alphas": [0.15, 0.3, 0.5, 0.75],
-    "scale": "relative",
-    "positions": "all",
-    "method": None,
-    "vector_file": None,
-    "prompts": list(NEUTRAL_PROMPTS),
-    "max_new_tokens": 24,
-    "batch_size": 20,
-    "judge": "ensemble",
-    "judge_train_limit": 16000,
-    "max_ratio": 3.0,
-    "min_distinct2": 0.5,
-    "max_distinct_drop": 0.6,
-    "min_surgical_share": 0.5,
-    "circuits": [],  # top-k head counts for circuit modulation (empty: residual only)
-    "circuit_factors": [2.0, 4.0],
-}
+PARAMS = (
+    Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
+    Param(
+        "layers", (str, list), None, "layers of the grid (default: 1/3, 1/2, 2/3 depth)", item=int
+    ),
+    Param("alphas", list, [0.15, 0.3, 0.5, 0.75], "strengths of the grid", item=float),
+    Param(
+        "scale",
+        str,
+        "relative",
+        "relative: alpha x the layer's mean residual norm",
+        ("relative", "absolute"),
+    ),
+    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("method", str, None, "which vector set of the session"),
+    Param("vector_file", str, None, "a published vector file instead of the session's"),
+    Param("prompts", list, list(NEUTRAL_PROMPTS), "prompts to continue", item=str),
+    Param("max_new_tokens", int, 24, "tokens generated per prompt", min=2),
+    Param("batch_size", int, 20, "prompts per generate call", min=1),
+    Param(
+        "judge", str, "ensemble", "the classifier evaluator's judge (judge_evaluator=classifier)"
+    ),
+    Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
+    Param("judge_evaluator", str, "classifier", "the registered evaluator that judges P(target)"),
+    Param("judge_params", dict, {}, "that evaluator's own parameters"),
+    Param("max_ratio", float, 3.0, "perplexity ratio above which a text is explosive"),
+    Param("min_distinct2", float, 0.5, "distinct-2 below which a text is repetitive"),
+    Param("max_distinct_drop", float, 0.6, "distinct-2 drop that counts as repetitive"),
+    Param(
+        "min_surgical_share",
+        float,
+        0.5,
+        "share of single texts that must be surgical",
+        min=0.0,
+        max=1.0,
+    ),
+    Param("circuits", list, [], "top-k head counts for circuit modulation", item=int, min=1),
+    Param("circuit_factors", list, [2.0, 4.0], "multipliers for the circuit heads", item=float),
+    Param("intervention", str, "residual_add", "the registered intervention of the grid"),
+    Param("intervention_params", dict, {}, "that intervention's own fixed parameters"),
+)
+DEFAULTS = defaults(PARAMS)
+# added after sweeps were first keyed: left out of the key at their defaults, so older
+# sweep files still resume
+LATER = ("judge_evaluator", "judge_params", "intervention", "intervention_params")
 GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
 RESIDUAL = "residual"
 COLUMNS = (
@@ -73,6 +100,16 @@ COLUMNS = (
     "regime",
     "surgical_share",
     "heads",
+)
+# the judge evaluator's metrics that become cell columns (NaN where it has none)
+JUDGE_COLUMNS = (
+    "p_target_baseline",
+    "p_target",
+    "p_target_rise",
+    "top_is_target",
+    "p_target_minilm",
+    "p_target_tfidf",
+    "judge_agreement",
 )
 TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads")
 REGIMES = ("surgical", "repetitive", "explosive")
@@ -102,7 +139,9 @@ def check_params(p: dict) -> None:
 
 def sweep_key(p: dict, vector_meta: dict) -> str:
     """What makes a cell's numbers: everything but the grid itself."""
-    fixed = {k: p[k] for k in DEFAULTS if k not in GRID}
+    fixed = {
+        k: p[k] for k in DEFAULTS if k not in GRID and not (k in LATER and p[k] == DEFAULTS[k])
+    }
     h = hashlib.sha256(json.dumps([fixed, vector_meta], sort_keys=True, default=str).encode())
     return h.hexdigest()[:10]
 
@@ -152,7 +191,7 @@ def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict |
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "sweep")
     p["alphas"] = [float(a) for a in p["alphas"]]
     p["emotions"] = list(p["emotions"])
     p["circuits"] = [int(k) for k in p["circuits"]]
@@ -174,23 +213,31 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     circuit_specs = circuit_grid(session, p)
     all_emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(vecs)
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
-    reg = plugins.registry()
-    judge = reg.get(
-        "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
+    judge = configured(
+        "evaluators",
+        p["judge_evaluator"],
+        {"judge": p["judge"], "train_limit": p["judge_train_limit"]},
+        p["judge_params"],
     )
-    ppl = reg.get(
+    ppl = configured(
         "evaluators",
         "perplexity_ratio",
-        max_ratio=p["max_ratio"],
-        min_distinct2=p["min_distinct2"],
-        max_distinct_drop=p["max_distinct_drop"],
+        {k: p[k] for k in ("max_ratio", "min_distinct2", "max_distinct_drop")},
+        {},
+    )
+    residual = RESIDUAL if p["intervention"] == "residual_add" else p["intervention"]
+    configured(  # an unknown name or parameter fails here, before the model loads
+        "interventions",
+        p["intervention"],
+        cell_params(p, p["layers"][0], 0.0),
+        p["intervention_params"],
     )
     key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
     cells = read_cells(session, name)
     grid = [
-        (e, RESIDUAL, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
+        (e, residual, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
     ] + [
         (e, f"circuit-top{k}", -1, f)
         for e in p["emotions"]
@@ -203,15 +250,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         for g in grid
         if g not in cells or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
     ]
-    kinds = ["residual_add"] + (["enhance"] if p["circuits"] else [])
+    kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
         **plugin_versions("interventions", kinds),
-        **plugin_versions("evaluators", ["classifier", "perplexity_ratio"]),
+        **plugin_versions("evaluators", [p["judge_evaluator"], "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
         model = session_model(session)
-        progress.task("judge: load or train the classifier", 0)
-        j = guarded("evaluators", judge, "judge_obj")
         base_path = session.artifact(f"sweep-{key}-baseline.json")
         if base_path.is_file():
             base = session.read_json(base_path.name)["texts"]
@@ -221,7 +266,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 model, prompts, (), p["max_new_tokens"], p["batch_size"], check=progress.check
             )
             session.write_json(base_path.name, {"prompts": prompts, "texts": base})
-        base_probs = j.proba(base, p["judge"])
+        progress.task(f"judge: load {p['judge_evaluator']}", 0)
+        # the judge on the unsteered texts once: loads (or trains) it, and gives its accuracy
+        jm = guarded(
+            "evaluators",
+            judge,
+            "evaluate",
+            Run(model, prompts, base, base, (), all_emotions, p["emotions"][0]),
+        )
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
@@ -231,56 +283,34 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         for i, (emo, kind, layer, alpha) in enumerate(todo):
             progress.check()
             heads = circuit_specs.get((emo, kind), "")
-            if kind == RESIDUAL:
-                inter = reg.get(
+            if kind == residual:
+                inter = configured(
                     "interventions",
-                    "residual_add",
-                    layer=layer,
-                    alpha=alpha,
-                    scale=p["scale"],
-                    positions=p["positions"],
+                    p["intervention"],
+                    cell_params(p, layer, alpha),
+                    p["intervention_params"],
                 )
             else:
-                inter = reg.get(
+                inter = plugins.registry().get(
                     "interventions", "enhance", heads=heads, factor=alpha, positions=p["positions"]
                 )
             hooks = guarded("interventions", inter, "hooks", model, vector=vecs[emo], norms=norms)
             steered = generate(
                 model, prompts, hooks, p["max_new_tokens"], p["batch_size"], check=progress.check
             )
-            col = j.labels.index(emo) if emo in j.labels else None
-            if col is None:
-                from ..errors import UnknownName
-
-                raise UnknownName(f"the judge has no label '{emo}' (labels: {', '.join(j.labels)})")
-            parts = j.proba_parts(steered)
-            probs = (
-                np.mean(list(parts.values()), axis=0)
-                if p["judge"] == "ensemble"
-                else parts[p["judge"]]
-            )
-            agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
+            run_ = Run(model, prompts, base, steered, hooks, all_emotions, emo)
+            jm = guarded("evaluators", judge, "evaluate", run_)
             shift = (last_logits(model, lists, hooks)[:, cols] - base_logits).mean(0)
             k = all_emotions.index(emo)
             others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-            m = guarded(
-                "evaluators",
-                ppl,
-                "evaluate",
-                Run(model, prompts, base, steered, hooks, all_emotions, emo),
-            )
+            m = guarded("evaluators", ppl, "evaluate", run_)
+            judged = {c: round(float(jm.get(c, np.nan)), 5) for c in JUDGE_COLUMNS}
             cells[(emo, kind, layer, alpha)] = {
                 "emotion": emo,
                 "intervention": kind,
                 "layer": layer,
                 "alpha": alpha,
-                "p_target_baseline": round(float(base_probs[:, col].mean()), 5),
-                "p_target": round(float(probs[:, col].mean()), 5),
-                "p_target_rise": round(float(probs[:, col].mean() - base_probs[:, col].mean()), 5),
-                "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
-                "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
-                "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
-                "judge_agreement": round(agree, 5),
+                **judged,
                 "label_logit_shift": round(float(shift[k]), 5),
                 "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
                 "perplexity_ratio": round(m["perplexity_ratio"], 5),
@@ -310,8 +340,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         share = float(p["min_surgical_share"])
-        best = best_surgical([r for r in rows if r["intervention"] == RESIDUAL], share)
-        best_circuit = best_surgical([r for r in rows if r["intervention"] != RESIDUAL], share)
+        best = best_surgical([r for r in rows if r["intervention"] == residual], share)
+        best_circuit = best_surgical([r for r in rows if r["intervention"] != residual], share)
         rec["outputs"] = [
             f"artifacts/{name}",
             f"artifacts/{texts_name}",
@@ -338,11 +368,16 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "resumed": len(grid) - len(todo),
         "computed": len(todo),
         "judge": {
-            "name": p["judge"],
-            "accuracy": j.accuracy(p["judge"]),
-            "macro_f1": j.scores[p["judge"]]["macro_f1"],
+            "name": p["judge"] if p["judge_evaluator"] == "classifier" else p["judge_evaluator"],
+            "accuracy": float(jm.get("judge_accuracy", np.nan)),
+            "macro_f1": float(jm.get("judge_macro_f1", np.nan)),
         },
     }
+
+
+def cell_params(p: dict, layer: int, alpha: float) -> dict:
+    """What the step knows about one residual cell; the intervention takes those it declares."""
+    return {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
 
 
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
