@@ -33,6 +33,9 @@ DEFAULT_PLUGINS = (
     "emolab.commands.analysis",
     "emolab.commands.experiments",
     "emolab.commands.checkpoints",
+    "emolab.commands.plot",
+    "emolab.commands.vectors",
+    "emolab.commands.report",
 )
 
 # hook name -> (registry kind, component base class)
