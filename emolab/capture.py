@@ -207,6 +207,11 @@ def capture_named(
                 except StopForward:
                     pass
                 for h in names:
+                    if h not in store:
+                        raise BadInput(
+                            f"hook '{h}' never ran in the forward pass (the bridge computes "
+                            "it only in TransformerLens modes emolab does not switch on)"
+                        )
                     act = store[h].float()
                     if key_axis(h):
                         act = act.transpose(1, 2)  # [batch, query, heads, key]

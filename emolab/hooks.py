@@ -62,7 +62,7 @@ def path_of(model: LoadedModel, name: str) -> str:
         return FAST
     known = model.bridge().hook_dict
     if name not in known:
-        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see `emolab hooks --model M`"
         raise UnknownName(f"unknown hook '{name}' for {model.name} ({hint})")
     return BRIDGE
@@ -233,3 +233,37 @@ def stop_after(model: LoadedModel, layer: int, path: str = FAST):
 
     blocks = getpath(forward_module(model, path), model.arch.blocks)
     return blocks[layer].register_forward_hook(stop)
+
+
+def vocabulary(model: LoadedModel) -> list[dict]:
+    """Every TL hook name of the model with its path and the shape a hook fn receives, from
+    one short bridge forward (`batch` and `pos` stand for the batch and sequence axes).
+    `shape` is None for a name the bridge has but a plain forward never runs (TL options
+    such as per-head results that emolab does not switch on)."""
+    import torch
+
+    dims = {
+        model.n_heads,
+        model.d_head,
+        model.d_model,
+        getattr(model.config, "num_key_value_heads", 0),
+    }
+    seq = next(t for t in (7, 11, 13, 17, 19, 23, 29) if t not in dims)
+    ids, _ = model.encode(["a" + " a" * (4 * seq)])
+    ids = ids[:, :seq]
+    shapes: dict[str, tuple] = {}
+
+    def note(name):
+        return lambda act, ctx: shapes.__setitem__(name, tuple(act.shape))
+
+    names = bridge_names(model)
+    with apply_hooks(model, [(n, note(n)) for n in names], via=BRIDGE), torch.no_grad():
+        forward_module(model, BRIDGE)(input_ids=ids, use_cache=False)
+    out = []
+    for name in names:
+        shape = shapes.get(name)
+        sym = None
+        if shape is not None:
+            sym = ["batch" if i == 0 else "pos" if d == seq else d for i, d in enumerate(shape)]
+        out.append({"name": name, "path": FAST if fast_point(name) else BRIDGE, "shape": sym})
+    return out

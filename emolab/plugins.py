@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.plot",
     "emolab.commands.vectors",
     "emolab.commands.report",
+    "emolab.commands.hooks",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."

@@ -113,3 +113,56 @@ def test_unknown_and_misrouted_hook_names_are_one_line_errors(tiny_model):
         capture(tiny_model, TEXTS, ["ln_final.hook_normalized"])
     assert route(tiny_model, ["blocks.1.hook_resid_post"]) == FAST
     assert route(tiny_model, ["blocks.1.hook_resid_post", "hook_embed"]) == BRIDGE
+
+
+def test_hooks_command_lists_every_name_with_its_path(run_cli):
+    import json
+
+    res = run_cli("hooks", "--model", "tiny-llama", "--json")
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["blocks.3.hook_resid_post"]["path"] == "fast"
+    assert rows["blocks.3.attn.hook_pattern"]["path"] == "bridge"
+    assert rows["blocks.3.attn.hook_pattern"]["shape"] == ["batch", 4, "pos", "pos"]
+    assert rows["ln_final.hook_normalized"]["path"] == "bridge"
+    assert sum(r["path"] == "fast" for r in rows.values()) == 4 * 8  # 6 points + 2 aliases
+    table = run_cli("hooks", "--model", "tiny-llama")
+    assert "blocks.{L}.attn.hook_pattern" in table.output and "211 bridge" in table.output
+    bad = run_cli("hooks", "--model", "nosuch")
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+
+
+def test_extract_hooks_captures_the_pattern_through_the_bridge(run_cli, tmp_path, tiny_model):
+    from emolab import results
+    from emolab.session import Session
+
+    path = tmp_path / "s"
+    name = "blocks.1.attn.hook_pattern"
+    res = run_cli(
+        "extract", "--model", "tiny-llama", "--emotions", "joy,anger", "--limit", "4",
+        "--test-limit", "2", "--hooks", f"{name},blocks.2.hook_resid_mid", "--session", path,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    session = Session.open(path)
+    out = results.latest(session, "extract", suffix="hooks.safetensors")
+    arrays, meta = session.load_arrays(out.path.name)
+    assert meta["paths"] == f"{name}=bridge,blocks.2.hook_resid_mid=bridge"
+    texts = [t for _, t in session.read_json("examples.json")["train"]]
+    got = arrays[f"train/{name}"]
+    assert got.shape[:2] == (len(texts), 4) and arrays["test/" + name].shape[0] == 6
+    hf = tiny_model.reload()
+    for i, text in enumerate(texts):
+        ids, _ = tiny_model.encode([text])
+        with torch.no_grad():
+            att = hf(input_ids=ids, output_attentions=True).attentions[1][0, :, -1]
+        n = ids.shape[1]
+        np.testing.assert_allclose(got[i, :, :n], att.numpy(), atol=1e-5)
+    bad = run_cli(
+        "extract", "--model", "tiny-llama", "--emotions", "joy", "--limit", "2",
+        "--test-limit", "1", "--hooks", "blocks.1.attn.hook_paterrn", "--session", tmp_path / "b",
+    )  # fmt: skip
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines() == [
+        "error: unknown hook 'blocks.1.attn.hook_paterrn' for tiny-llama "
+        "(did you mean blocks.1.attn.hook_pattern?)"
+    ]

@@ -47,6 +47,12 @@ def register_commands(cli):
         type=click.Choice(["comprehension", "generation"]),
         help="read labelled text, or read what the model writes when asked for each emotion",
     )
+    @click.option(
+        "--hooks",
+        "extra_hooks",
+        default=None,
+        help="also capture these TL hook names (comma-separated; see `emolab hooks`)",
+    )
     @click.option("--session", "session_path", default=None, help="session folder (new)")
     @click.option("--device", default="cpu", show_default=True)
     @click.option("--json", "as_json", is_flag=True)
@@ -62,6 +68,7 @@ def register_commands(cli):
         test_limit,
         batch_size,
         source,
+        extra_hooks,
         session_path,
         device,
         as_json,
@@ -85,6 +92,7 @@ def register_commands(cli):
             "test_limit": test_limit,
             "batch_size": batch_size,
             "source": source,
+            "hooks": csv_list(extra_hooks) or [],
         }
         result = run_step(step, session, params, as_json, with_session=True)
         if result is None:

@@ -7,9 +7,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import plugins
-from ..capture import capture, resid_hooks
+from ..capture import capture, capture_named, resid_hooks
 from ..data import examples_hash, select
 from ..errors import BadInput
+from ..hooks import path_of
 from ..progress import Progress
 from ..session import Session, vector_key
 from .common import guarded, parse_layers, plugin_versions, session_model
@@ -27,6 +28,7 @@ DEFAULTS = {
     "source": "comprehension",
     "gen_tokens": 40,
     "seed": 0,
+    "hooks": [],  # extra TL hook names to capture (any name; non-fast ones via the bridge)
 }
 SOURCES = ("comprehension", "generation")
 
@@ -61,6 +63,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
     hooks = resid_hooks(model, layers)
+    extra = list(p["hooks"] or [])
+    paths = {h: path_of(model, h) for h in extra}  # a bad name fails before the step logs
 
     with session.step("extract", p, plugin_versions("extractors", p["methods"])) as rec:
         acts = {}
@@ -96,6 +100,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 progress=progress,
                 check=progress.check,
             )
+        if extra:
+            save_extra(session, model, extra, paths, {"train": train, "test": test}, p, progress)
+            rec["outputs"].append("artifacts/hooks.safetensors")
         x = acts["train"]
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(x, axis=-1).mean(0)
@@ -161,4 +168,31 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         rec["metrics"] = {"n_train": len(train), "n_test": len(test)}
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})
     progress.done()
-    return {"layers": layers, "methods": p["methods"], "n_train": len(train), "n_test": len(test)}
+    return {
+        "layers": layers,
+        "methods": p["methods"],
+        "n_train": len(train),
+        "n_test": len(test),
+        "hooks": paths,
+    }
+
+
+def save_extra(session: Session, model, names, paths, splits, p, progress) -> None:
+    """The extra hooks of `--hooks`, pooled like the residual, one array per split and
+    name (`train/blocks.5.attn.hook_pattern`), rows in examples.json order."""
+    arrays = {}
+    for split, examples in splits.items():
+        progress.task(f"capture {', '.join(names)} ({split})", len(examples))
+        got = capture_named(
+            model,
+            [ex.text for ex in examples],
+            names,
+            p["position"],
+            p["batch_size"],
+            progress=progress,
+            check=progress.check,
+        )
+        arrays.update({f"{split}/{name}": got[name] for name in names})
+    meta = {"hooks": ",".join(names), "position": p["position"], "model": model.name}
+    meta["paths"] = ",".join(f"{n}={paths[n]}" for n in names)
+    session.save_arrays("hooks.safetensors", arrays, meta)
