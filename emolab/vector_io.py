@@ -122,7 +122,8 @@ def _gguf_bytes(layers: dict[int, np.ndarray], meta: dict[str, str]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "v.gguf"
         writer = gguf.GGUFWriter(str(path), ARCH)
-        writer.add_string(f"{ARCH}.model_hint", meta.get("model_hint", meta.get("model", "")))
+        hint = meta.get("model_hint") or meta.get("model") or "unknown"  # gguf drops ""
+        writer.add_string(f"{ARCH}.model_hint", hint)
         writer.add_uint32(f"{ARCH}.layer_count", len(layers))
         for key, value in sorted(meta.items()):
             writer.add_string(f"emolab.{key}", value)
@@ -327,8 +328,10 @@ def select(
             "session": source.path.name,
         }
         peak = _peak_layer(source, method)
-        if "model_hint" not in meta:
-            meta["model_hint"] = str(model.get("model_type") or model.get("arch") or "")
+        if not meta.get("model_hint"):  # llama.cpp ignores it; repeng needs it non-empty
+            meta["model_hint"] = str(
+                model.get("model_type") or model.get("id") or source.model_name
+            )
     else:
         vectors, meta = read(Path(source))
         meta = dict(meta)
