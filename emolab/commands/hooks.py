@@ -31,7 +31,7 @@ def span(layers: list[int]) -> str:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, out_json
+    from ._common import console, out_json
 
     @cli.command("hooks")
     @click.option("--model", "model_name", default="smollm2-135m", show_default=True)
