@@ -1,6 +1,6 @@
 """CLI tables at 80 columns, on sessions the real steps made on tiny-llama: emotion
-headers are unique abbreviations ("ang", "disappo" / "disappr" / "disg"), never a one-letter ellipsis;
-more emotions than 80 columns hold are printed in blocks."""
+headers are unique abbreviations ("ang"; "disappo", "disappr", "disg"), never a one-letter
+ellipsis; more emotions than 80 columns hold are printed in blocks."""
 
 from __future__ import annotations
 
