@@ -12,7 +12,14 @@ from ..data import examples_hash, select
 from ..errors import BadInput
 from ..progress import Progress
 from ..session import Session, vector_key
-from .common import guarded, parse_layers, plugin_versions, session_model
+from .common import (
+    dataset_source,
+    guarded,
+    parse_layers,
+    plugin_versions,
+    record_dataset,
+    session_model,
+)
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -31,9 +38,9 @@ DEFAULTS = {
 SOURCES = ("comprehension", "generation")
 
 
-def load_split(dataset: str, split: str, labels, limit: int | None):
+def load_split(dataset: str, split: str, labels, limit: int | None, seed: int = 0):
     """Examples of `labels` from one split, at most `limit` each, plus their flat lists."""
-    source = plugins.get("datasets", dataset)
+    source = dataset_source(dataset, seed)
     groups = select(source.load(dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
@@ -55,14 +62,17 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     reg = plugins.registry()
     extractors = [reg.get("extractors", m) for m in p["methods"]]
     labels = emotions + [baseline]
+    split_seed = int(session.manifest.get("seed", 0))
     if p["source"] == "comprehension":
-        train, y_train = load_split(p["dataset"], "train", labels, p["limit"])
-    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"])
+        train, y_train = load_split(p["dataset"], "train", labels, p["limit"], split_seed)
+    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], split_seed)
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
     hooks = resid_hooks(model, layers)
 
     with session.step("extract", p, plugin_versions("extractors", p["methods"])) as rec:
+        record_dataset(session, rec, p["dataset"])
+        rec["inputs"]["split_seed"] = split_seed
         acts = {}
         if p["source"] == "generation":
             from ..data import Example
@@ -157,7 +167,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "artifacts/examples.json",
             "artifacts/layer_norms.json",
         ]
-        rec["inputs"] = {"train_hash": examples_hash(train), "test_hash": examples_hash(test)}
+        rec["inputs"].update(train_hash=examples_hash(train), test_hash=examples_hash(test))
         rec["metrics"] = {"n_train": len(train), "n_test": len(test)}
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})
     progress.done()

@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
+from .. import results
 from ..errors import EmolabError
 from ..session import Session
 from .widgets import CosineMatrix, Heatmap, LayerChart, WorkStatus
@@ -350,9 +351,14 @@ class LayersScreen(LabScreen):
     def refresh_data(self) -> None:
         session = self.lab.session
         self.data = None
-        if session is not None and session.artifact("layers.json").is_file():
+        found = session and [
+            o
+            for o in results.outputs(session, "layers", suffix=".json")
+            if not o.params.get("dataset") and o.path.is_file()
+        ]
+        if found:
             try:
-                self.data = session.read_json("layers.json")
+                self.data = session.read_json(found[-1].path.name)
             except EmolabError as exc:
                 self.lab.set_work(running=False, message=str(exc), level="error")
         self.query_one("#layers-main").display = self.data is not None
@@ -890,14 +896,15 @@ class CompareScreen(LabScreen):
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         self.data = None
-        if session is None or not session.artifact("compare.json").is_file():
+        found = results.latest(session, "compare", suffix=".json") if session else None
+        if found is None:
             title.update(
                 "no checkpoint comparison in this session: "
                 "emolab compare BASE_SESSION CKPT_SESSION... writes one"
             )
             self.query_one("#compare-chart", Static).update("")
             return
-        self.data = session.read_json("compare.json")
+        self.data = session.read_json(found.path.name)
         summary = self.data["summary"]
         title.update(
             f"steering sensitivity at L{self.data['layer']} over {len(summary)} checkpoints "
