@@ -53,6 +53,7 @@ def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
     # a larger grid computes only the new cells
     more = sweep.run(tiny_session, small(alphas=[0.2, 2.0, 0.5]))
     assert more["computed"] == 4 and more["resumed"] == 8
+
     def texts(out):
         return tiny_session.artifact(out["csv"].rsplit("/", 1)[1].replace(".csv", "-texts.jsonl"))
 
