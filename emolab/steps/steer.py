@@ -12,7 +12,7 @@ from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
 from ..progress import Progress
 from ..runner import generate
-from ..session import Session, check_width, read_vectors
+from ..session import Session, check_width
 from .common import emotion_vector, guarded, plugin_versions, session_model
 
 DEFAULTS = {
@@ -52,12 +52,22 @@ def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Pro
     return _BASELINES[key]
 
 
-def vectors_for(session: Session, method: str | None, vector_file: str | None):
-    """The vector set to steer with: the session's (a method's) or a published file."""
+def vectors_for(
+    session: Session, method: str | None, vector_file: str | None, emotion: str | None = None
+):
+    """The vector set to steer with: the session's (a method's) or a vector file in any
+    format emolab exports (safetensors, llama.cpp / repeng GGUF, a {layer: tensor} .pt),
+    refused with the model it was made for when it does not fit this session's model. A
+    file that names no emotion (another tool's) is taken as `emotion`'s."""
     if vector_file:
-        from pathlib import Path
+        from .. import vector_io
 
-        return read_vectors(Path(vector_file))
+        vectors, meta = vector_io.read(vector_file, emotion)
+        m = session.manifest["model"]
+        vector_io.check_model(
+            vectors, meta, vector_file, session.model_name, int(m["d_model"]), int(m["layers"])
+        )
+        return vectors, meta
     return session.load_vectors(method)
 
 
@@ -87,7 +97,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     model = session_model(session)
     if p["layer"] is None:
         p["layer"] = default_layer(session)
-    vectors, meta = vectors_for(session, p["method"], p["vector_file"])
+    vectors, meta = vectors_for(session, p["method"], p["vector_file"], p["emotion"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
         {k.split("/", 1)[0] for k in vectors}
     )
