@@ -180,3 +180,28 @@ def test_export_from_a_published_file(run_cli, tiny_session, tmp_path):
     r = run_cli("vectors", "export", src, "--format", "pt", "--emotion", "anger", "--alpha",
                 "1", "--out", tmp_path / "g.pt")  # fmt: skip
     assert r.exit_code == 2 and "--alpha needs a session" in r.output
+
+
+@pytest.mark.real
+def test_smollm2_steers_the_same_with_each_reexported_published_vector(run_cli, tmp_path):
+    """The shipped SmolLM2 set, exported to gguf / safetensors / pt and read back, steers
+    the real model to exactly the text the shipped file gives."""
+    from emolab.steps import extract
+    from emolab.steps.common import new_session
+    from emolab.testing import load_or_skip
+
+    load_or_skip("smollm2-135m")
+    from pathlib import Path
+
+    published = Path(__file__).parent.parent / "vectors" / "smollm2-135m-ekman.safetensors"
+    s = new_session(tmp_path / "smol", "smollm2-135m")
+    extract.run(s, {"limit": 3, "test_limit": 2, "layers": "15"})  # for the layer norms
+    params = {**STEER, "layer": 15, "alpha": 0.4, "max_new_tokens": 12,
+              "prompts": ["Write one sentence about your morning."]}  # fmt: skip
+    original = steer.run(s, {**params, "vector_file": str(published)})
+    for fmt in FORMATS:
+        out = tmp_path / f"joy.{fmt}"
+        export(run_cli, published, fmt, out, "--emotion", "joy", "--layers", "15")
+        again = steer.run(s, {**params, "vector_file": str(out)})
+        assert again["steered"] == original["steered"], fmt
+    assert original["steered"] != original["baseline"]
