@@ -56,14 +56,6 @@ def list_prompt(text: str, labels: Sequence[str]) -> str:
     return LIST_PROMPT.format(labels=", ".join(labels), text=text)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def examples_hash(examples: Sequence[Example]) -> str:
     """A content hash of labelled texts: two sessions holding the same texts agree on it."""
     h = hashlib.sha256()

@@ -60,9 +60,11 @@ def print_layers(con: Console, result: dict, method: str) -> None:
         )
     con.print(t)
     surface = [r["acc_surface"] for r in rows if r["layer"] == summary["peak_layer"]]
+    chosen = summary.get("chosen_on", "test")
     con.print(
-        f"peak layer {summary['peak_layer']} (depth {summary['peak_depth']:.2f}): "
-        f"mean accuracy {summary['peak_acc']:.3f}, best 7-way {summary['peak_acc7']:.3f}; "
+        f"peak layer {summary['peak_layer']} (depth {summary['peak_depth']:.2f}, chosen on "
+        f"{chosen}): test accuracy {summary['peak_acc']:.3f}; 7-way {summary['peak_acc7']:.3f} "
+        f"at L{summary.get('peak_layer7', summary['peak_layer'])} (chosen on {chosen}); "
         f"surface-feature baseline (length, punctuation, capitals) {_mean(surface):.3f}"
     )
     cos = result["cosines"][method][str(summary["peak_layer"])]

@@ -106,6 +106,13 @@ def replay(
             diff = abs(float(got) - float(value))
             ok = (math.isnan(value) and math.isnan(got)) or diff <= atol + rtol * abs(float(value))
             cmp.add(f"{ev['kind']}#{ev['seq']} {key}", value, got, diff, ok)
+        # what a step chose (a layer, an alpha) and on which split: both must come out equal
+        for key, choice in sorted((ev.get("choices") or {}).items()):
+            got = (mine.get("choices") or {}).get(key)
+            same = got == choice
+            cmp.add(
+                f"{ev['kind']}#{ev['seq']} choice {key}", choice, got, 0.0 if same else 1.0, same
+            )
     for method in original.methods():
         a, _ = original.load_vectors(method)
         b, _ = new.load_vectors(method)

@@ -21,8 +21,8 @@ import json
 import numpy as np
 
 from .. import plugins
-from ..api import Run
 from ..data import NEUTRAL_PROMPTS, list_prompt
+from ..engine import Serial
 from ..errors import BadInput
 from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
@@ -30,6 +30,7 @@ from ..session import Session
 from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
+from .sweep_cells import RESIDUAL, SweepWork, failed_cell
 
 DEFAULTS = {
     "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
@@ -52,7 +53,6 @@ DEFAULTS = {
     "circuit_factors": [2.0, 4.0],
 }
 GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
-RESIDUAL = "residual"
 COLUMNS = (
     "emotion",
     "intervention",
@@ -73,9 +73,9 @@ COLUMNS = (
     "regime",
     "surgical_share",
     "heads",
+    "error",
 )
-TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads")
-REGIMES = ("surgical", "repetitive", "explosive")
+TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads", "error")
 
 
 def check_params(p: dict) -> None:
@@ -114,7 +114,7 @@ def read_cells(session: Session, name: str) -> dict[tuple, dict]:
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     out = {}
     for r in rows:
-        r = {"intervention": RESIDUAL, "heads": "", **r}  # files from before circuits
+        r = {"intervention": RESIDUAL, "heads": "", "error": "", **r}  # files from before circuits
         cell = {c: r[c] if c in TEXT_COLUMNS else float(r[c]) for c in COLUMNS}
         cell["layer"] = int(cell["layer"])
         out[cell_key(cell)] = cell
@@ -150,7 +150,9 @@ def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict |
     return out
 
 
-def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
+def run(session: Session, params: dict, progress: Progress | None = None, engine=None) -> dict:
+    """`engine`: how cells run (engine.Serial by default, Batched, RayExecutor); it never
+    changes a number, so it is not a parameter of the sweep."""
     progress = progress or Progress()
     p = {**DEFAULTS, **params}
     p["alphas"] = [float(a) for a in p["alphas"]]
@@ -178,13 +180,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     judge = reg.get(
         "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
     )
-    ppl = reg.get(
-        "evaluators",
-        "perplexity_ratio",
-        max_ratio=p["max_ratio"],
-        min_distinct2=p["min_distinct2"],
-        max_distinct_drop=p["max_distinct_drop"],
-    )
     key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
@@ -201,7 +196,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     todo = [
         g
         for g in grid
-        if g not in cells or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
+        if g not in cells
+        or cells[g]["error"]  # a failed cell is computed again
+        or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
     ]
     kinds = ["residual_add"] + (["enhance"] if p["circuits"] else [])
     used = {
@@ -226,87 +223,42 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
         base_logits = last_logits(model, lists)[:, cols]
-        lines = []
-        progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
-        for i, (emo, kind, layer, alpha) in enumerate(todo):
-            progress.check()
-            heads = circuit_specs.get((emo, kind), "")
-            if kind == RESIDUAL:
-                inter = reg.get(
-                    "interventions",
-                    "residual_add",
-                    layer=layer,
-                    alpha=alpha,
-                    scale=p["scale"],
-                    positions=p["positions"],
-                )
-            else:
-                inter = reg.get(
-                    "interventions", "enhance", heads=heads, factor=alpha, positions=p["positions"]
-                )
-            hooks = guarded("interventions", inter, "hooks", model, vector=vecs[emo], norms=norms)
-            steered = generate(
-                model, prompts, hooks, p["max_new_tokens"], p["batch_size"], check=progress.check
-            )
-            col = j.labels.index(emo) if emo in j.labels else None
-            if col is None:
-                from ..errors import UnknownName
+        if any(e not in j.labels for e in p["emotions"]):
+            from ..errors import UnknownName
 
-                raise UnknownName(f"the judge has no label '{emo}' (labels: {', '.join(j.labels)})")
-            parts = j.proba_parts(steered)
-            probs = (
-                np.mean(list(parts.values()), axis=0)
-                if p["judge"] == "ensemble"
-                else parts[p["judge"]]
-            )
-            agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
-            shift = (last_logits(model, lists, hooks)[:, cols] - base_logits).mean(0)
-            k = all_emotions.index(emo)
-            others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-            m = guarded(
-                "evaluators",
-                ppl,
-                "evaluate",
-                Run(model, prompts, base, steered, hooks, all_emotions, emo),
-            )
-            cells[(emo, kind, layer, alpha)] = {
-                "emotion": emo,
-                "intervention": kind,
-                "layer": layer,
-                "alpha": alpha,
-                "p_target_baseline": round(float(base_probs[:, col].mean()), 5),
-                "p_target": round(float(probs[:, col].mean()), 5),
-                "p_target_rise": round(float(probs[:, col].mean() - base_probs[:, col].mean()), 5),
-                "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
-                "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
-                "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
-                "judge_agreement": round(agree, 5),
-                "label_logit_shift": round(float(shift[k]), 5),
-                "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
-                "perplexity_ratio": round(m["perplexity_ratio"], 5),
-                "distinct2": round(m["distinct2"], 5),
-                "distinct2_baseline": round(m["distinct2_baseline"], 5),
-                "regime": REGIMES[int(m["regime_code"])],
-                "surgical_share": round(m["surgical_share"], 5),
-                "heads": heads,
-            }
+            bad = next(e for e in p["emotions"] if e not in j.labels)
+            raise UnknownName(f"the judge has no label '{bad}' (labels: {', '.join(j.labels)})")
+        work = SweepWork(
+            session.model_name,
+            model.device,
+            {k: p[k] for k in DEFAULTS if k != "prompts"},
+            prompts,
+            lists,
+            vecs,
+            norms,
+            circuit_specs,
+            all_emotions,
+            cols,
+            base,
+            base_probs,
+            base_logits,
+            j,
+        )
+        engine = engine or Serial()
+        rec["engine"] = engine.describe()
+        progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
+        for i, cell in engine.map(work, todo, progress.check):
+            if "error" in cell and len(cell) == 1:
+                cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
+            steered = cell.pop("steered")
+            cells[cell_key(cell)] = cell
             write_cells(session, name, cells)
-            lines.append(
-                json.dumps(
-                    {
-                        "emotion": emo,
-                        "intervention": kind,
-                        "heads": heads,
-                        "layer": layer,
-                        "alpha": alpha,
-                        "steered": steered,
-                    }
-                )
-                + "\n"
-            )
+            line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
-            session.write_artifact(texts_name, prev + lines[-1])
+            session.write_artifact(
+                texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
+            )
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         share = float(p["min_surgical_share"])
