@@ -38,6 +38,10 @@ DEFAULT_PLUGINS = (
     "emolab.commands.analysis",
     "emolab.commands.experiments",
     "emolab.commands.checkpoints",
+    "emolab.commands.plot",
+    "emolab.commands.vectors",
+    "emolab.commands.report",
+    "emolab.commands.hooks",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."

@@ -16,9 +16,16 @@ def register_commands(cli):
     @click.option("--model", "model_name", default="smollm2-135m", show_default=True)
     @click.option("--dataset", default="goemotions-ekman", show_default=True)
     @click.option(
-        "--emotions", default="anger,disgust,fear,joy,sadness,surprise", show_default=True
+        "--emotions", default=None, help="default: the Ekman six, or the dataset's own labels"
     )
-    @click.option("--baseline", default="neutral", show_default=True)
+    @click.option("--baseline", default=None, help="default: neutral, or the dataset's last label")
+    @click.option(
+        "--contrast",
+        default="baseline",
+        show_default=True,
+        type=click.Choice(["baseline", "others", "all"]),
+        help="fit each emotion against the baseline, the other emotions, or all classes",
+    )
     @click.option(
         "--method",
         "methods",
@@ -39,6 +46,9 @@ def register_commands(cli):
     @click.option(
         "--test-limit", default=50, show_default=True, type=int, help="held-out examples per label"
     )
+    @click.option(
+        "--dev-limit", default=None, type=int, help="dev examples per label (default: --test-limit)"
+    )
     @click.option("--batch-size", default=16, show_default=True, type=int)
     @click.option(
         "--source",
@@ -46,6 +56,12 @@ def register_commands(cli):
         show_default=True,
         type=click.Choice(["comprehension", "generation"]),
         help="read labelled text, or read what the model writes when asked for each emotion",
+    )
+    @click.option(
+        "--hooks",
+        "extra_hooks",
+        default=None,
+        help="also capture these TL hook names (comma-separated; see `emolab hooks`)",
     )
     @click.option("--session", "session_path", default=None, help="session folder (new)")
     @click.option("--device", default="cpu", show_default=True)
@@ -55,13 +71,16 @@ def register_commands(cli):
         dataset,
         emotions,
         baseline,
+        contrast,
         methods,
         layers,
         position,
         limit,
         test_limit,
+        dev_limit,
         batch_size,
         source,
+        extra_hooks,
         session_path,
         device,
         as_json,
@@ -70,28 +89,31 @@ def register_commands(cli):
         from ..steps import extract as step
         from ..steps.common import open_or_create
 
-        if limit < 1 or test_limit < 1:
+        if limit < 1 or test_limit < 1 or (dev_limit is not None and dev_limit < 1):
             raise click.BadParameter("limits must be at least 1")
         path = Path(session_path) if session_path else default_session_path(model_name)
         session = open_or_create(path, model_name, device)
         params = {
             "dataset": dataset,
-            "emotions": csv_list(emotions),
+            "emotions": csv_list(emotions) if emotions else None,
             "baseline": baseline,
+            "contrast": contrast,
             "methods": csv_list(methods),
             "layers": layers,
             "position": position,
             "limit": limit,
             "test_limit": test_limit,
+            "dev_limit": dev_limit,
             "batch_size": batch_size,
             "source": source,
+            "hooks": csv_list(extra_hooks) or [],
         }
         result = run_step(step, session, params, as_json, with_session=True)
         if result is None:
             return
         click.echo(f"session: {session.path}")
         click.echo(
-            f"extracted {', '.join(params['emotions'])} vs {baseline} with "
+            f"extracted {', '.join(result['emotions'])} vs {result['baseline']} with "
             f"{', '.join(params['methods'])} at {len(result['layers'])} layers "
             f"({result['n_train']} train / {result['n_test']} test texts)"
         )

@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 
-from .. import plugins
+from .. import plugins, results
 from ..api import Run
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
 from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import generate
-from ..session import Session, check_width, read_vectors
+from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 
 PARAMS = (
@@ -63,20 +63,34 @@ def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Pro
     return _BASELINES[key]
 
 
-def vectors_for(session: Session, method: str | None, vector_file: str | None):
-    """The vector set to steer with: the session's (a method's) or a published file."""
+def vectors_for(
+    session: Session, method: str | None, vector_file: str | None, emotion: str | None = None
+):
+    """The vector set to steer with: the session's (a method's) or a vector file in any
+    format emolab exports (safetensors, llama.cpp / repeng GGUF, a {layer: tensor} .pt),
+    refused with the model it was made for when it does not fit this session's model. A
+    file that names no emotion (another tool's) is taken as `emotion`'s."""
     if vector_file:
-        from pathlib import Path
+        from .. import vector_io
 
-        return read_vectors(Path(vector_file))
+        vectors, meta = vector_io.read(vector_file, emotion)
+        m = session.manifest["model"]
+        vector_io.check_model(
+            vectors, meta, vector_file, session.model_name, int(m["d_model"]), int(m["layers"])
+        )
+        return vectors, meta
     return session.load_vectors(method)
 
 
 def default_layer(session: Session) -> int:
     """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    path = session.artifact("layers.json")
-    if path.is_file():
-        summary = json.loads(path.read_text())["summary"]
+    found = [
+        o
+        for o in results.outputs(session, "layers", suffix=".json")
+        if not o.params.get("dataset") and o.path.is_file()
+    ]
+    if found:
+        summary = json.loads(found[-1].path.read_text(encoding="utf-8"))["summary"]
         primary = session.methods()[0]
         if primary in summary:
             return int(summary[primary]["peak_layer"])
@@ -106,7 +120,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     reg = plugins.registry()
     evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
     model = session_model(session)
-    vectors, meta = vectors_for(session, p["method"], p["vector_file"])
+    vectors, meta = vectors_for(session, p["method"], p["vector_file"], p["emotion"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
         {k.split("/", 1)[0] for k in vectors}
     )
@@ -125,6 +139,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         **plugin_versions("evaluators", p["evaluators"]),
     }
     with session.step("steer", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         progress.task("generate baseline", len(prompts))
         base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
         progress.task(
@@ -146,8 +162,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.check()
             metrics.update(guarded("evaluators", ev, "evaluate", run_))
             progress.update(i + 1)
-        seq = rec_seq(session)
-        name = f"steer-{seq:03d}.jsonl"
+        name = f"steer-{rec['seq']:03d}.jsonl"
         session.write_artifact(
             name,
             "".join(
@@ -168,8 +183,3 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "metrics": metrics,
         "circuit_units": circuit_units,
     }
-
-
-def rec_seq(session: Session) -> int:
-    """Sequence number of the step being written (the last `started` event)."""
-    return max(e["seq"] for e in session.events())

@@ -20,9 +20,9 @@ import json
 
 import numpy as np
 
-from .. import plugins
 from ..api import Run
 from ..data import EKMAN6, NEUTRAL_PROMPTS, list_prompt
+from ..engine import Serial
 from ..errors import BadInput
 from ..params import Param, defaults, validate
 from ..progress import Progress
@@ -32,6 +32,7 @@ from ..units import parse_layers
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
+from .sweep_cells import RESIDUAL, SweepWork, failed_cell
 
 PARAMS = (
     Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
@@ -50,7 +51,7 @@ PARAMS = (
     Param("method", str, None, "which vector set of the session"),
     Param("vector_file", str, None, "a published vector file instead of the session's"),
     Param("prompts", list, list(NEUTRAL_PROMPTS), "prompts to continue", item=str),
-    Param("max_new_tokens", int, 24, "tokens generated per prompt", min=2),
+    Param("max_new_tokens", int, 24, "tokens generated per prompt"),
     Param("batch_size", int, 20, "prompts per generate call", min=1),
     Param(
         "judge", str, "ensemble", "the classifier evaluator's judge (judge_evaluator=classifier)"
@@ -79,7 +80,6 @@ DEFAULTS = defaults(PARAMS)
 # sweep files still resume
 LATER = ("judge_evaluator", "judge_params", "intervention", "intervention_params")
 GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
-RESIDUAL = "residual"
 COLUMNS = (
     "emotion",
     "intervention",
@@ -100,19 +100,9 @@ COLUMNS = (
     "regime",
     "surgical_share",
     "heads",
+    "error",
 )
-# the judge evaluator's metrics that become cell columns (NaN where it has none)
-JUDGE_COLUMNS = (
-    "p_target_baseline",
-    "p_target",
-    "p_target_rise",
-    "top_is_target",
-    "p_target_minilm",
-    "p_target_tfidf",
-    "judge_agreement",
-)
-TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads")
-REGIMES = ("surgical", "repetitive", "explosive")
+TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads", "error")
 
 
 def check_params(p: dict) -> None:
@@ -153,7 +143,7 @@ def read_cells(session: Session, name: str) -> dict[tuple, dict]:
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     out = {}
     for r in rows:
-        r = {"intervention": RESIDUAL, "heads": "", **r}  # files from before circuits
+        r = {"intervention": RESIDUAL, "heads": "", "error": "", **r}  # files from before circuits
         cell = {c: r[c] if c in TEXT_COLUMNS else float(r[c]) for c in COLUMNS}
         cell["layer"] = int(cell["layer"])
         out[cell_key(cell)] = cell
@@ -189,7 +179,9 @@ def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict |
     return out
 
 
-def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
+def run(session: Session, params: dict, progress: Progress | None = None, engine=None) -> dict:
+    """`engine`: how cells run (engine.Serial by default, Batched, RayExecutor); it never
+    changes a number, so it is not a parameter of the sweep."""
     progress = progress or Progress()
     p = validate(PARAMS, params, "sweep")
     p["alphas"] = [float(a) for a in p["alphas"]]
@@ -219,14 +211,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         {"judge": p["judge"], "train_limit": p["judge_train_limit"]},
         p["judge_params"],
     )
-    ppl = configured(
-        "evaluators",
-        "perplexity_ratio",
-        {k: p[k] for k in ("max_ratio", "min_distinct2", "max_distinct_drop")},
-        {},
-    )
     residual = RESIDUAL if p["intervention"] == "residual_add" else p["intervention"]
-    configured(  # an unknown name or parameter fails here, before the model loads
+    # an unknown intervention or parameter fails here, before the model loads
+    configured(
         "interventions",
         p["intervention"],
         cell_params(p, p["layers"][0], 0.0),
@@ -248,7 +235,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     todo = [
         g
         for g in grid
-        if g not in cells or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
+        if g not in cells
+        or cells[g]["error"]  # a failed cell is computed again
+        or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
     ]
     kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
@@ -256,6 +245,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         **plugin_versions("evaluators", [p["judge_evaluator"], "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         model = session_model(session)
         base_path = session.artifact(f"sweep-{key}-baseline.json")
         if base_path.is_file():
@@ -267,86 +258,57 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             )
             session.write_json(base_path.name, {"prompts": prompts, "texts": base})
         progress.task(f"judge: load {p['judge_evaluator']}", 0)
-        # the judge on the unsteered texts once: loads (or trains) it, and gives its accuracy
-        jm = guarded(
-            "evaluators",
-            judge,
-            "evaluate",
-            Run(model, prompts, base, base, (), all_emotions, p["emotions"][0]),
-        )
+        # the judge on the unsteered texts, once per emotion: it loads (or trains) once and
+        # travels with the work; an emotion it has no label for fails before any cell
+        for emo in p["emotions"]:
+            judged_base = guarded(
+                "evaluators",
+                judge,
+                "evaluate",
+                Run(model, prompts, base, base, (), all_emotions, emo),
+            )
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
         base_logits = last_logits(model, lists)[:, cols]
-        lines = []
+        work = SweepWork(
+            session.model_name,
+            model.device,
+            {k: p[k] for k in DEFAULTS if k != "prompts"},
+            prompts,
+            lists,
+            vecs,
+            norms,
+            circuit_specs,
+            all_emotions,
+            cols,
+            base,
+            base_logits,
+            judge,
+            residual,
+        )
+        engine = engine or Serial()
+        rec["engine"] = engine.describe()
         progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
-        for i, (emo, kind, layer, alpha) in enumerate(todo):
-            progress.check()
-            heads = circuit_specs.get((emo, kind), "")
-            if kind == residual:
-                inter = configured(
-                    "interventions",
-                    p["intervention"],
-                    cell_params(p, layer, alpha),
-                    p["intervention_params"],
-                )
-            else:
-                inter = plugins.registry().get(
-                    "interventions", "enhance", heads=heads, factor=alpha, positions=p["positions"]
-                )
-            hooks = guarded("interventions", inter, "hooks", model, vector=vecs[emo], norms=norms)
-            steered = generate(
-                model, prompts, hooks, p["max_new_tokens"], p["batch_size"], check=progress.check
-            )
-            run_ = Run(model, prompts, base, steered, hooks, all_emotions, emo)
-            jm = guarded("evaluators", judge, "evaluate", run_)
-            shift = (last_logits(model, lists, hooks)[:, cols] - base_logits).mean(0)
-            k = all_emotions.index(emo)
-            others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-            m = guarded("evaluators", ppl, "evaluate", run_)
-            judged = {c: round(float(jm.get(c, np.nan)), 5) for c in JUDGE_COLUMNS}
-            cells[(emo, kind, layer, alpha)] = {
-                "emotion": emo,
-                "intervention": kind,
-                "layer": layer,
-                "alpha": alpha,
-                **judged,
-                "label_logit_shift": round(float(shift[k]), 5),
-                "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
-                "perplexity_ratio": round(m["perplexity_ratio"], 5),
-                "distinct2": round(m["distinct2"], 5),
-                "distinct2_baseline": round(m["distinct2_baseline"], 5),
-                "regime": REGIMES[int(m["regime_code"])],
-                "surgical_share": round(m["surgical_share"], 5),
-                "heads": heads,
-            }
+        for i, cell in engine.map(work, todo, progress.check):
+            if "error" in cell and len(cell) == 1:
+                cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
+            steered = cell.pop("steered")
+            cells[cell_key(cell)] = cell
             write_cells(session, name, cells)
-            lines.append(
-                json.dumps(
-                    {
-                        "emotion": emo,
-                        "intervention": kind,
-                        "heads": heads,
-                        "layer": layer,
-                        "alpha": alpha,
-                        "steered": steered,
-                    }
-                )
-                + "\n"
-            )
+            line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
-            session.write_artifact(texts_name, prev + lines[-1])
+            session.write_artifact(
+                texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
+            )
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         share = float(p["min_surgical_share"])
         best = best_surgical([r for r in rows if r["intervention"] == residual], share)
         best_circuit = best_surgical([r for r in rows if r["intervention"] != residual], share)
-        rec["outputs"] = [
-            f"artifacts/{name}",
-            f"artifacts/{texts_name}",
-            f"artifacts/{base_path.name}",
-        ]
+        table = step_outputs(session, rec["seq"], grid, cells, texts_name)
+        rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
         metrics: dict[str, float] = {"cells": float(len(grid))}
         for emo, b in best.items():
             if b is not None:
@@ -361,7 +323,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     progress.done()
     return {
         "params": p,
-        "csv": str(session.artifact(name)),
+        "csv": str(session.path / table[0]),
         "rows": rows,
         "best": best,
         "best_circuit": best_circuit,
@@ -369,14 +331,32 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "computed": len(todo),
         "judge": {
             "name": p["judge"] if p["judge_evaluator"] == "classifier" else p["judge_evaluator"],
-            "accuracy": float(jm.get("judge_accuracy", np.nan)),
-            "macro_f1": float(jm.get("judge_macro_f1", np.nan)),
+            "accuracy": float(judged_base.get("judge_accuracy", np.nan)),
+            "macro_f1": float(judged_base.get("judge_macro_f1", np.nan)),
         },
     }
 
 
+def step_outputs(
+    session: Session, seq: int, grid: list[tuple], cells: dict, texts_name: str
+) -> list[str]:
+    """This step's own table and texts (`sweep-<seq>.csv`, `-texts.jsonl`): exactly its
+    grid, taken from the resume cache that every sweep with the same settings shares, so a
+    later sweep never changes what an earlier one wrote."""
+    write_cells(session, f"sweep-{seq:03d}.csv", {g: cells[g] for g in grid})
+    texts: dict[tuple, str] = {}
+    path = session.artifact(texts_name)
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        r = json.loads(line)
+        texts[(r["emotion"], r["intervention"], r["layer"], r["alpha"])] = line + "\n"
+    session.write_artifact(
+        f"sweep-{seq:03d}-texts.jsonl", "".join(texts[g] for g in grid if g in texts)
+    )
+    return [f"artifacts/sweep-{seq:03d}.csv", f"artifacts/sweep-{seq:03d}-texts.jsonl"]
+
+
 def cell_params(p: dict, layer: int, alpha: float) -> dict:
-    """What the step knows about one residual cell; the intervention takes those it declares."""
+    """What the sweep knows about one residual cell; its intervention takes what it declares."""
     return {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
 
 

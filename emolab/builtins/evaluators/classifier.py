@@ -25,9 +25,13 @@ class Classifier(Evaluator):
     )
 
     def judge_obj(self):
-        from ...classifier import load_judge
+        """The trained judge, kept on this configured copy: a sweep's copy travels to its
+        workers with the judge inside, so no worker trains one."""
+        if "_judge" not in self.__dict__:
+            from ...classifier import load_judge
 
-        return load_judge(self.task, train_limit=self.train_limit)
+            self._judge = load_judge(self.task, train_limit=self.train_limit)
+        return self._judge
 
     def scores(self, texts, target: str) -> np.ndarray:
         j = self.judge_obj()
