@@ -24,7 +24,7 @@ def main() -> None:
     from emolab import plugins
     from emolab.capture import capture
     from emolab.data import NEUTRAL_PROMPTS, read_goemotions
-    from emolab.models import load
+    from emolab.plugins import load_model as load
     from emolab.runner import chat
 
     model = load("smollm2-135m")
@@ -92,7 +92,8 @@ def main() -> None:
         row(f"steered generate / plain HF generate (batch {bs})", r, "<= 1.03", r <= 1.03)
 
     code = (
-        "import time; t=time.time(); from emolab.models import load; load('smollm2-135m');"
+        "import time; t=time.time(); from emolab.plugins import load_model;"
+        " load_model('smollm2-135m');"
         "print(time.time()-t)"
     )
     secs = float(

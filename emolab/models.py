@@ -297,10 +297,8 @@ _LOADED: dict[tuple[str, str], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load(name: str, device: str = "cpu") -> LoadedModel:
-    """Load (once per process) the model registered as `name` on `device`."""
-    from . import plugins
-
+def check_device(device: str) -> None:
+    """A device torch can use here, or one line saying why not."""
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise BadInput(f"unknown device '{device}' (use cpu, cuda or mps)")
     if device.startswith("cuda"):
@@ -308,14 +306,15 @@ def load(name: str, device: str = "cpu") -> LoadedModel:
 
         if not torch.cuda.is_available():
             raise BadInput("device 'cuda' requested but torch sees no CUDA device here")
+
+
+def loaded_once(name: str, device: str, make) -> LoadedModel:
+    """The process-wide cache of loaded models: `make()` runs once per (name, device). The
+    registry (`plugins.load_model`) knows how to make a model from its name."""
     key = (name, device)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            source = plugins.get("models", name)
-            ok, why = source.available(name)
-            if not ok:
-                raise ModelUnavailable(f"model '{name}' is not available here: {why}")
-            _LOADED[key] = source.load(name, device)
+            _LOADED[key] = make()
         return _LOADED[key]
 
 

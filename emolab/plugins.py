@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pluggy
 
-from . import __version__, hookspecs
+from . import hookspecs
 from .api import Aligner, Component, DatasetSource, Evaluator, Extractor, Intervention, ModelSource
 from .errors import UnknownName, unknown
+from .version import __version__
 
 DEFAULT_PLUGINS = (
     "emolab.builtins.models",
@@ -255,4 +256,22 @@ def get(kind: str, name: str, **params) -> Component:
     return registry().get(kind, name, **params)
 
 
-__all__ = ["registry", "reset", "get", "Registry", "PluginInfo", "UnknownName"]
+def load_model(name: str, device: str = "cpu"):
+    """Load (once per process) the model registered as `name` on `device`: loading by name
+    is the registry's job, so `models.py` (the machinery) never imports the registry."""
+    from .errors import ModelUnavailable
+    from .models import check_device, loaded_once
+
+    check_device(device)
+
+    def make():
+        source = get("models", name)
+        ok, why = source.available(name)
+        if not ok:
+            raise ModelUnavailable(f"model '{name}' is not available here: {why}")
+        return source.load(name, device)
+
+    return loaded_once(name, device, make)
+
+
+__all__ = ["registry", "reset", "get", "load_model", "Registry", "PluginInfo", "UnknownName"]

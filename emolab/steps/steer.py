@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from .. import plugins, results
+from .. import plugins
 from ..api import Run
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
@@ -15,6 +15,7 @@ from ..progress import Progress
 from ..runner import generate
 from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
+from .shared import circuit_heads, default_layer
 
 PARAMS = (
     Param("emotion", str, None, "which emotion's vector to add"),
@@ -82,21 +83,6 @@ def vectors_for(
     return session.load_vectors(method)
 
 
-def default_layer(session: Session) -> int:
-    """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    found = [
-        o
-        for o in results.outputs(session, "layers", suffix=".json")
-        if not o.params.get("dataset") and o.path.is_file()
-    ]
-    if found:
-        summary = json.loads(found[-1].path.read_text(encoding="utf-8"))["summary"]
-        primary = session.methods()[0]
-        if primary in summary:
-            return int(summary[primary]["peak_layer"])
-    return int(session.manifest["model"]["layers"] * 2 // 3)
-
-
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
     p = validate(PARAMS, params, "steer")
@@ -109,8 +95,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         p["layer"] = default_layer(session)
     circuit_units = None
     if p["circuit"] is not None:
-        from .heads import circuit_heads
-
         spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
         own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
     else:

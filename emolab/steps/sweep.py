@@ -30,7 +30,7 @@ from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
 from ..units import parse_layers
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .heads import circuit_heads
+from .shared import circuit_heads
 from .steer import vectors_for
 from .sweep_cells import RESIDUAL, SweepWork, failed_cell
 
