@@ -27,6 +27,7 @@ from ..progress import Progress
 from ..session import Session
 from .common import parse_layers, session_model
 from .compare import to_csv
+from .guard import fit_directions, guarded
 from .layers import _unit
 
 LANGS = ("en", "ja")
@@ -113,7 +114,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 check=progress.check,
             )
             vecs[lang] = {
-                e: ext.fit(acts[lang][y == e], acts[lang][y == baseline]) for e in emotions
+                e: fit_directions(ext, acts[lang][y == e], acts[lang][y == baseline])
+                for e in emotions
             }
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(np.concatenate([acts["en"], acts["ja"]]), axis=-1).mean(0)
@@ -159,7 +161,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                             progress.check()
                             full = np.zeros((model.n_layers, model.d_model), dtype=np.float32)
                             full[layer] = v
-                            hk = inter.hooks(model, vector=full, norms=norms)
+                            hk = guarded(
+                                "interventions", inter, "hooks", model, vector=full, norms=norms
+                            )
                             shift = (
                                 label_logits(model, prompts[target], tokens[target], hk) - clean
                             ).mean(0)

@@ -15,12 +15,12 @@ from ..progress import Progress
 from ..session import Session, vector_key
 from .common import (
     dataset_source,
-    guarded,
     parse_layers,
     plugin_versions,
     record_dataset,
     session_model,
 )
+from .guard import fit_directions
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -202,11 +202,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                                 if keep
                             ],
                         }
-                        dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                        dirs = fit_directions(ext, pos, neg, context)
                     else:
-                        dirs = guarded("extractors", ext, "fit", pos, neg)
-                    if not np.isfinite(dirs).all():
-                        raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
+                        dirs = fit_directions(ext, pos, neg)
                     for i, hook in enumerate(hooks):
                         vectors[vector_key(emo, hook)] = dirs[i]
                     done += 1
