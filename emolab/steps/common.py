@@ -10,6 +10,7 @@ from .. import plugins
 from ..errors import BadInput, UnknownName
 from ..models import LoadedModel, load
 from ..session import Session
+from .guard import guarded  # noqa: F401 - steps import it from here
 
 
 def session_model(session: Session) -> LoadedModel:
@@ -74,22 +75,6 @@ def record_dataset(session: Session, rec: dict, dataset: str, role: str = "datas
     for prefix in ("csv:", "jsonl:"):
         if dataset.startswith(prefix):
             session.add_input(rec, role, dataset[len(prefix) :])
-
-
-def guarded(kind: str, component, method: str, *args, **kwargs):
-    """Call a plugin component; an exception from its code becomes one clear line naming it."""
-    from ..errors import EmolabError, PluginFailed
-
-    try:
-        return getattr(component, method)(*args, **kwargs)
-    except EmolabError:
-        raise
-    except Exception as exc:
-        owner = plugins.registry().plugin_of(kind, component.name)
-        raise PluginFailed(
-            f"{kind[:-1]} '{component.name}' (plugin {owner.name} {owner.version}) raised "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def new_session(path, model_name: str, device: str = "cpu", seed: int = 0) -> Session:

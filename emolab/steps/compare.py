@@ -27,6 +27,7 @@ from ..session import Session
 from .align import check_same_texts
 from .common import emotion_vector, session_model
 from .finetune import checkpoint_info
+from .guard import guarded
 from .layers import _unit, binary_scores, multiclass_accuracy
 
 PARAMS = (
@@ -174,7 +175,7 @@ def sensitivity(
                     scale="relative",
                     positions="all",
                 )
-                hooks = inter.hooks(model, vector=vecs[e], norms=norms)
+                hooks = guarded("interventions", inter, "hooks", model, vector=vecs[e], norms=norms)
                 shift = (label_logits(model, prompts, tokens, hooks) - clean).mean(0)
                 rises.append(float(shift[col]))
                 others = [shift[i] for i, lab in enumerate(labels) if lab != e]

@@ -15,7 +15,8 @@ from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
 from ..units import parse_layers
-from .common import dataset_source, guarded, plugin_versions, record_dataset, session_model
+from .common import dataset_source, plugin_versions, record_dataset, session_model
+from .guard import fit_directions
 
 SOURCES = ("comprehension", "generation")
 # What each emotion is contrasted with when a direction is fit:
@@ -210,11 +211,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                                 if keep
                             ],
                         }
-                        dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                        dirs = fit_directions(ext, pos, neg, context)
                     else:
-                        dirs = guarded("extractors", ext, "fit", pos, neg)
-                    if not np.isfinite(dirs).all():
-                        raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
+                        dirs = fit_directions(ext, pos, neg)
                     for i, hook in enumerate(hooks):
                         vectors[vector_key(emo, hook)] = dirs[i]
                     done += 1

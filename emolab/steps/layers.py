@@ -18,6 +18,7 @@ from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, record_dataset, session_model
+from .guard import fit_directions
 
 BASELINE_SEEDS = 5
 PARAMS = (
@@ -142,7 +143,7 @@ def analyse(
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = _unit(ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        w = _unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
                         shuf_u.append(w)
                         shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
                 shuf_units.append(shuf_u)
@@ -306,8 +307,6 @@ def fit_vectors(
     progress: Progress,
 ) -> dict[str, np.ndarray]:
     """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    from .common import guarded
-
     ext = plugins.registry().get("extractors", method)
     out = {}
     for e in emotions:
@@ -324,9 +323,9 @@ def fit_vectors(
                 "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
                 "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
             }
-            out[e] = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+            out[e] = fit_directions(ext, pos, neg, context)
         else:
-            out[e] = guarded("extractors", ext, "fit", pos, neg)
+            out[e] = fit_directions(ext, pos, neg)
     return out
 
 

@@ -294,14 +294,15 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             if "error" in cell and len(cell) == 1:
                 cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
             steered = cell.pop("steered")
-            cells[cell_key(cell)] = cell
-            write_cells(session, name, cells)
             line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
+            # texts before the cell: a kill in between only recomputes the cell
             session.write_artifact(
                 texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
             )
+            cells[cell_key(cell)] = cell
+            write_cells(session, name, cells)
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         share = float(p["min_surgical_share"])
