@@ -12,9 +12,6 @@ It is logged in the base session (the first one), whose artifacts get the tables
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -28,7 +25,7 @@ from .align import check_same_texts
 from .common import emotion_vector, session_model
 from .finetune import checkpoint_info
 from .guard import guarded
-from .layers import _unit, binary_scores, multiclass_accuracy
+from .layers import _unit, binary_scores, multiclass_accuracy, to_csv
 
 PARAMS = (
     Param("others", list, [], "checkpoint sessions, in training order", item=str),
@@ -47,19 +44,6 @@ PARAMS = (
 )
 DEFAULTS = defaults(PARAMS)
 CHART_WIDTH = 40
-
-
-def _fmt_num(x: float) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
-
-
-def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt_num(v) for k, v in r.items()})
-    return buf.getvalue()
 
 
 def check_compatible(base: Session, other: Session) -> None:

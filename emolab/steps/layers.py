@@ -3,8 +3,6 @@ chance level (random and shuffled-label directions), plus norms and cosines."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
@@ -245,12 +243,11 @@ def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    """One row per dict, written by pandas (floats to 4 places): the frame
+    `emolab.tables` reads back is the one written here."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", na_rep="nan")
 
 
 def surface_features(texts) -> np.ndarray:
