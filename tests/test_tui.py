@@ -551,6 +551,19 @@ def test_log_and_help_screens(lab):
     drive(EmolabApp(lab, root="sessions"), script)
 
 
+def test_log_screen_writes_the_html_report(lab):
+    async def script(app, pilot):
+        await pilot.press("6", "w")
+        await settle(app, pilot)
+        assert app.work["message"] == f"wrote {lab / 'report.html'}", app.work
+
+    drive(EmolabApp(lab, root="sessions"), script)
+    page = (lab / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<code>tiny</code>" in page
+    for seq, kind in enumerate(("extract", "layers", "heads", "steer"), 1):
+        assert f'<section id="step-{seq}"><h2>{seq}. {kind} ' in page
+
+
 def test_a_missing_session_is_one_clear_error(run_cli, tmp_path):
     res = run_cli("tui", tmp_path / "nope")
     assert res.exit_code == 2

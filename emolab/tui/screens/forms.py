@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
+from ..widgets import SteadyInput
+
 
 def registry_names(kind: str) -> list[str]:
     """Names of the registered components of `kind` a user can pick as they are (sources
@@ -101,9 +103,9 @@ class ExtractForm(FormScreen):
             ),
         )
         yield self.field(
-            "emotions", Input("anger,disgust,fear,joy,sadness,surprise", id="f-emotions")
+            "emotions", SteadyInput("anger,disgust,fear,joy,sadness,surprise", id="f-emotions")
         )
-        yield self.field("limit", Input("60", id="f-limit"))
+        yield self.field("limit", SteadyInput("60", id="f-limit"))
         yield Label("methods (space toggles)", classes="field-title")
         yield SelectionList[str](
             *[(n, n, n == "mean_diff") for n in registry_names("extractors")],
@@ -145,7 +147,7 @@ class SteerOptions(FormScreen):
         self.max_new_tokens = max_new_tokens
 
     def fields(self) -> ComposeResult:
-        yield self.field("tokens", Input(str(self.max_new_tokens), id="f-tokens"))
+        yield self.field("tokens", SteadyInput(str(self.max_new_tokens), id="f-tokens"))
         yield Label("evaluators (space toggles)", classes="field-title")
         yield SelectionList[str](
             *[(n, n, n in self.evaluators) for n in registry_names("evaluators")],

@@ -21,7 +21,7 @@ HELP = """\
   steer     p prompt · enter/g generate · e emotion · [ ] layer · - + alpha
             o options (evaluators: the judge's P(target) and success)
   plugins   up/down shows components and load errors
-  log       up/down shows a step's params and outputs
+  log       up/down shows a step's params and outputs · w writes the HTML report
   compare   up/down picks the emotion whose bars are drawn
 
 Work runs in the background with a progress bar; the keys keep working.
