@@ -317,6 +317,33 @@ def test_sessions_screen_lists_opens_and_replays(lab):
     assert Session.open("sessions/tiny-replay").manifest["replay_of"]
 
 
+def test_align_form_runs_a_registered_aligner_on_two_sessions(lab):
+    shutil.copytree(lab, lab.parent / "tiny-b")  # the same extraction: CKA must be 1
+
+    async def script(app, pilot):
+        await pilot.press("1", "a")
+        assert "highlight a second session" in app.work["message"]
+        await pilot.press("down", "a")
+        form = app.screen
+        assert [v for _, v in form.query_one("#f-aligner")._options] == [
+            "all",
+            *plugins.registry().names("aligners"),
+        ]
+        form.query_one("#f-aligner").value = "cka"
+        form.query_one("#f-draws").value = "0"
+        await pilot.click("#start")
+        assert "at least 1" in str(form.query_one("#form-error").render())
+        form.query_one("#f-draws").value = "20"
+        await pilot.click("#start")
+        await settle(app, pilot)
+        assert app.work["message"].startswith("aligned: cka 1.00"), app.work
+
+    drive(EmolabApp(lab, root="sessions"), script)
+    step = Session.open(lab).steps()[-1]
+    assert step["kind"] == "align" and step["params"]["method"] == "cka"
+    assert step["params"]["draws"] == 20 and step["params"]["session_b"].endswith("tiny-b")
+
+
 def test_new_extraction_form_runs_extract_and_layers(lab):
     async def script(app, pilot):
         await pilot.press("n")

@@ -164,3 +164,36 @@ class SteerOptions(FormScreen):
             return self.fail("tokens must be between 1 and 512")
         chosen = list(self.query_one("#f-evaluators", SelectionList).selected)
         self.dismiss({"evaluators": chosen, "max_new_tokens": tokens})
+
+
+class AlignForm(FormScreen):
+    """Which registered aligner (or all) and how many permutation draws -> the align step."""
+
+    TITLE_TEXT = "align the open session (A) with the highlighted one (B)"
+
+    def __init__(self, session_a: str, session_b: str) -> None:
+        super().__init__()
+        self.pair = f"A {session_a}  ·  B {session_b}"
+
+    def fields(self) -> ComposeResult:
+        yield Label(self.pair, classes="field-title")
+        yield self.field(
+            "aligner",
+            Select(
+                [("all", "all"), *registry_choices("aligners")],
+                value="all",
+                allow_blank=False,
+                id="f-aligner",
+                compact=True,
+            ),
+        )
+        yield self.field("draws", SteadyInput("200", id="f-draws"))
+
+    def submit(self) -> None:
+        try:
+            draws = int(self.query_one("#f-draws", Input).value.strip())
+        except ValueError:
+            return self.fail("draws must be a whole number")
+        if draws < 1:
+            return self.fail("draws must be at least 1")
+        self.dismiss({"method": str(self.query_one("#f-aligner", Select).value), "draws": draws})
