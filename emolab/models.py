@@ -317,3 +317,14 @@ def load(name: str, device: str = "cpu") -> LoadedModel:
                 raise ModelUnavailable(f"model '{name}' is not available here: {why}")
             _LOADED[key] = source.load(name, device)
         return _LOADED[key]
+
+
+def register_loaded(model: LoadedModel) -> None:
+    """Make an in-memory model loadable by its name in this process, so steps (which load
+    the session's model by name) run on it; `emolab.wrap` uses this."""
+    with _LOAD_LOCK:
+        key = (model.name, model.device)
+        old = _LOADED.get(key)
+        if old is not None and old.hf is not model.hf:
+            raise BadInput(f"another model is already loaded as '{model.name}' (pass name=...)")
+        _LOADED[key] = model

@@ -216,7 +216,7 @@ def print_replay(con: Console, session, cmp) -> None:
         t.add_column(col)
     for r in metrics:
         t.add_row(
-            r["what"],
+            r["what"] + (f" ({r['note']})" if r.get("note") else ""),
             _fmt(r["original"]),
             _fmt(r["replayed"]),
             f"{r['diff']:.2g}",

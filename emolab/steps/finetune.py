@@ -29,7 +29,7 @@ from ..labels import LabelTokens, accuracy, answer_ids, prompt, resolve
 from ..models import LoadedModel
 from ..progress import Progress
 from ..session import Session
-from .common import parse_layers, session_model
+from .common import dataset_source, parse_layers, record_dataset, session_model
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -108,8 +108,10 @@ def dataset_labels(dataset: str, wanted) -> list[str]:
     return wanted
 
 
-def load_examples(dataset: str, split: str, labels: list[str], limit: int) -> list[Example]:
-    source = plugins.get("datasets", dataset)
+def load_examples(
+    dataset: str, split: str, labels: list[str], limit: int, seed: int = 0
+) -> list[Example]:
+    source = dataset_source(dataset, seed)
     groups = select(source.load(dataset, split), labels, limit, dataset)
     empty = [label for label, items in groups.items() if not items]
     if empty:
@@ -243,8 +245,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     labels = dataset_labels(p["dataset"], p["labels"])
     p["labels"] = labels
     tokens = resolve(base.tokenizer, labels, p["lang"], base.name)
-    train = load_examples(p["dataset"], "train", labels, int(p["limit"]))
-    test = load_examples(p["dataset"], "test", labels, int(p["test_limit"]))
+    train = load_examples(p["dataset"], "train", labels, int(p["limit"]), seed)
+    test = load_examples(p["dataset"], "test", labels, int(p["test_limit"]), seed)
     if len(train) < int(p["batch_size"]):
         raise BadInput(f"{len(train)} training examples, fewer than one batch of {p['batch_size']}")
     hashes = {"train_hash": examples_hash(train), "test_hash": examples_hash(test)}
@@ -275,7 +277,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     pad_id = base.tokenizer.pad_token_id
 
     with session.step("finetune", p) as rec:
-        rec["inputs"] = dict(hashes)
+        rec["inputs"] = {**hashes, "split_seed": seed}
+        record_dataset(session, rec, p["dataset"])
         if resume is None:
             progress.task(f"test accuracy of the base model ({len(test)} texts)", 1)
             base_acc = accuracy(base, test, tokens, p["lang"], check=progress.check)

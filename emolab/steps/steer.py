@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from .. import plugins
+from .. import plugins, results
 from ..api import Run
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
@@ -73,9 +73,13 @@ def vectors_for(
 
 def default_layer(session: Session) -> int:
     """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    path = session.artifact("layers.json")
-    if path.is_file():
-        summary = json.loads(path.read_text())["summary"]
+    found = [
+        o
+        for o in results.outputs(session, "layers", suffix=".json")
+        if not o.params.get("dataset") and o.path.is_file()
+    ]
+    if found:
+        summary = json.loads(found[-1].path.read_text(encoding="utf-8"))["summary"]
         primary = session.methods()[0]
         if primary in summary:
             return int(summary[primary]["peak_layer"])
@@ -135,6 +139,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         **plugin_versions("evaluators", p["evaluators"]),
     }
     with session.step("steer", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         progress.task("generate baseline", len(prompts))
         base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
         progress.task(
@@ -156,8 +162,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.check()
             metrics.update(guarded("evaluators", ev, "evaluate", run_))
             progress.update(i + 1)
-        seq = rec_seq(session)
-        name = f"steer-{seq:03d}.jsonl"
+        name = f"steer-{rec['seq']:03d}.jsonl"
         session.write_artifact(
             name,
             "".join(
@@ -175,8 +180,3 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "steered": steered,
         "metrics": metrics,
     }
-
-
-def rec_seq(session: Session) -> int:
-    """Sequence number of the step being written (the last `started` event)."""
-    return max(e["seq"] for e in session.events())

@@ -206,6 +206,8 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         **plugin_versions("evaluators", ["classifier", "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         model = session_model(session)
         progress.task("judge: load or train the classifier", 0)
         j = guarded("evaluators", judge, "judge_obj")
@@ -264,11 +266,8 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         share = float(p["min_surgical_share"])
         best = best_surgical([r for r in rows if r["intervention"] == RESIDUAL], share)
         best_circuit = best_surgical([r for r in rows if r["intervention"] != RESIDUAL], share)
-        rec["outputs"] = [
-            f"artifacts/{name}",
-            f"artifacts/{texts_name}",
-            f"artifacts/{base_path.name}",
-        ]
+        table = step_outputs(session, rec["seq"], grid, cells, texts_name)
+        rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
         metrics: dict[str, float] = {"cells": float(len(grid))}
         for emo, b in best.items():
             if b is not None:
@@ -283,7 +282,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     progress.done()
     return {
         "params": p,
-        "csv": str(session.artifact(name)),
+        "csv": str(session.path / table[0]),
         "rows": rows,
         "best": best,
         "best_circuit": best_circuit,
@@ -295,6 +294,24 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             "macro_f1": j.scores[p["judge"]]["macro_f1"],
         },
     }
+
+
+def step_outputs(
+    session: Session, seq: int, grid: list[tuple], cells: dict, texts_name: str
+) -> list[str]:
+    """This step's own table and texts (`sweep-<seq>.csv`, `-texts.jsonl`): exactly its
+    grid, taken from the resume cache that every sweep with the same settings shares, so a
+    later sweep never changes what an earlier one wrote."""
+    write_cells(session, f"sweep-{seq:03d}.csv", {g: cells[g] for g in grid})
+    texts: dict[tuple, str] = {}
+    path = session.artifact(texts_name)
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        r = json.loads(line)
+        texts[(r["emotion"], r["intervention"], r["layer"], r["alpha"])] = line + "\n"
+    session.write_artifact(
+        f"sweep-{seq:03d}-texts.jsonl", "".join(texts[g] for g in grid if g in texts)
+    )
+    return [f"artifacts/sweep-{seq:03d}.csv", f"artifacts/sweep-{seq:03d}-texts.jsonl"]
 
 
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:

@@ -35,7 +35,7 @@ class CompareScreen(LabScreen):
         table = self.query_one("#compare", DataTable)
         table.clear(columns=True)
         self.data = None
-        found = results.latest(session, "compare", suffix="compare.json") if session else None
+        found = results.latest(session, "compare", suffix=".json") if session else None
         if found is None:
             title.update(
                 "no checkpoint comparison in this session: "
