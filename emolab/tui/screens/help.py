@@ -15,13 +15,13 @@ HELP = """\
   [b]7[/b] compare (checkpoints: steering sensitivity over training)
   [b]?[/b] this help   [b]esc[/b] cancel the running work   [b]q[/b] quit
 
-  sessions  enter open · n new extraction · r replay · f refresh
+  sessions  enter open · n new extraction · r replay · a align with open · f refresh
   layers    up/down layer (cosines follow) · e emotion · m method · c compute
   heads     arrows · pgup/pgdn/home/end · e emotion · m map · c compute
   steer     p prompt · enter/g generate · e emotion · [ ] layer · - + alpha
             o options (evaluators: the judge's P(target) and success)
   plugins   up/down shows components and load errors
-  log       up/down shows a step's params and outputs
+  log       up/down shows a step's params and outputs · w writes the HTML report
   compare   up/down picks the emotion whose bars are drawn
 
 Work runs in the background with a progress bar; the keys keep working.

@@ -1,4 +1,5 @@
-"""The log screen: the session's steps as logged, with each step's params and outputs."""
+"""The log screen: the session's steps as logged, with each step's params and outputs, and
+the key that writes the whole log as one HTML page (`emolab report`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from ..widgets import fmt
@@ -14,6 +16,7 @@ from .base import LabScreen
 
 class LogScreen(LabScreen):
     MODE = "log"
+    BINDINGS = [Binding("w", "write_report", "write HTML report")]
 
     def body(self) -> ComposeResult:
         yield Static(id="log-title", classes="title")
@@ -74,3 +77,23 @@ class LogScreen(LabScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show(event.cursor_row)
+
+    def action_write_report(self) -> None:
+        """SESSION/report.html, as `emolab report SESSION` writes it (in a worker: the
+        figures take a moment)."""
+        session = self.need_session()
+        if session is None:
+            return
+
+        def job(progress):
+            from ... import html_report
+
+            progress.task("render the HTML report", 1)
+            path = html_report.write(session)
+            progress.update(1)
+            return path
+
+        def done(path) -> None:
+            self.lab.set_work(message=f"wrote {path}", level="info")
+
+        self.lab.start_work("report", job, done)
