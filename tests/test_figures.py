@@ -91,8 +91,9 @@ def test_layer_curve_has_chance_bands_surface_and_peaks(analysed_session_dir):
     assert {"mean_diff", "logistic"} <= set(labels)
     assert any(t.startswith("random directions") for t in labels)
     assert any(t.startswith("shuffled labels") for t in labels)
-    # the recorded split is named: today's `layers` step picks the peak on the test rows
-    assert "peak layer (chosen on test split)" in labels
+    # the split that chose the peak is the one the step records (dev; train for old sessions)
+    split = next(iter(data["summary"].values()))["chosen_on"]
+    assert split in ("dev", "train") and f"peak layer (chosen on {split} split)" in labels
     stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*" and len(ln.get_xdata())]
     got = sorted((int(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in stars)
     want = sorted((v["peak_layer"], v["peak_acc"]) for v in data["summary"].values())
