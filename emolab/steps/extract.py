@@ -20,7 +20,7 @@ from .common import (
     record_dataset,
     session_model,
 )
-from .guard import fit_directions
+from .guard import fit_directions, guarded
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -55,7 +55,7 @@ def resolve_labels(dataset: str, emotions, baseline) -> tuple[list[str], str]:
     alone means positive vs negative instead of failing on 'anger'."""
     if emotions and baseline:
         return list(emotions), baseline
-    own = list(plugins.get("datasets", dataset).labels(dataset))
+    own = list(guarded("datasets", plugins.get("datasets", dataset), "labels", dataset))
     if not baseline:
         baseline = "neutral" if "neutral" in own or not own else own[-1]
     if not emotions:
@@ -76,7 +76,7 @@ def contrast_rows(y: np.ndarray, emotion: str, baseline: str, contrast: str) -> 
 def load_split(dataset: str, split: str, labels, limit: int | None, seed: int = 0):
     """Examples of `labels` from one split, at most `limit` each, plus their flat lists."""
     source = dataset_source(dataset, seed)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
             raise BadInput(f"dataset '{dataset}' has no '{label}' examples in split '{split}'")

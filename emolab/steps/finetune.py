@@ -29,7 +29,7 @@ from ..labels import LabelTokens, accuracy, answer_ids, prompt, resolve
 from ..models import LoadedModel
 from ..progress import Progress
 from ..session import Session
-from .common import dataset_source, parse_layers, record_dataset, session_model
+from .common import dataset_source, guarded, parse_layers, record_dataset, session_model
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -92,7 +92,7 @@ def checkpoint_info(folder: str | Path) -> dict | None:
 
 def dataset_labels(dataset: str, wanted) -> list[str]:
     source = plugins.get("datasets", dataset)
-    have = list(source.labels(dataset))
+    have = list(guarded("datasets", source, "labels", dataset))
     if not have:
         raise BadInput(f"dataset '{dataset}' has no labels: fine-tuning needs labelled texts")
     if not wanted:
@@ -112,7 +112,7 @@ def load_examples(
     dataset: str, split: str, labels: list[str], limit: int, seed: int = 0
 ) -> list[Example]:
     source = dataset_source(dataset, seed)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     empty = [label for label, items in groups.items() if not items]
     if empty:
         raise BadInput(f"dataset '{dataset}' has no '{empty[0]}' examples in split '{split}'")
