@@ -181,14 +181,19 @@ class LoadedModel:
         }
 
     def bridge(self):
-        """A TransformerBridge over a fresh copy of the weights (booting mutates its model)."""
+        """A TransformerBridge over a fresh copy of the weights and of the tokenizer: booting
+        rewires the HF model it wraps and gives a BOS-less tokenizer one (the EOS)."""
         with self._lock:
             if self._bridge is None:
+                import copy
+
                 from transformer_lens.model_bridge import TransformerBridge
 
                 hf = self.reload() if self.reload else self.hf
                 br = TransformerBridge.boot_transformers(
-                    self.meta.get("bridge_name", self.name), hf_model=hf, tokenizer=self.tokenizer
+                    self.meta.get("bridge_name", self.name),
+                    hf_model=hf,
+                    tokenizer=copy.deepcopy(self.tokenizer),
                 )
                 br.cfg.default_prepend_bos = False
                 br.eval()
@@ -317,3 +322,14 @@ def load(name: str, device: str = "cpu") -> LoadedModel:
                 raise ModelUnavailable(f"model '{name}' is not available here: {why}")
             _LOADED[key] = source.load(name, device)
         return _LOADED[key]
+
+
+def register_loaded(model: LoadedModel) -> None:
+    """Make an in-memory model loadable by its name in this process, so steps (which load
+    the session's model by name) run on it; `emolab.wrap` uses this."""
+    with _LOAD_LOCK:
+        key = (model.name, model.device)
+        old = _LOADED.get(key)
+        if old is not None and old.hf is not model.hf:
+            raise BadInput(f"another model is already loaded as '{model.name}' (pass name=...)")
+        _LOADED[key] = model

@@ -170,7 +170,7 @@ class Session:
                 json.dumps(self.manifest, indent=2, sort_keys=True).encode() + b"\n",
             )
 
-    def _update_manifest(self, mutate) -> None:
+    def update_manifest(self, mutate) -> None:
         """Read-modify-write of the manifest under the lock, from the copy on disk, so a
         change another process made since this one opened the session is kept."""
         with self.writing():
@@ -337,7 +337,7 @@ class Session:
                     m.setdefault("plugins", {}).update(plugins or {})
                     m.setdefault("inputs", {}).update(files)
 
-                self._update_manifest(merge)
+                self.update_manifest(merge)
 
     def add_input(self, record: dict, role: str, path: str | Path) -> str:
         """Record the sha256 of a file a step reads (a dataset, a --vectors file, another
@@ -360,7 +360,7 @@ class Session:
         from safetensors.numpy import save
 
         if "primary_method" not in self.manifest:
-            self._update_manifest(lambda m: m.setdefault("primary_method", method))
+            self.update_manifest(lambda m: m.setdefault("primary_method", method))
         path = self.vectors_path(method)
         meta = {k: str(v) for k, v in {**metadata, "method": method}.items()}
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()}

@@ -84,7 +84,7 @@ def test_layer_curve_has_chance_bands_surface_and_peaks(analysed_session_dir):
     ax = drawn.figure.axes[0]
     assert ax.get_xlabel() and ax.get_ylabel() == "held-out balanced accuracy"
     assert _lines_at(ax, 0.5), "chance level drawn"
-    data = json.loads((s.path / "artifacts" / "layers.json").read_text())
+    data = json.loads(figures.results.latest(s, "layers", suffix=".json").path.read_text())
     surface = np.nanmean([r["acc_surface"] for r in data["rows"]])
     assert _lines_at(ax, surface), "surface baseline drawn"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
