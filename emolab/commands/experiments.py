@@ -14,6 +14,8 @@ from rich.table import Table
 from ..errors import BadInput
 from ..hookspecs import hookimpl
 
+# `sweep --judge` values that mean the classifier evaluator with that judge
+CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
 JUDGE = click.option(
     "--judge",
     default="ensemble",
@@ -219,7 +221,7 @@ def print_ablate(con: Console, res: dict) -> None:
 @hookimpl
 def register_commands(cli):
     from ..progress_cli import cli_progress
-    from ._common import out_json, run_step
+    from ._common import assignments, assignments_option, out_json, run_step
 
     @cli.command()
     @click.option("--text", "texts", multiple=True, help="text(s) to classify")
@@ -324,7 +326,21 @@ def register_commands(cli):
         help="also scale each emotion's top-k heads (from `emolab heads`), e.g. 3,10",
     )
     @click.option("--circuit-factors", default="2,4", show_default=True)
-    @JUDGE
+    @click.option(
+        "--judge",
+        default="ensemble",
+        show_default=True,
+        help="a registered evaluator that judges P(target), or the classifier's own judge: "
+        "ensemble, minilm, tfidf",
+    )
+    @assignments_option("--judge-param", "a parameter of the judge evaluator")
+    @click.option(
+        "--intervention",
+        default="residual_add",
+        show_default=True,
+        help="the registered intervention of the grid (it takes layer and alpha per cell)",
+    )
+    @assignments_option("--param", "a fixed parameter of the intervention, e.g. angle=30")
     @click.option(
         "--judge-train-limit",
         type=int,
@@ -360,6 +376,9 @@ def register_commands(cli):
         circuits,
         circuit_factors,
         judge,
+        judge_params,
+        intervention,
+        params,
         judge_train_limit,
         max_ratio,
         min_distinct2,
@@ -370,27 +389,33 @@ def register_commands(cli):
         from ..session import Session
         from ..steps import sweep as step
 
-        params = {
+        given = {
             "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
             "alphas": _floats(alphas, "alpha"),
             "scale": scale,
             "positions": positions,
             "max_new_tokens": max_new_tokens,
             "method": method,
-            "judge": judge,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
+            "judge_params": assignments(judge_params, "--judge-param"),
             "judge_train_limit": judge_train_limit,
             "max_ratio": max_ratio,
             "min_distinct2": min_distinct2,
         }
+        if judge in CLASSIFIER_JUDGES:
+            given["judge"] = judge
+        else:
+            given["judge_evaluator"] = judge
         if layers:
-            params["layers"] = layers
+            given["layers"] = layers
         if circuits:
-            params["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
-            params["circuit_factors"] = _floats(circuit_factors, "circuit factor")
+            given["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
+            given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
         if prompts_file:
-            params["prompts"] = _prompts_file(prompts_file)
+            given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
-        res = run_step(step, session, params, as_json)
+        res = run_step(step, session, given, as_json)
         if res is None:
             return
         import shutil
@@ -401,8 +426,17 @@ def register_commands(cli):
     @cli.command()
     @click.argument("session_path")
     @click.option(
-        "--kind", required=True, type=click.Choice(["comma", "patch", "direction", "head"])
+        "--kind",
+        required=True,
+        help="comma, patch, direction or head (or the name of its intervention: "
+        "comma_zeroing, directional_patch, directional_ablation, head_ablation)",
     )
+    @click.option(
+        "--intervention",
+        default=None,
+        help="a registered intervention to run in the kind's protocol instead of its own",
+    )
+    @assignments_option("--param", "a parameter of the intervention")
     @click.option("--heads", default=None, help="L.H,... for --kind head")
     @click.option(
         "--layers", default="all", show_default=True, help="layers the ablation / patch acts on"
@@ -419,14 +453,28 @@ def register_commands(cli):
         "--limit", type=int, default=30, show_default=True, help="held-out texts per emotion"
     )
     @click.option("--json", "as_json", is_flag=True)
-    def ablate(session_path, kind, heads, layers, layer, mode, control_seeds, limit, as_json):
+    def ablate(
+        session_path,
+        kind,
+        intervention,
+        params,
+        heads,
+        layers,
+        layer,
+        mode,
+        control_seeds,
+        limit,
+        as_json,
+    ):
         """Comma zeroing vs a random control, directional patching / ablation, head removal."""
         from ..session import Session
         from ..steps import ablate as step
 
         session = Session.open(session_path)
-        params = {
+        given = {
             "kind": kind,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
             "heads": heads,
             "layers": layers,
             "layer": layer,
@@ -434,7 +482,7 @@ def register_commands(cli):
             "control_seeds": control_seeds,
             "limit": limit,
         }
-        res = run_step(step, session, params, as_json)
+        res = run_step(step, session, given, as_json)
         if res is None:
             return
         print_ablate(Console(highlight=False), res)
