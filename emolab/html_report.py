@@ -66,7 +66,7 @@ def table(header: list[str], rows: list[list], caption: str = "") -> str:
 def png_uri(fig) -> str:
     from .figures.style import to_bytes
 
-    data = base64.b64encode(to_bytes(fig, "png")).decode()
+    data = base64.b64encode(to_bytes(fig, "png", dpi=150)).decode()  # sharp on screen, small
     return f"data:image/png;base64,{data}"
 
 

@@ -115,7 +115,7 @@ class Session:
             raise SessionError(f"{path}: is a file, not a session folder")
         if (path / "manifest.json").exists():
             raise SessionError(f"{path}: a session already exists there (choose a new path)")
-        if path.is_dir() and any(path.iterdir()):
+        if path.is_dir() and any(not _leftover(p) for p in path.iterdir()):
             raise SessionError(f"{path}: folder is not empty (choose a new path)")
         (path / "artifacts").mkdir(parents=True, exist_ok=True)
         manifest = {
@@ -170,7 +170,7 @@ class Session:
                 json.dumps(self.manifest, indent=2, sort_keys=True).encode() + b"\n",
             )
 
-    def _update_manifest(self, mutate) -> None:
+    def update_manifest(self, mutate) -> None:
         """Read-modify-write of the manifest under the lock, from the copy on disk, so a
         change another process made since this one opened the session is kept."""
         with self.writing():
@@ -337,7 +337,7 @@ class Session:
                     m.setdefault("plugins", {}).update(plugins or {})
                     m.setdefault("inputs", {}).update(files)
 
-                self._update_manifest(merge)
+                self.update_manifest(merge)
 
     def add_input(self, record: dict, role: str, path: str | Path) -> str:
         """Record the sha256 of a file a step reads (a dataset, a --vectors file, another
@@ -360,7 +360,7 @@ class Session:
         from safetensors.numpy import save
 
         if "primary_method" not in self.manifest:
-            self._update_manifest(lambda m: m.setdefault("primary_method", method))
+            self.update_manifest(lambda m: m.setdefault("primary_method", method))
         path = self.vectors_path(method)
         meta = {k: str(v) for k, v in {**metadata, "method": method}.items()}
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()}
@@ -425,6 +425,14 @@ def read_vectors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except (SafetensorError, OSError, ValueError) as exc:
         raise SessionError(f"{path}: corrupt vectors file ({str(exc).splitlines()[0]})") from None
+
+
+def _leftover(p: Path) -> bool:
+    """What a `create` killed before its manifest was written leaves: an empty artifacts
+    folder, the lock, temp files. A new session may be created over them."""
+    if p.name.startswith("."):
+        return True
+    return p.name == "artifacts" and p.is_dir() and not any(p.iterdir())
 
 
 def _valid_event(ev) -> bool:

@@ -54,13 +54,13 @@ def check_format(fmt: str) -> str:
 def format_of(path: Path) -> str:
     """The format of an existing file, by its first bytes (the suffix can lie)."""
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(9)
     if head[:4] == b"GGUF":
         return "gguf"
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch zip archive / legacy pickle
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 27:
+        return "safetensors"  # an 8-byte little-endian header length, then its JSON
+    if head[:2] == b"PK" or head[:2] == b"\x80\x02":  # torch zip archive / legacy pickle
         return "pt"
-    if len(head) == 8 and int.from_bytes(head, "little") < 100_000_000:
-        return "safetensors"  # an 8-byte little-endian header length, then JSON
     raise BadInput(f"{path}: not a gguf, safetensors or pt vector file")
 
 

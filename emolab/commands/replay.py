@@ -20,14 +20,17 @@ def register_commands(cli):
     @click.option("--device", default="cpu", show_default=True)
     @click.option("--rtol", type=float, default=1e-3, show_default=True)
     @click.option("--atol", type=float, default=1e-4, show_default=True)
+    @click.option(
+        "--strict", is_flag=True, help="a plugin version that differs is a mismatch, not a note"
+    )
     @click.option("--json", "as_json", is_flag=True)
-    def replay(session_path, out, device, rtol, atol, as_json):
+    def replay(session_path, out, device, rtol, atol, strict, as_json):
         """Re-run a session's log into a new session; exit 1 if anything differs."""
         from ..progress_cli import cli_progress
         from ..steps.replay import replay as run_replay
 
         with cli_progress(as_json) as progress:
-            new, cmp = run_replay(session_path, out, device, rtol, atol, progress)
+            new, cmp = run_replay(session_path, out, device, rtol, atol, progress, strict)
         bad = [r for r in cmp.rows if not r["ok"]]
         if as_json:
             out_json(

@@ -79,12 +79,13 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def to_bytes(fig: Figure, fmt: str) -> bytes:
+def to_bytes(fig: Figure, fmt: str, dpi: float | None = None) -> bytes:
     buf = io.BytesIO()
     metadata = {"Software": None} if fmt == "png" else {"Date": None} if fmt == "svg" else {}
     if fmt == "pdf":
         metadata = {"CreationDate": None, "Producer": None}
-    fig.savefig(buf, format=fmt, metadata=metadata)
+    extra = {"dpi": dpi} if dpi else {}  # default: STYLE's savefig.dpi
+    fig.savefig(buf, format=fmt, metadata=metadata, **extra)
     return buf.getvalue()
 
 

@@ -12,11 +12,28 @@ from threadpoolctl import threadpool_limits
 from .. import plugins
 from ..capture import capture
 from ..errors import BadInput
+from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
-from .common import emotion_vector, session_model
+from .common import emotion_vector, record_dataset, session_model
+from .guard import fit_directions
 
 BASELINE_SEEDS = 5
+PARAMS = (
+    Param("dataset", str, None, "score the vectors on another dataset's test split (no refit)"),
+    Param("dataset_params", dict, {}, "that dataset's own parameters (text_column, ...)"),
+    Param("limit", int, 100, "test examples per label of --dataset", min=1),
+    Param(
+        "source",
+        str,
+        "comprehension",
+        "generation: also fit on the model's own writing",
+        ("comprehension", "generation"),
+    ),
+    Param("samples", int, None, "texts per label written by the model (source=generation)", min=1),
+    Param("gen_tokens", int, 40, "tokens per written text (source=generation)", min=1),
+    Param("seed", int, 0),
+)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -124,7 +141,7 @@ def analyse(
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = _unit(ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        w = _unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
                         shuf_u.append(w)
                         shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
                 shuf_units.append(shuf_u)
@@ -287,8 +304,6 @@ def fit_vectors(
     progress: Progress,
 ) -> dict[str, np.ndarray]:
     """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    from .common import guarded
-
     ext = plugins.registry().get("extractors", method)
     out = {}
     for e in emotions:
@@ -305,9 +320,9 @@ def fit_vectors(
                 "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
                 "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
             }
-            out[e] = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+            out[e] = fit_directions(ext, pos, neg, context)
         else:
-            out[e] = guarded("extractors", ext, "fit", pos, neg)
+            out[e] = fit_directions(ext, pos, neg)
     return out
 
 
@@ -325,6 +340,7 @@ def compare_sources(
     baseline,
     n_layers,
     progress,
+    seq: int = 0,
 ) -> dict:
     """Generation- vs comprehension-based directions on the same labelled held-out test set.
 
@@ -405,9 +421,10 @@ def compare_sources(
             )
         tests[method] = entry
     session.write_artifact(
-        "generations.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written)
+        f"generations-{seq:03d}.jsonl",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written),
     )
-    session.write_artifact("sources.csv", to_csv(rows))
+    session.write_artifact(f"sources-{seq:03d}.csv", to_csv(rows))
     return {"rows": rows, "tests": tests, "samples_per_label": samples, "n_generated": len(texts)}
 
 
@@ -416,8 +433,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     `source` ('generation': also fit on the model's own writing and compare, with a paired
     Wilcoxon test)."""
     progress = progress or Progress()
-    if params.get("source", "comprehension") not in ("comprehension", "generation"):
-        raise BadInput(f"unknown source '{params['source']}' (known: comprehension, generation)")
+    params = validate(PARAMS, params, "layers")
     arrays, meta = session.load_arrays("activations.safetensors")
     ex = session.read_json("examples.json")
     emotions, baseline = meta["emotions"].split(","), meta["baseline"]
@@ -433,14 +449,20 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     dataset = params.get("dataset")
     n_layers = int(session.manifest["model"]["layers"])
     # many small fits: BLAS threads only contend (10x slower on a busy 2-core box)
-    with session.step("layers", dict(params)) as rec, threadpool_limits(1, user_api="blas"):
+    with session.step("layers", params) as rec, threadpool_limits(1, user_api="blas"):
         if dataset:
             from .extract import load_split
 
+            record_dataset(session, rec, dataset)
             model = session_model(session)
             try:
                 examples, y_te = load_split(
-                    dataset, "test", emotions + [baseline], params.get("limit", 100)
+                    dataset,
+                    "test",
+                    emotions + [baseline],
+                    params["limit"],
+                    int(session.manifest.get("seed", 0)),
+                    params["dataset_params"],
                 )
             except Exception as exc:
                 raise BadInput(
@@ -476,7 +498,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         )
         summary = summarise(rows, emotions, n_layers)
         sources = None
-        if params.get("source", "comprehension") == "generation":
+        if params["source"] == "generation":
             sources = compare_sources(
                 session,
                 params,
@@ -491,13 +513,19 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 baseline,
                 n_layers,
                 progress,
+                seq=rec["seq"],
             )
-            rec["outputs"] += ["artifacts/generations.jsonl", "artifacts/sources.csv"]
+            rec["outputs"] += [
+                f"artifacts/generations-{rec['seq']:03d}.jsonl",
+                f"artifacts/sources-{rec['seq']:03d}.csv",
+            ]
             for m, t in sources["tests"].items():
                 rec["metrics"][f"wilcoxon_p_acc/{m}"] = t["acc_wilcoxon_p"]
                 rec["metrics"][f"wilcoxon_p_auc/{m}"] = t["auc_wilcoxon_p"]
 
-        tag = f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        tag = f"-{rec['seq']:03d}" + (
+            f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        )
         session.write_artifact(f"layers{tag}.csv", to_csv(rows))
         session.write_json(
             f"layers{tag}.json",
