@@ -181,14 +181,19 @@ class LoadedModel:
         }
 
     def bridge(self):
-        """A TransformerBridge over a fresh copy of the weights (booting mutates its model)."""
+        """A TransformerBridge over a fresh copy of the weights and of the tokenizer: booting
+        rewires the HF model it wraps and gives a BOS-less tokenizer one (the EOS)."""
         with self._lock:
             if self._bridge is None:
+                import copy
+
                 from transformer_lens.model_bridge import TransformerBridge
 
                 hf = self.reload() if self.reload else self.hf
                 br = TransformerBridge.boot_transformers(
-                    self.meta.get("bridge_name", self.name), hf_model=hf, tokenizer=self.tokenizer
+                    self.meta.get("bridge_name", self.name),
+                    hf_model=hf,
+                    tokenizer=copy.deepcopy(self.tokenizer),
                 )
                 br.cfg.default_prepend_bos = False
                 br.eval()

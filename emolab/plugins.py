@@ -79,6 +79,11 @@ class PluginInfo:
         }
 
 
+# what a plugin may raise while loading without stopping the app: its bugs, and also a
+# `sys.exit()` or a KeyboardInterrupt raised by its own code at import time
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
+
 def _short_error(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
@@ -120,7 +125,7 @@ class Registry:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:  # a plugin's bug must not stop the app
+                except PLUGIN_ERRORS as exc:  # a plugin's bug must not stop the app
                     info.error = _short_error(exc)
         for impl in self.pm.hook.register_commands.get_hookimpls():
             self.plugins[impl.plugin_name].hooks.append("register_commands")
@@ -136,7 +141,7 @@ class Registry:
         for impl in self.pm.hook.register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 self.plugins[impl.plugin_name].error = _short_error(exc)
 
     # -- lookup --------------------------------------------------------------------
@@ -195,7 +200,7 @@ def _load_entry_points(reg: Registry) -> None:
         version = dist.version if dist else "?"
         try:
             module = ep.load()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(ep.name, version, "entrypoint", package, _short_error(exc))
             continue
         reg.add_module(module, ep.name, version, "entrypoint", package)
@@ -211,7 +216,7 @@ def _load_plugin_dir(reg: Registry) -> None:
             spec = importlib.util.spec_from_file_location(f"emolab_plugin_{name}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(name, "file", "file", str(path), _short_error(exc))
             continue
         reg.add_module(module, name, getattr(module, "__version__", "file"), "file", str(path))

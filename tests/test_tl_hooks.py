@@ -166,3 +166,9 @@ def test_extract_hooks_captures_the_pattern_through_the_bridge(run_cli, tmp_path
         "error: unknown hook 'blocks.1.attn.hook_paterrn' for tiny-llama "
         "(did you mean blocks.1.attn.hook_pattern?)"
     ]
+
+
+def test_booting_the_bridge_leaves_the_models_tokenizer_alone(tiny_model):
+    tiny_model.bridge()
+    assert tiny_model.tokenizer.bos_token is None  # TL gives a BOS-less tokenizer the EOS
+    assert tiny_model.bridge().tokenizer is not tiny_model.tokenizer

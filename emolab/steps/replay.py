@@ -57,7 +57,7 @@ def replay(
 ) -> tuple[Session, Comparison]:
     """Re-run every finished step of `src` into a new session and compare. `strict`: a
     plugin whose version differs from the original's is a mismatch, not just a note."""
-    from . import STEPS
+    from . import PARAMS, STEPS
 
     progress = progress or Progress()
     original = Session.open(src)
@@ -102,7 +102,9 @@ def replay(
         return [model.tokenizer.decode([i]) for i in ids]
 
     for ev in steps:
-        STEPS[ev["kind"]](new, dict(ev["params"]), progress)
+        declared = {q.name for q in PARAMS.get(ev["kind"], ())} or set(ev["params"])
+        params = {k: v for k, v in ev["params"].items() if k in declared}
+        STEPS[ev["kind"]](new, params, progress)
         mine = new.steps()[-1]
         tag = f"{ev['kind']}#{ev['seq']}"
         rc.metrics(cmp, tag, ev.get("metrics") or {}, mine.get("metrics") or {}, rtol, atol)
