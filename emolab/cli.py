@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from .commands.engine_opts import model_options
 from .errors import EmolabError
+from .models import DEVICES
 
 
 class EmolabGroup(click.Group):
@@ -203,7 +205,7 @@ def plugins_cmd(as_json):
     help="read labelled text, or read what the model writes when asked for each emotion",
 )
 @click.option("--session", "session_path", default=None, help="session folder (new)")
-@click.option("--device", default="cpu", show_default=True)
+@model_options
 @click.option("--json", "as_json", is_flag=True)
 def extract(
     model_name,
@@ -219,6 +221,7 @@ def extract(
     source,
     session_path,
     device,
+    dtype,
     as_json,
 ):
     """Extract one direction per emotion at every chosen layer."""
@@ -228,7 +231,7 @@ def extract(
     if limit < 1 or test_limit < 1:
         raise click.BadParameter("limits must be at least 1")
     path = Path(session_path) if session_path else default_session_path(model_name)
-    session = open_or_create(path, model_name, device)
+    session = open_or_create(path, model_name, device, dtype)
     params = {
         "dataset": dataset,
         "emotions": csv_list(emotions),
@@ -369,9 +372,9 @@ def steer(
 @click.option(
     "--out", default=None, help="new session folder (default: <session>-replay, -replay-2...)"
 )
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--rtol", type=float, default=1e-3, show_default=True)
-@click.option("--atol", type=float, default=1e-4, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--rtol", type=float, default=None, help="default: by the session's dtype")
+@click.option("--atol", type=float, default=None, help="default: by the session's dtype")
 @click.option("--json", "as_json", is_flag=True)
 def replay(session_path, out, device, rtol, atol, as_json):
     """Re-run a session's log into a new session; exit 1 if anything differs."""

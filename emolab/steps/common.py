@@ -14,7 +14,7 @@ from ..session import Session
 
 def session_model(session: Session) -> LoadedModel:
     meta = session.manifest["model"]
-    return load(meta["name"], meta.get("device", "cpu"))
+    return load(meta["name"], meta.get("device", "cpu"), meta.get("dtype", "float32"))
 
 
 def plugin_versions(kind: str, names: Sequence[str]) -> dict[str, dict]:
@@ -88,21 +88,22 @@ def guarded(kind: str, component, method: str, *args, **kwargs):
         ) from exc
 
 
-def new_session(path, model_name: str, device: str = "cpu", seed: int = 0) -> Session:
-    """Create a session for `model_name` (loading it first, so a bad name fails early)."""
+def new_session(
+    path, model_name: str, device: str = "cpu", seed: int = 0, dtype: str = "float32"
+) -> Session:
+    """Create a session for `model_name` (loading it first, so a bad name fails early); the
+    manifest records the dtype, the device it resolved to and any device map."""
     from pathlib import Path
 
     if Path(path).exists() and not Path(path).is_dir():
         from ..errors import SessionError
 
         raise SessionError(f"{path}: is a file, not a session folder")
-    model = load(model_name, device)
-    return Session.create(
-        path, {**model.describe(), "name": model_name, "device": device}, seed=seed
-    )
+    model = load(model_name, device, dtype)
+    return Session.create(path, {**model.describe(), "name": model_name}, seed=seed)
 
 
-def open_or_create(path, model_name: str, device: str = "cpu") -> Session:
+def open_or_create(path, model_name: str, device: str = "cpu", dtype: str = "float32") -> Session:
     """An existing session (whose model must match) or a new one at `path`."""
     from pathlib import Path
 
@@ -115,4 +116,4 @@ def open_or_create(path, model_name: str, device: str = "cpu") -> Session:
         if s.steps():
             raise BadInput(f"{path}: session already holds an extraction; use a new --session")
         return s
-    return new_session(path, model_name, device)
+    return new_session(path, model_name, device, dtype=dtype)

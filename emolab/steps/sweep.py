@@ -230,7 +230,8 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             raise UnknownName(f"the judge has no label '{bad}' (labels: {', '.join(j.labels)})")
         work = SweepWork(
             session.model_name,
-            model.device,
+            session.manifest["model"].get("device", "cpu"),
+            session.manifest["model"].get("dtype", "float32"),
             {k: p[k] for k in DEFAULTS if k != "prompts"},
             prompts,
             lists,
