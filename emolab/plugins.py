@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.analysis",
     "emolab.commands.experiments",
     "emolab.commands.checkpoints",
+    "emolab.commands.study",
 )
 
 # hook name -> (registry kind, component base class)

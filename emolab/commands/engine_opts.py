@@ -63,5 +63,12 @@ def make_engine(ray_address, workers, batch_cells, device: str = "cpu"):
     from ..engine import executor
 
     if ray_address is not None:
-        return executor("ray", ray_address or None, workers, 1, batch_cells, device)
+        import os
+
+        from ..engine import probe
+
+        address = ray_address or os.environ.get("RAY_ADDRESS") or None
+        if address:  # a bad address fails now, not after the models have loaded
+            probe(address)
+        return executor("ray", address, workers, 1, batch_cells, device)
     return executor("serial" if batch_cells == 1 else "batched", max_cells=batch_cells)

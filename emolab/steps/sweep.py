@@ -44,6 +44,7 @@ DEFAULTS = {
     "max_new_tokens": 24,
     "batch_size": 20,
     "judge": "ensemble",
+    "judge_task": "ekman",  # or goemotions (28 labels) for emotions beyond Ekman's
     "judge_train_limit": 16000,
     "max_ratio": 3.0,
     "min_distinct2": 0.5,
@@ -103,6 +104,8 @@ def check_params(p: dict) -> None:
 def sweep_key(p: dict, vector_meta: dict) -> str:
     """What makes a cell's numbers: everything but the grid itself."""
     fixed = {k: p[k] for k in DEFAULTS if k not in GRID}
+    if fixed["judge_task"] == "ekman":  # added later: sweeps made before keep their key
+        del fixed["judge_task"]
     h = hashlib.sha256(json.dumps([fixed, vector_meta], sort_keys=True, default=str).encode())
     return h.hexdigest()[:10]
 
@@ -178,7 +181,11 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
     reg = plugins.registry()
     judge = reg.get(
-        "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
+        "evaluators",
+        "classifier",
+        task=p["judge_task"],
+        judge=p["judge"],
+        train_limit=p["judge_train_limit"],
     )
     key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
     name = f"sweep-{key}.csv"
