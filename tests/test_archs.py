@@ -114,3 +114,30 @@ def test_dtype_and_device(tmp_path):
 def test_cli_dtype_errors(run_cli, tmp_path):
     r = run_cli("extract", "--model", "tiny-llama", "--dtype", "int8", "--session", tmp_path / "x")
     assert r.exit_code == 2 and "int8" in r.output
+
+
+@pytest.mark.real
+def test_smollm2_in_bfloat16_on_cpu(tmp_path):
+    import torch
+
+    from emolab.steps import extract, steer
+    from emolab.steps.common import new_session
+    from emolab.testing import load_or_skip
+
+    f32 = load_or_skip("smollm2-135m")
+    bf = load("smollm2-135m", "cpu", "bfloat16")
+    assert (
+        next(bf.hf.parameters()).dtype == torch.bfloat16 and bf.meta["sha256"] == f32.meta["sha256"]
+    )
+    s = new_session(tmp_path / "bf", "smollm2-135m", dtype="bfloat16")
+    assert s.manifest["model"]["dtype"] == "bfloat16"
+    extract.run(s, {"emotions": ["joy"], "layers": "15", "limit": 8, "test_limit": 4})
+    res = steer.run(s, {"emotion": "joy", "layer": 15, "alpha": 0.3, "max_new_tokens": 8})
+    assert all(t.strip() for t in res["steered"])
+    # bfloat16 is the same model, a few bits short: its logits track float32's
+    from emolab.runner import last_logits
+
+    texts = ["Tell me about your day.", "I am so happy to see you!"]
+    x, y = last_logits(f32, texts), last_logits(bf, texts)
+    for a, b in zip(x, y):
+        assert np.corrcoef(a, b)[0, 1] > 0.99
