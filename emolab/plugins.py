@@ -29,12 +29,23 @@ DEFAULT_PLUGINS = (
     "emolab.builtins.interventions",
     "emolab.builtins.evaluators",
     "emolab.builtins.aligners",
+    "emolab.commands.listings",
+    "emolab.commands.extract",
+    "emolab.commands.steer",
+    "emolab.commands.replay",
+    "emolab.commands.demo",
     "emolab.commands.tui",
     "emolab.commands.analysis",
     "emolab.commands.experiments",
     "emolab.commands.checkpoints",
+    "emolab.commands.plot",
+    "emolab.commands.vectors",
+    "emolab.commands.report",
+    "emolab.commands.hooks",
     "emolab.commands.study",
 )
+# Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
+COMMANDS_PACKAGE = "emolab.commands."
 
 # hook name -> (registry kind, component base class)
 KINDS = {
@@ -67,6 +78,11 @@ class PluginInfo:
             "components": self.components,
             "error": self.error,
         }
+
+
+# what a plugin may raise while loading without stopping the app: its bugs, and also a
+# `sys.exit()` or a KeyboardInterrupt raised by its own code at import time
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 def _short_error(exc: BaseException) -> str:
@@ -110,16 +126,23 @@ class Registry:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:  # a plugin's bug must not stop the app
+                except PLUGIN_ERRORS as exc:  # a plugin's bug must not stop the app
                     info.error = _short_error(exc)
         for impl in self.pm.hook.register_commands.get_hookimpls():
             self.plugins[impl.plugin_name].hooks.append("register_commands")
 
     def add_commands(self, cli) -> None:
+        """Load the built-in command modules (only now, so the core never imports click)
+        and let every plugin add its commands to `cli`."""
+        for modname in DEFAULT_PLUGINS:
+            if modname.startswith(COMMANDS_PACKAGE) and modname not in self.plugins:
+                module = importlib.import_module(modname)
+                self.add_module(module, modname, __version__, "builtin", "emolab")
+                self.plugins[modname].hooks.append("register_commands")
         for impl in self.pm.hook.register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 self.plugins[impl.plugin_name].error = _short_error(exc)
 
     # -- lookup --------------------------------------------------------------------
@@ -157,6 +180,8 @@ class Registry:
 
 def _load_builtins(reg: Registry) -> None:
     for modname in DEFAULT_PLUGINS:
+        if modname.startswith(COMMANDS_PACKAGE):
+            continue
         reg.add_module(importlib.import_module(modname), modname, __version__, "builtin", "emolab")
 
 
@@ -176,7 +201,7 @@ def _load_entry_points(reg: Registry) -> None:
         version = dist.version if dist else "?"
         try:
             module = ep.load()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(ep.name, version, "entrypoint", package, _short_error(exc))
             continue
         reg.add_module(module, ep.name, version, "entrypoint", package)
@@ -192,7 +217,7 @@ def _load_plugin_dir(reg: Registry) -> None:
             spec = importlib.util.spec_from_file_location(f"emolab_plugin_{name}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(name, "file", "file", str(path), _short_error(exc))
             continue
         reg.add_module(module, name, getattr(module, "__version__", "file"), "file", str(path))

@@ -1,4 +1,10 @@
-"""Forward passes and generation on the plain HF model with TL-named hooks attached."""
+"""Forward passes and generation with TL-named hooks attached.
+
+The plain HF model runs them when every hook is a fast point; any other TL name sends the
+whole batch through the TransformerBridge (`hooks.route`). Generation through the bridge
+runs without the KV cache: with transformers 5.24 / transformer_lens 4.3 the bridge's
+cached generation departs from HF's after the first new token, uncached it agrees.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import numpy as np
 
 from .api import HookContext, HookFn
 from .errors import BadInput
-from .hooks import apply_hooks
+from .hooks import BRIDGE, apply_hooks, forward_module, route
 from .models import LoadedModel
 
 
@@ -45,6 +51,8 @@ def last_logits(
     """Next-token logits at each text's real last position, `[n, vocab]` float32."""
     import torch
 
+    path = route(model, [name for name, _ in hooks])
+    forward = forward_module(model, path)
     out = []
     for start in range(0, len(texts), batch_size):
         if check:
@@ -57,8 +65,8 @@ def last_logits(
             prompt_lengths=mask.sum(1).tolist(),
             extra={"input_ids": ids},
         )
-        with apply_hooks(model, hooks, ctx), torch.no_grad():
-            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        with apply_hooks(model, hooks, ctx, via=path), torch.no_grad():
+            logits = forward(input_ids=ids, attention_mask=mask, use_cache=False).logits
         last = mask.sum(1) - 1
         out.append(logits[torch.arange(len(batch)), last].float().cpu().numpy())
     return np.concatenate(out)
@@ -94,6 +102,8 @@ def generate(
             raise BadInput("empty prompt")
     texts = [chat(model, p) if use_chat else p for p in prompts]
     pad = model.tokenizer.pad_token_id
+    path = route(model, [name for name, _ in hooks])
+    forward = forward_module(model, path)
     out: list[str] = []
     for start in range(0, len(texts), batch_size):
         if check:
@@ -106,13 +116,14 @@ def generate(
             left_padded=True,
             extra={"input_ids": ids},
         )
-        with apply_hooks(model, hooks, ctx), torch.no_grad():
-            gen = model.hf.generate(
+        with apply_hooks(model, hooks, ctx, via=path), torch.no_grad():
+            gen = forward.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=pad,
+                use_cache=path != BRIDGE,
                 streamer=RowStreamer(model.tokenizer, start, on_text) if on_text else None,
             )
         new = model.tokenizer.batch_decode(gen[:, ids.shape[1] :], skip_special_tokens=True)

@@ -98,7 +98,11 @@ def test_session_table_has_every_method_layer_and_baseline(run_cli, tmp_path):
         ):
             assert k in r
         assert np.isfinite(r["acc_shuffled"])
-    assert (s / "artifacts" / "layers.csv").read_text().startswith("method,emotion,layer")
+    from emolab import results
+    from emolab.session import Session
+
+    table = results.latest(Session.open(s), "layers", suffix=".csv").path
+    assert table.read_text().startswith("method,emotion,layer")
     out = run_cli("layers", s, "--method", "lda")
     assert out.exit_code == 0 and "lda" in out.output
 
@@ -166,7 +170,7 @@ def test_dataset_with_other_labels_is_refused(run_cli, tiny_session, tmp_path):
     f = tmp_path / "other.jsonl"
     f.write_text(
         "".join(
-            json.dumps({"text": f"a review number {i} here", "label": lab}) + "\n"
+            json.dumps({"text": f"a {lab} review number {i} here", "label": lab}) + "\n"
             for i in range(6)
             for lab in ("positive", "negative")
         )
@@ -189,13 +193,18 @@ def test_transfer_dataset_scores_without_refit(run_cli, tiny_session, tmp_path):
     )
     out = run_cli("layers", tiny_session.path, "--dataset", f"jsonl:{f}", "--json")
     assert out.exit_code == 0, out.output
+    step = tiny_session.steps()[-1]
     assert (
-        tiny_session.path / "artifacts" / f"layers-jsonl_{str(f).replace('/', '_')}.csv"
-    ).is_file()
+        f"artifacts/layers-{step['seq']:03d}-jsonl_{str(f).replace('/', '_')}.csv"
+        in (step["outputs"])
+    )
+    assert step["inputs"]["dataset"]["path"] == str(f.resolve())  # its sha256 is recorded
 
 
 def test_unknown_source_is_refused(tiny_session):
-    with pytest.raises(BadInput, match="unknown source 'dreams'"):
+    with pytest.raises(
+        BadInput, match="parameter 'source' must be one of comprehension, generation, got 'dreams'"
+    ):
         layers.run(tiny_session, {"source": "dreams"})
 
 
@@ -231,3 +240,59 @@ def test_real_smollm2_lda_beats_its_baselines(tmp_path):
         shuffled = np.mean([r["acc_shuffled"] for r in mine])
         rand = np.mean([r["acc_random"] for r in mine])
         assert peak["peak_acc"] > max(shuffled, rand) + 0.1, (method, peak, shuffled, rand)
+
+
+def test_peak_layer_is_chosen_on_dev_and_reported_on_test():
+    """A layer that only looks good on test (planted in the test split alone) is never the
+    peak: dev chooses, test reports the accuracy at dev's choice."""
+    from emolab import plugins
+
+    x_tr, y_tr, emotions, baseline = synthetic(seed=0, signal_layer=1)
+    x_dev, y_dev, _, _ = synthetic(seed=2, signal_layer=1)
+    x_te, y_te, _, _ = synthetic(seed=1, signal_layer=1)
+    # layer 1 carries a moderate signal everywhere; layer 2 a strong one in test alone
+    for k, e in enumerate(emotions):
+        for x, y in ((x_tr, y_tr), (x_dev, y_dev), (x_te, y_te)):
+            x[y == e, 1, k] -= 2.5
+        x_te[y_te == e, 2, k] += 8.0
+        x_tr[y_tr == e, 2, k] += 1.0
+    vectors = {}
+    ext = plugins.get("extractors", "mean_diff")
+    for e in emotions:
+        dirs = ext.fit(x_tr[y_tr == e], x_tr[y_tr == baseline])
+        for layer in range(3):
+            vectors.setdefault("mean_diff", {})[f"{e}/blocks.{layer}.hook_resid_post"] = dirs[layer]
+    args = (vectors, x_tr, y_tr, x_te, y_te, [0, 1, 2], emotions, baseline, 3, Progress())
+    on_test = layers.summarise(layers.analyse(*args, select=(x_te, y_te, "test"))[0], emotions, 3)
+    rows, _ = layers.analyse(*args, select=(x_dev, y_dev, "dev"))
+    summary = layers.summarise(rows, emotions, 3)["mean_diff"]
+    assert on_test["mean_diff"]["peak_layer"] == 2  # what choosing on test would have done
+    assert summary["peak_layer"] == 1 and summary["chosen_on"] == "dev"
+    at_peak = [r["acc"] for r in rows if r["layer"] == 1]
+    assert summary["peak_acc"] == pytest.approx(np.mean(at_peak))  # the test number there
+    assert {r["select_split"] for r in rows} == {"dev"}
+
+
+def test_layers_step_records_its_choices_on_dev(tiny_session):
+    res = layers.run(tiny_session, {})
+    step = tiny_session.steps()[-1]
+    assert step["choices"]["peak_layer/mean_diff"] == {
+        "value": res["summary"]["mean_diff"]["peak_layer"],
+        "chosen_on": "dev",
+    }
+    ex = tiny_session.read_json("examples.json")
+    assert ex["dev"] and not {t for _, t in ex["dev"]} & {t for _, t in ex["test"]}
+
+
+def test_replay_checks_what_was_chosen_and_on_which_split(tiny_session, tmp_path):
+    from emolab.steps.replay import replay
+
+    layers.run(tiny_session, {})
+    lines = tiny_session.log_path.read_text().splitlines()
+    ev = json.loads(lines[-1])
+    ev["choices"]["peak_layer/mean_diff"]["chosen_on"] = "test"
+    lines[-1] = json.dumps(ev)
+    tiny_session.log_path.write_text("\n".join(lines) + "\n")
+    _, cmp = replay(tiny_session.path, tmp_path / "r")
+    bad = [r["what"] for r in cmp.rows if not r["ok"]]
+    assert bad == [f"layers#{ev['seq']} choice peak_layer/mean_diff"]

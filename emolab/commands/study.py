@@ -56,7 +56,7 @@ def print_study(con, res: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, csv_list, out_json
+    from ._common import console, csv_list, out_json
 
     @cli.command()
     @click.option("--models", required=True, help="shipped names and hf:<id>, comma-separated")

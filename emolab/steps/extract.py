@@ -7,33 +7,85 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import plugins
-from ..capture import capture, resid_hooks
-from ..data import examples_hash, select
-from ..errors import BadInput
+from ..capture import capture, capture_named, resid_hooks
+from ..data import EKMAN6, examples_hash, select
+from ..errors import BadInput, UnknownName
+from ..hooks import path_of
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
-from .common import guarded, parse_layers, plugin_versions, session_model
+from ..units import parse_layers
+from .common import dataset_source, plugin_versions, record_dataset, session_model
+from .guard import fit_directions
 
-DEFAULTS = {
-    "dataset": "goemotions-ekman",
-    "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
-    "baseline": "neutral",
-    "methods": ["mean_diff"],
-    "layers": "all",
-    "position": "last",
-    "limit": 100,
-    "test_limit": 50,
-    "batch_size": 16,
-    "source": "comprehension",
-    "gen_tokens": 40,
-    "seed": 0,
-}
 SOURCES = ("comprehension", "generation")
+# What each emotion is contrasted with when a direction is fit:
+# baseline: the neutral texts (the steering studies' emotion - neutral);
+# others: the texts of every other emotion (removes the shared "negative affect" component
+#   that makes anger - neutral mostly a valence direction);
+# all: every train text of every label, the emotion included (the direction from the
+#   centroid of all classes to the emotion's, as in the 20-emotion study's centring).
+CONTRASTS = ("baseline", "others", "all")
+PARAMS = (
+    Param("dataset", str, "goemotions-ekman", "a registered dataset"),
+    Param("dataset_params", dict, {}, "the dataset's own parameters (text_column, ...)"),
+    Param("emotions", list, None, "labels to extract (default: the dataset's own)", item=str),
+    Param("baseline", str, None, "label the directions point away from (default: neutral)"),
+    Param("methods", list, ["mean_diff"], "registered extractors", item=str),
+    Param("layers", (str, list), "all", "all, 5, 2,5,8, 10-20 or a list", item=int),
+    Param("position", str, "last", "which token's residual", ("last", "mean", "commas")),
+    Param("limit", int, 100, "train examples per label", min=1),
+    Param("test_limit", int, 50, "held-out examples per label", min=1),
+    Param("dev_limit", int, None, "dev examples per label (default: test_limit)", min=1),
+    Param("contrast", str, "baseline", "what each emotion is contrasted with", CONTRASTS),
+    Param("batch_size", int, 16, "texts per forward pass", min=1),
+    Param("source", str, "comprehension", "read labelled text or the model's own writing", SOURCES),
+    Param("gen_tokens", int, 40, "tokens the model writes per text (source=generation)", min=1),
+    Param("seed", int, 0),
+    Param(
+        "hooks", list, [], "extra TL hook names to capture (non-fast ones via the bridge)", item=str
+    ),
+)
+DEFAULTS = defaults(PARAMS)
 
 
-def load_split(dataset: str, split: str, labels, limit: int | None):
-    """Examples of `labels` from one split, at most `limit` each, plus their flat lists."""
-    source = plugins.get("datasets", dataset)
+def resolve_labels(
+    dataset: str, emotions, baseline, dataset_params: dict | None = None
+) -> tuple[list[str], str]:
+    """Emotions and baseline, with the dataset's own labels filling what was not given: the
+    Ekman six where the dataset has them, else all its labels, so `--dataset tigges-reviews`
+    alone means positive vs negative instead of failing on 'anger'."""
+    if emotions and baseline:
+        return list(emotions), baseline
+    own = list(plugins.get("datasets", dataset, **(dataset_params or {})).labels(dataset))
+    if not baseline:
+        baseline = "neutral" if "neutral" in own or not own else own[-1]
+    if not emotions:
+        ekman = [e for e in EKMAN6 if e in own]
+        emotions = ekman if len(ekman) == len(EKMAN6) else [lab for lab in own if lab != baseline]
+    return list(emotions), baseline
+
+
+def contrast_rows(y: np.ndarray, emotion: str, baseline: str, contrast: str) -> np.ndarray:
+    """Mask of the train rows an emotion is contrasted with."""
+    if contrast == "baseline":
+        return y == baseline
+    if contrast == "others":
+        return y != emotion
+    return np.ones(len(y), dtype=bool)
+
+
+def load_split(
+    dataset: str,
+    split: str,
+    labels,
+    limit: int | None,
+    seed: int = 0,
+    dataset_params: dict | None = None,
+):
+    """Examples of `labels` from one split, at most `limit` each, plus their flat lists.
+    `dataset_params` set the source's declared parameters (text_column, ...)."""
+    source = dataset_source(dataset, seed, dataset_params)
     groups = select(source.load(dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
@@ -42,27 +94,46 @@ def load_split(dataset: str, split: str, labels, limit: int | None):
     return examples, np.array([ex.label for ex in examples])
 
 
+def dev_split(
+    dataset: str, labels, limit: int | None, seed: int = 0, dataset_params: dict | None = None
+) -> list:
+    """The dev texts that choose layers and settings; empty when the dataset's dev split
+    lacks a label (a small user file), and choices then fall back to the train split."""
+    try:
+        return load_split(dataset, "dev", labels, limit, seed, dataset_params)[0]
+    except (BadInput, UnknownName):
+        return []
+
+
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
-    emotions, baseline = list(p["emotions"]), p["baseline"]
+    p = validate(PARAMS, params, "extract")
+    ds = p["dataset_params"]
+    p["emotions"], p["baseline"] = resolve_labels(p["dataset"], p["emotions"], p["baseline"], ds)
+    emotions, baseline = p["emotions"], p["baseline"]
+    if p["dev_limit"] is None:
+        p["dev_limit"] = p["test_limit"]
     if not emotions:
         raise BadInput("no emotions given")
     if baseline in emotions:
         raise BadInput(f"baseline '{baseline}' is also listed as an emotion")
-    if p["source"] not in SOURCES:
-        raise BadInput(f"unknown source '{p['source']}' (known: {', '.join(SOURCES)})")
     reg = plugins.registry()
     extractors = [reg.get("extractors", m) for m in p["methods"]]
     labels = emotions + [baseline]
+    split_seed = int(session.manifest.get("seed", 0))
     if p["source"] == "comprehension":
-        train, y_train = load_split(p["dataset"], "train", labels, p["limit"])
-    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"])
+        train, y_train = load_split(p["dataset"], "train", labels, p["limit"], split_seed, ds)
+    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], split_seed, ds)
+    dev = dev_split(p["dataset"], labels, p["dev_limit"], split_seed, ds)
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
     hooks = resid_hooks(model, layers)
+    extra = list(p["hooks"] or [])
+    paths = {h: path_of(model, h) for h in extra}  # a bad name fails before the step logs
 
     with session.step("extract", p, plugin_versions("extractors", p["methods"])) as rec:
+        record_dataset(session, rec, p["dataset"])
+        rec["inputs"]["split_seed"] = split_seed
         acts = {}
         if p["source"] == "generation":
             from ..data import Example
@@ -83,8 +154,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 check=progress.check,
             )
             train = [Example(r["text"], r["label"]) for r in written]
-        for split, examples in (("train", train), ("test", test)):
-            if split in acts:
+        for split, examples in (("train", train), ("dev", dev), ("test", test)):
+            if split in acts or not examples:
                 continue
             progress.task(f"capture {split} ({len(examples)} texts)", len(examples))
             acts[split] = capture(
@@ -96,6 +167,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 progress=progress,
                 check=progress.check,
             )
+        if extra:
+            save_extra(session, model, extra, paths, {"train": train, "test": test}, p, progress)
+            rec["outputs"].append("artifacts/hooks.safetensors")
         x = acts["train"]
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(x, axis=-1).mean(0)
@@ -105,6 +179,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "position": p["position"],
             "baseline": baseline,
             "source": p["source"],
+            "contrast": p["contrast"],
             "emotions": ",".join(emotions),
             "layers": ",".join(map(str, layers)),
         }
@@ -115,7 +190,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 vectors = {}
                 for emo in emotions:
                     progress.check()
-                    pos, neg = x[y_train == emo], x[y_train == baseline]
+                    pos = x[y_train == emo]
+                    neg = x[contrast_rows(y_train, emo, baseline, p["contrast"])]
                     if getattr(ext, "needs_model", False):
                         context = {
                             "model": model,
@@ -125,13 +201,19 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                             "baseline": baseline,
                             "check": progress.check,
                             "pos_texts": [ex.text for ex in train if ex.label == emo],
-                            "neg_texts": [ex.text for ex in train if ex.label == baseline],
+                            "neg_texts": [
+                                ex.text
+                                for ex, keep in zip(
+                                    train,
+                                    contrast_rows(y_train, emo, baseline, p["contrast"]),
+                                    strict=True,
+                                )
+                                if keep
+                            ],
                         }
-                        dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                        dirs = fit_directions(ext, pos, neg, context)
                     else:
-                        dirs = guarded("extractors", ext, "fit", pos, neg)
-                    if not np.isfinite(dirs).all():
-                        raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
+                        dirs = fit_directions(ext, pos, neg)
                     for i, hook in enumerate(hooks):
                         vectors[vector_key(emo, hook)] = dirs[i]
                     done += 1
@@ -139,15 +221,17 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 rec["outputs"].append(str(session.save_vectors(vectors, meta, ext.name).name))
         session.save_arrays(
             "activations.safetensors",
-            {"train": x.astype(np.float16), "test": acts["test"].astype(np.float16)},
+            {split: a.astype(np.float16) for split, a in acts.items()},
             {**meta, "hooks": ",".join(hooks)},
         )
         session.write_json(
             "examples.json",
             {
                 "train": [[ex.label, ex.text] for ex in train],
+                "dev": [[ex.label, ex.text] for ex in dev],
                 "test": [[ex.label, ex.text] for ex in test],
                 "train_hash": examples_hash(train),
+                "dev_hash": examples_hash(dev),
                 "test_hash": examples_hash(test),
             },
         )
@@ -157,8 +241,42 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "artifacts/examples.json",
             "artifacts/layer_norms.json",
         ]
-        rec["inputs"] = {"train_hash": examples_hash(train), "test_hash": examples_hash(test)}
-        rec["metrics"] = {"n_train": len(train), "n_test": len(test)}
+        rec["inputs"].update(
+            train_hash=examples_hash(train),
+            dev_hash=examples_hash(dev),
+            test_hash=examples_hash(test),
+        )
+        rec["metrics"] = {"n_train": len(train), "n_dev": len(dev), "n_test": len(test)}
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})
     progress.done()
-    return {"layers": layers, "methods": p["methods"], "n_train": len(train), "n_test": len(test)}
+    return {
+        "emotions": list(emotions),
+        "baseline": baseline,
+        "layers": layers,
+        "methods": p["methods"],
+        "n_train": len(train),
+        "n_dev": len(dev),
+        "n_test": len(test),
+        "hooks": paths,
+    }
+
+
+def save_extra(session: Session, model, names, paths, splits, p, progress) -> None:
+    """The extra hooks of `--hooks`, pooled like the residual, one array per split and
+    name (`train/blocks.5.attn.hook_pattern`), rows in examples.json order."""
+    arrays = {}
+    for split, examples in splits.items():
+        progress.task(f"capture {', '.join(names)} ({split})", len(examples))
+        got = capture_named(
+            model,
+            [ex.text for ex in examples],
+            names,
+            p["position"],
+            p["batch_size"],
+            progress=progress,
+            check=progress.check,
+        )
+        arrays.update({f"{split}/{name}": got[name] for name in names})
+    meta = {"hooks": ",".join(names), "position": p["position"], "model": model.name}
+    meta["paths"] = ",".join(f"{n}={paths[n]}" for n in names)
+    session.save_arrays("hooks.safetensors", arrays, meta)

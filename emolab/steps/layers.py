@@ -3,8 +3,6 @@ chance level (random and shuffled-label directions), plus norms and cosines."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
@@ -14,11 +12,28 @@ from threadpoolctl import threadpool_limits
 from .. import plugins
 from ..capture import capture
 from ..errors import BadInput
+from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
-from .common import emotion_vector, session_model
+from .common import emotion_vector, record_dataset, session_model
+from .guard import fit_directions
 
 BASELINE_SEEDS = 5
+PARAMS = (
+    Param("dataset", str, None, "score the vectors on another dataset's test split (no refit)"),
+    Param("dataset_params", dict, {}, "that dataset's own parameters (text_column, ...)"),
+    Param("limit", int, 100, "test examples per label of --dataset", min=1),
+    Param(
+        "source",
+        str,
+        "comprehension",
+        "generation: also fit on the model's own writing",
+        ("comprehension", "generation"),
+    ),
+    Param("samples", int, None, "texts per label written by the model (source=generation)", min=1),
+    Param("gen_tokens", int, 40, "tokens per written text (source=generation)", min=1),
+    Param("seed", int, 0),
+)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -67,8 +82,16 @@ def analyse(
     progress: Progress,
     refit: bool = True,
     surface: dict[str, float] | None = None,
+    select: tuple[np.ndarray, np.ndarray, str] | None = None,
 ) -> tuple[list[dict], dict]:
-    """The table rows and the cosine matrices. `x_*` are `[n, len(layers), d]`."""
+    """The table rows and the cosine matrices. `x_*` are `[n, len(layers), d]`.
+
+    `select` is the split that chooses (activations, labels, name): the dev split, or
+    the train split for sessions extracted before there was one. Every row scores the
+    direction on it too (`acc_select`, `acc7_select`), so `summarise` picks layers there
+    and the test columns stay a report only.
+    """
+    x_se, y_se, select_name = select if select is not None else (x_tr, y_tr, "train")
     reg = plugins.registry()
     surface = surface or {}
     rows, cosines = [], {}
@@ -84,8 +107,10 @@ def analyse(
         for li, layer in enumerate(layers):
             progress.check()
             xt, xe = x_tr[:, li].astype(np.float64), x_te[:, li].astype(np.float64)
+            xs = x_se[:, li].astype(np.float64)
             units = [_unit(vecs[e][layer].astype(np.float64)) for e in emotions]
             acc7 = multiclass_accuracy(units, xt, y_tr, xe, y_te, emotions, baseline)
+            acc7_select = multiclass_accuracy(units, xt, y_tr, xs, y_se, emotions, baseline)
             rand7 = [
                 multiclass_accuracy(
                     _unit(rng.standard_normal((len(emotions), d))),
@@ -106,6 +131,8 @@ def analyse(
                 a_tr, pos_tr = xt[keep_tr], y_tr[keep_tr] == e
                 a_te, pos_te = xe[keep_te], y_te[keep_te] == e
                 acc, auc, _ = binary_scores(u, a_tr, pos_tr, a_te, pos_te)
+                keep_se = (y_se == e) | (y_se == baseline)
+                acc_se = binary_scores(u, a_tr, pos_tr, xs[keep_se], y_se[keep_se] == e)[0]
                 rand = [
                     binary_scores(_unit(rng.standard_normal(d)), a_tr, pos_tr, a_te, pos_te)[0]
                     for _ in range(BASELINE_SEEDS)
@@ -114,7 +141,7 @@ def analyse(
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = _unit(ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        w = _unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
                         shuf_u.append(w)
                         shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
                 shuf_units.append(shuf_u)
@@ -133,6 +160,9 @@ def analyse(
                         "acc7": acc7,
                         "acc7_random": float(np.mean(rand7)),
                         "acc7_shuffled": float("nan"),
+                        "acc_select": acc_se,
+                        "acc7_select": acc7_select,
+                        "select_split": select_name,
                         "acc_surface": surface.get(e, float("nan")),
                         "vector_norm": float(np.linalg.norm(vecs[e][layer])),
                         "resid_norm": float(np.linalg.norm(xt, axis=1).mean()),
@@ -170,26 +200,42 @@ def analyse(
     return rows, cosines
 
 
+def _mean_by_layer(rows: list[dict], key: str) -> dict[int, float]:
+    by_layer: dict[int, list[float]] = {}
+    for r in rows:
+        by_layer.setdefault(r["layer"], []).append(r[key])
+    return {layer: float(np.mean(v)) for layer, v in by_layer.items()}
+
+
 def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
-    """Peak layer per method (mean accuracy over emotions) and per-emotion peaks."""
+    """Peak layer per method and per emotion, chosen on the selection split (dev), with the
+    test accuracy at that layer as the reported number: picking the layer by its test
+    accuracy would report the best of 30 draws of test noise."""
     out: dict = {}
     methods = sorted({r["method"] for r in rows})
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
-        by_layer: dict[int, list[float]] = {}
-        for r in mine:
-            by_layer.setdefault(r["layer"], []).append(r["acc"])
-        mean = {layer: float(np.mean(v)) for layer, v in by_layer.items()}
-        peak = max(mean, key=mean.get)
+        mean = _mean_by_layer(mine, "acc")
+        mean_sel = _mean_by_layer(mine, "acc_select")
+        peak = max(mean_sel, key=mean_sel.get)
         acc7 = {r["layer"]: r["acc7"] for r in mine}
+        acc7_sel = {r["layer"]: r["acc7_select"] for r in mine}
+        peak7 = max(acc7_sel, key=acc7_sel.get)
         out[m] = {
             "peak_layer": peak,
             "peak_depth": round(peak / max(n_layers - 1, 1), 3),
             "peak_acc": mean[peak],
-            "peak_acc7": max(acc7.values()),
+            "peak_acc_select": mean_sel[peak],
+            "peak_layer7": peak7,
+            "peak_acc7": acc7[peak7],
+            "chosen_on": mine[0]["select_split"],
+            "reported_on": "test",
             "mean_acc_by_layer": mean,
+            "mean_acc_select_by_layer": mean_sel,
             "per_emotion_peak": {
-                e: max((r for r in mine if r["emotion"] == e), key=lambda r: r["acc"])["layer"]
+                e: max((r for r in mine if r["emotion"] == e), key=lambda r: r["acc_select"])[
+                    "layer"
+                ]
                 for e in emotions
             },
         }
@@ -197,12 +243,11 @@ def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    """One row per dict, written by pandas (floats to 4 places): the frame
+    `emolab.tables` reads back is the one written here."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", na_rep="nan")
 
 
 def surface_features(texts) -> np.ndarray:
@@ -259,8 +304,6 @@ def fit_vectors(
     progress: Progress,
 ) -> dict[str, np.ndarray]:
     """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    from .common import guarded
-
     ext = plugins.registry().get("extractors", method)
     out = {}
     for e in emotions:
@@ -277,9 +320,9 @@ def fit_vectors(
                 "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
                 "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
             }
-            out[e] = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+            out[e] = fit_directions(ext, pos, neg, context)
         else:
-            out[e] = guarded("extractors", ext, "fit", pos, neg)
+            out[e] = fit_directions(ext, pos, neg)
     return out
 
 
@@ -297,6 +340,7 @@ def compare_sources(
     baseline,
     n_layers,
     progress,
+    seq: int = 0,
 ) -> dict:
     """Generation- vs comprehension-based directions on the same labelled held-out test set.
 
@@ -377,9 +421,10 @@ def compare_sources(
             )
         tests[method] = entry
     session.write_artifact(
-        "generations.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written)
+        f"generations-{seq:03d}.jsonl",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written),
     )
-    session.write_artifact("sources.csv", to_csv(rows))
+    session.write_artifact(f"sources-{seq:03d}.csv", to_csv(rows))
     return {"rows": rows, "tests": tests, "samples_per_label": samples, "n_generated": len(texts)}
 
 
@@ -388,8 +433,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     `source` ('generation': also fit on the model's own writing and compare, with a paired
     Wilcoxon test)."""
     progress = progress or Progress()
-    if params.get("source", "comprehension") not in ("comprehension", "generation"):
-        raise BadInput(f"unknown source '{params['source']}' (known: comprehension, generation)")
+    params = validate(PARAMS, params, "layers")
     arrays, meta = session.load_arrays("activations.safetensors")
     ex = session.read_json("examples.json")
     emotions, baseline = meta["emotions"].split(","), meta["baseline"]
@@ -398,18 +442,27 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     y_te = np.array([lab for lab, _ in ex["test"]])
     x_tr = arrays["train"].astype(np.float32)
     x_te = arrays["test"].astype(np.float32)
+    select = None
+    if "dev" in arrays and ex.get("dev"):
+        select = (arrays["dev"].astype(np.float32), np.array([lab for lab, _ in ex["dev"]]), "dev")
     vectors = {m: session.load_vectors(m)[0] for m in session.methods()}
     dataset = params.get("dataset")
     n_layers = int(session.manifest["model"]["layers"])
     # many small fits: BLAS threads only contend (10x slower on a busy 2-core box)
-    with session.step("layers", dict(params)) as rec, threadpool_limits(1, user_api="blas"):
+    with session.step("layers", params) as rec, threadpool_limits(1, user_api="blas"):
         if dataset:
             from .extract import load_split
 
+            record_dataset(session, rec, dataset)
             model = session_model(session)
             try:
                 examples, y_te = load_split(
-                    dataset, "test", emotions + [baseline], params.get("limit", 100)
+                    dataset,
+                    "test",
+                    emotions + [baseline],
+                    params["limit"],
+                    int(session.manifest.get("seed", 0)),
+                    params["dataset_params"],
                 )
             except Exception as exc:
                 raise BadInput(
@@ -441,10 +494,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             n_layers,
             progress,
             surface=surface,
+            select=select,
         )
         summary = summarise(rows, emotions, n_layers)
         sources = None
-        if params.get("source", "comprehension") == "generation":
+        if params["source"] == "generation":
             sources = compare_sources(
                 session,
                 params,
@@ -459,13 +513,19 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 baseline,
                 n_layers,
                 progress,
+                seq=rec["seq"],
             )
-            rec["outputs"] += ["artifacts/generations.jsonl", "artifacts/sources.csv"]
+            rec["outputs"] += [
+                f"artifacts/generations-{rec['seq']:03d}.jsonl",
+                f"artifacts/sources-{rec['seq']:03d}.csv",
+            ]
             for m, t in sources["tests"].items():
                 rec["metrics"][f"wilcoxon_p_acc/{m}"] = t["acc_wilcoxon_p"]
                 rec["metrics"][f"wilcoxon_p_auc/{m}"] = t["auc_wilcoxon_p"]
 
-        tag = f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        tag = f"-{rec['seq']:03d}" + (
+            f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        )
         session.write_artifact(f"layers{tag}.csv", to_csv(rows))
         session.write_json(
             f"layers{tag}.json",
@@ -476,6 +536,10 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             rec["metrics"][f"peak_layer/{m}"] = s["peak_layer"]
             rec["metrics"][f"peak_acc/{m}"] = s["peak_acc"]
             rec["metrics"][f"peak_acc7/{m}"] = s["peak_acc7"]
+            rec.setdefault("choices", {})[f"peak_layer/{m}"] = {
+                "value": s["peak_layer"],
+                "chosen_on": s["chosen_on"],
+            }
     progress.done()
     best = max(summary, key=lambda m: summary[m]["peak_acc"])
     return {

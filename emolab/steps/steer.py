@@ -6,28 +6,39 @@ import json
 
 import numpy as np
 
-from .. import plugins
+from .. import plugins, results
 from ..api import Run
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import generate
-from ..session import Session, check_width, read_vectors
-from .common import emotion_vector, guarded, plugin_versions, session_model
+from ..session import Session, check_width
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 
-DEFAULTS = {
-    "layer": None,
-    "alpha": 0.3,
-    "scale": "relative",
-    "positions": "all",
-    "method": None,
-    "prompts": list(NEUTRAL_PROMPTS[:4]),
-    "max_new_tokens": 24,
-    "evaluators": ["label_logit_shift"],
-    "vector_file": None,
-    "circuit": None,  # k: enhance the emotion's top-k heads (latest `heads` map) instead
-    "circuit_factor": 2.0,
-}
+PARAMS = (
+    Param("emotion", str, None, "which emotion's vector to add"),
+    Param("layer", int, None, "block whose output is steered (default: the analysed peak)", min=0),
+    Param("alpha", float, 0.3, "strength"),
+    Param(
+        "scale",
+        str,
+        "relative",
+        "relative: alpha x the layer's mean residual norm",
+        ("relative", "absolute"),
+    ),
+    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("method", str, None, "which vector set of the session"),
+    Param("prompts", list, list(NEUTRAL_PROMPTS[:4]), "prompts to continue", item=str),
+    Param("max_new_tokens", int, 24, "tokens generated per prompt", min=1),
+    Param("evaluators", list, ["label_logit_shift"], "registered evaluators", item=str),
+    Param("vector_file", str, None, "a published vector file instead of the session's"),
+    Param("circuit", int, None, "enhance the emotion's top-k heads (latest heads map)", min=1),
+    Param("circuit_factor", float, 2.0, "multiplier for the circuit heads"),
+    Param("intervention", str, None, "a registered intervention (default: residual_add)"),
+    Param("intervention_params", dict, {}, "that intervention's own parameters"),
+)
+DEFAULTS = defaults(PARAMS)
 
 
 _BASELINES: dict[tuple, list[str]] = {}
@@ -52,20 +63,34 @@ def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Pro
     return _BASELINES[key]
 
 
-def vectors_for(session: Session, method: str | None, vector_file: str | None):
-    """The vector set to steer with: the session's (a method's) or a published file."""
+def vectors_for(
+    session: Session, method: str | None, vector_file: str | None, emotion: str | None = None
+):
+    """The vector set to steer with: the session's (a method's) or a vector file in any
+    format emolab exports (safetensors, llama.cpp / repeng GGUF, a {layer: tensor} .pt),
+    refused with the model it was made for when it does not fit this session's model. A
+    file that names no emotion (another tool's) is taken as `emotion`'s."""
     if vector_file:
-        from pathlib import Path
+        from .. import vector_io
 
-        return read_vectors(Path(vector_file))
+        vectors, meta = vector_io.read(vector_file, emotion)
+        m = session.manifest["model"]
+        vector_io.check_model(
+            vectors, meta, vector_file, session.model_name, int(m["d_model"]), int(m["layers"])
+        )
+        return vectors, meta
     return session.load_vectors(method)
 
 
 def default_layer(session: Session) -> int:
     """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    path = session.artifact("layers.json")
-    if path.is_file():
-        summary = json.loads(path.read_text())["summary"]
+    found = [
+        o
+        for o in results.outputs(session, "layers", suffix=".json")
+        if not o.params.get("dataset") and o.path.is_file()
+    ]
+    if found:
+        summary = json.loads(found[-1].path.read_text(encoding="utf-8"))["summary"]
         primary = session.methods()[0]
         if primary in summary:
             return int(summary[primary]["peak_layer"])
@@ -74,16 +99,28 @@ def default_layer(session: Session) -> int:
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
-    if "emotion" not in p or not p["emotion"]:
+    p = validate(PARAMS, params, "steer")
+    if not p["emotion"]:
         raise BadInput("steer needs an emotion")
     prompts = [str(x) for x in p["prompts"]]
     if not prompts or any(not x.strip() for x in prompts):
         raise BadInput("empty prompt")
-    model = session_model(session)
     if p["layer"] is None:
         p["layer"] = default_layer(session)
-    vectors, meta = vectors_for(session, p["method"], p["vector_file"])
+    circuit_units = None
+    if p["circuit"] is not None:
+        from .heads import circuit_heads
+
+        spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
+        own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
+    else:
+        own = {k: p[k] for k in ("layer", "alpha", "scale", "positions")}
+    p["intervention"] = p["intervention"] or ("residual_add" if p["circuit"] is None else "enhance")
+    inter = configured("interventions", p["intervention"], own, p["intervention_params"])
+    reg = plugins.registry()
+    evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
+    model = session_model(session)
+    vectors, meta = vectors_for(session, p["method"], p["vector_file"], p["emotion"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
         {k.split("/", 1)[0] for k in vectors}
     )
@@ -96,35 +133,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     if not np.isfinite(vec[int(p["layer"])]).all():
         raise BadInput(f"no '{p['emotion']}' vector at layer {p['layer']} in this vector set")
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
-    reg = plugins.registry()
-    kind = "residual_add" if p["circuit"] is None else "enhance"
-    if p["circuit"] is not None:
-        from .heads import circuit_heads
-
-        spec, p["circuit_units"] = circuit_heads(session, p["emotion"], int(p["circuit"]))
-        inter = reg.get(
-            "interventions",
-            "enhance",
-            heads=spec,
-            factor=p["circuit_factor"],
-            positions=p["positions"],
-        )
-    else:
-        inter = reg.get(
-            "interventions",
-            "residual_add",
-            layer=p["layer"],
-            alpha=p["alpha"],
-            scale=p["scale"],
-            positions=p["positions"],
-        )
     hooks = guarded("interventions", inter, "hooks", model, vector=vec, norms=norms)
-    evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
     used = {
-        **plugin_versions("interventions", [kind]),
+        **plugin_versions("interventions", [p["intervention"]]),
         **plugin_versions("evaluators", p["evaluators"]),
     }
     with session.step("steer", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         progress.task("generate baseline", len(prompts))
         base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
         progress.task(
@@ -146,8 +162,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.check()
             metrics.update(guarded("evaluators", ev, "evaluate", run_))
             progress.update(i + 1)
-        seq = rec_seq(session)
-        name = f"steer-{seq:03d}.jsonl"
+        name = f"steer-{rec['seq']:03d}.jsonl"
         session.write_artifact(
             name,
             "".join(
@@ -157,6 +172,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         )
         rec["outputs"] = [f"artifacts/{name}"]
         rec["metrics"] = metrics
+        if circuit_units is not None:
+            rec["inputs"]["circuit_units"] = circuit_units
     progress.done()
     return {
         "params": p,
@@ -164,9 +181,5 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "baseline": base,
         "steered": steered,
         "metrics": metrics,
+        "circuit_units": circuit_units,
     }
-
-
-def rec_seq(session: Session) -> int:
-    """Sequence number of the step being written (the last `started` event)."""
-    return max(e["seq"] for e in session.events())

@@ -172,7 +172,7 @@ def run_model(path: Path, model: str, p: dict, progress: Progress, engine) -> di
         "prompts": list(NEUTRAL_PROMPTS[: int(p["prompts"])]),
         "max_new_tokens": int(p["max_new_tokens"]),
         "judge_train_limit": int(p["judge_train_limit"]),
-        "judge_task": "ekman" if set(p["emotions"]) <= EKMAN else "goemotions",
+        "judge_params": {} if set(p["emotions"]) <= EKMAN else {"task": "goemotions"},
     }
     done = logged(session, "sweep", sw)
     if done is None:

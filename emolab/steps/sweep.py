@@ -20,39 +20,65 @@ import json
 
 import numpy as np
 
-from .. import plugins
-from ..data import NEUTRAL_PROMPTS, list_prompt
+from ..api import Run
+from ..data import EKMAN6, NEUTRAL_PROMPTS, list_prompt
 from ..engine import Serial
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
-from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
+from ..units import parse_layers
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
 from .sweep_cells import RESIDUAL, SweepWork, failed_cell
 
-DEFAULTS = {
-    "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
-    "layers": None,  # default: a third, half and two thirds of the depth
-    "alphas": [0.15, 0.3, 0.5, 0.75],
-    "scale": "relative",
-    "positions": "all",
-    "method": None,
-    "vector_file": None,
-    "prompts": list(NEUTRAL_PROMPTS),
-    "max_new_tokens": 24,
-    "batch_size": 20,
-    "judge": "ensemble",
-    "judge_task": "ekman",  # or goemotions (28 labels) for emotions beyond Ekman's
-    "judge_train_limit": 16000,
-    "max_ratio": 3.0,
-    "min_distinct2": 0.5,
-    "max_distinct_drop": 0.6,
-    "min_surgical_share": 0.5,
-    "circuits": [],  # top-k head counts for circuit modulation (empty: residual only)
-    "circuit_factors": [2.0, 4.0],
-}
+PARAMS = (
+    Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
+    Param(
+        "layers", (str, list), None, "layers of the grid (default: 1/3, 1/2, 2/3 depth)", item=int
+    ),
+    Param("alphas", list, [0.15, 0.3, 0.5, 0.75], "strengths of the grid", item=float),
+    Param(
+        "scale",
+        str,
+        "relative",
+        "relative: alpha x the layer's mean residual norm",
+        ("relative", "absolute"),
+    ),
+    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("method", str, None, "which vector set of the session"),
+    Param("vector_file", str, None, "a published vector file instead of the session's"),
+    Param("prompts", list, list(NEUTRAL_PROMPTS), "prompts to continue", item=str),
+    Param("max_new_tokens", int, 24, "tokens generated per prompt"),
+    Param("batch_size", int, 20, "prompts per generate call", min=1),
+    Param(
+        "judge", str, "ensemble", "the classifier evaluator's judge (judge_evaluator=classifier)"
+    ),
+    Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
+    Param("judge_evaluator", str, "classifier", "the registered evaluator that judges P(target)"),
+    Param("judge_params", dict, {}, "that evaluator's own parameters"),
+    Param("max_ratio", float, 3.0, "perplexity ratio above which a text is explosive"),
+    Param("min_distinct2", float, 0.5, "distinct-2 below which a text is repetitive"),
+    Param("max_distinct_drop", float, 0.6, "distinct-2 drop that counts as repetitive"),
+    Param(
+        "min_surgical_share",
+        float,
+        0.5,
+        "share of single texts that must be surgical",
+        min=0.0,
+        max=1.0,
+    ),
+    Param("circuits", list, [], "top-k head counts for circuit modulation", item=int, min=1),
+    Param("circuit_factors", list, [2.0, 4.0], "multipliers for the circuit heads", item=float),
+    Param("intervention", str, "residual_add", "the registered intervention of the grid"),
+    Param("intervention_params", dict, {}, "that intervention's own fixed parameters"),
+)
+DEFAULTS = defaults(PARAMS)
+# added after sweeps were first keyed: left out of the key at their defaults, so older
+# sweep files still resume
+LATER = ("judge_evaluator", "judge_params", "intervention", "intervention_params")
 GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
 COLUMNS = (
     "emotion",
@@ -103,9 +129,9 @@ def check_params(p: dict) -> None:
 
 def sweep_key(p: dict, vector_meta: dict) -> str:
     """What makes a cell's numbers: everything but the grid itself."""
-    fixed = {k: p[k] for k in DEFAULTS if k not in GRID}
-    if fixed["judge_task"] == "ekman":  # added later: sweeps made before keep their key
-        del fixed["judge_task"]
+    fixed = {
+        k: p[k] for k in DEFAULTS if k not in GRID and not (k in LATER and p[k] == DEFAULTS[k])
+    }
     h = hashlib.sha256(json.dumps([fixed, vector_meta], sort_keys=True, default=str).encode())
     return h.hexdigest()[:10]
 
@@ -157,7 +183,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     """`engine`: how cells run (engine.Serial by default, Batched, RayExecutor); it never
     changes a number, so it is not a parameter of the sweep."""
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "sweep")
     p["alphas"] = [float(a) for a in p["alphas"]]
     p["emotions"] = list(p["emotions"])
     p["circuits"] = [int(k) for k in p["circuits"]]
@@ -179,20 +205,26 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     circuit_specs = circuit_grid(session, p)
     all_emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(vecs)
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
-    reg = plugins.registry()
-    judge = reg.get(
+    judge = configured(
         "evaluators",
-        "classifier",
-        task=p["judge_task"],
-        judge=p["judge"],
-        train_limit=p["judge_train_limit"],
+        p["judge_evaluator"],
+        {"judge": p["judge"], "train_limit": p["judge_train_limit"]},
+        p["judge_params"],
+    )
+    residual = RESIDUAL if p["intervention"] == "residual_add" else p["intervention"]
+    # an unknown intervention or parameter fails here, before the model loads
+    configured(
+        "interventions",
+        p["intervention"],
+        cell_params(p, p["layers"][0], 0.0),
+        p["intervention_params"],
     )
     key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
     cells = read_cells(session, name)
     grid = [
-        (e, RESIDUAL, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
+        (e, residual, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
     ] + [
         (e, f"circuit-top{k}", -1, f)
         for e in p["emotions"]
@@ -207,15 +239,15 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         or cells[g]["error"]  # a failed cell is computed again
         or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
     ]
-    kinds = ["residual_add"] + (["enhance"] if p["circuits"] else [])
+    kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
         **plugin_versions("interventions", kinds),
-        **plugin_versions("evaluators", ["classifier", "perplexity_ratio"]),
+        **plugin_versions("evaluators", [p["judge_evaluator"], "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         model = session_model(session)
-        progress.task("judge: load or train the classifier", 0)
-        j = guarded("evaluators", judge, "judge_obj")
         base_path = session.artifact(f"sweep-{key}-baseline.json")
         if base_path.is_file():
             base = session.read_json(base_path.name)["texts"]
@@ -225,16 +257,20 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
                 model, prompts, (), p["max_new_tokens"], p["batch_size"], check=progress.check
             )
             session.write_json(base_path.name, {"prompts": prompts, "texts": base})
-        base_probs = j.proba(base, p["judge"])
+        progress.task(f"judge: load {p['judge_evaluator']}", 0)
+        # the judge on the unsteered texts, once per emotion: it loads (or trains) once and
+        # travels with the work; an emotion it has no label for fails before any cell
+        for emo in p["emotions"]:
+            judged_base = guarded(
+                "evaluators",
+                judge,
+                "evaluate",
+                Run(model, prompts, base, base, (), all_emotions, emo),
+            )
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
         base_logits = last_logits(model, lists)[:, cols]
-        if any(e not in j.labels for e in p["emotions"]):
-            from ..errors import UnknownName
-
-            bad = next(e for e in p["emotions"] if e not in j.labels)
-            raise UnknownName(f"the judge has no label '{bad}' (labels: {', '.join(j.labels)})")
         work = SweepWork(
             session.model_name,
             session.manifest["model"].get("device", "cpu"),
@@ -248,9 +284,9 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             all_emotions,
             cols,
             base,
-            base_probs,
             base_logits,
-            j,
+            judge,
+            residual,
         )
         engine = engine or Serial()
         rec["engine"] = engine.describe()
@@ -259,24 +295,22 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             if "error" in cell and len(cell) == 1:
                 cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
             steered = cell.pop("steered")
-            cells[cell_key(cell)] = cell
-            write_cells(session, name, cells)
             line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
+            # texts before the cell: a kill in between only recomputes the cell
             session.write_artifact(
                 texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
             )
+            cells[cell_key(cell)] = cell
+            write_cells(session, name, cells)
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         share = float(p["min_surgical_share"])
-        best = best_surgical([r for r in rows if r["intervention"] == RESIDUAL], share)
-        best_circuit = best_surgical([r for r in rows if r["intervention"] != RESIDUAL], share)
-        rec["outputs"] = [
-            f"artifacts/{name}",
-            f"artifacts/{texts_name}",
-            f"artifacts/{base_path.name}",
-        ]
+        best = best_surgical([r for r in rows if r["intervention"] == residual], share)
+        best_circuit = best_surgical([r for r in rows if r["intervention"] != residual], share)
+        table = step_outputs(session, rec["seq"], grid, cells, texts_name)
+        rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
         metrics: dict[str, float] = {"cells": float(len(grid))}
         for emo, b in best.items():
             if b is not None:
@@ -291,18 +325,41 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     progress.done()
     return {
         "params": p,
-        "csv": str(session.artifact(name)),
+        "csv": str(session.path / table[0]),
         "rows": rows,
         "best": best,
         "best_circuit": best_circuit,
         "resumed": len(grid) - len(todo),
         "computed": len(todo),
         "judge": {
-            "name": p["judge"],
-            "accuracy": j.accuracy(p["judge"]),
-            "macro_f1": j.scores[p["judge"]]["macro_f1"],
+            "name": p["judge"] if p["judge_evaluator"] == "classifier" else p["judge_evaluator"],
+            "accuracy": float(judged_base.get("judge_accuracy", np.nan)),
+            "macro_f1": float(judged_base.get("judge_macro_f1", np.nan)),
         },
     }
+
+
+def step_outputs(
+    session: Session, seq: int, grid: list[tuple], cells: dict, texts_name: str
+) -> list[str]:
+    """This step's own table and texts (`sweep-<seq>.csv`, `-texts.jsonl`): exactly its
+    grid, taken from the resume cache that every sweep with the same settings shares, so a
+    later sweep never changes what an earlier one wrote."""
+    write_cells(session, f"sweep-{seq:03d}.csv", {g: cells[g] for g in grid})
+    texts: dict[tuple, str] = {}
+    path = session.artifact(texts_name)
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        r = json.loads(line)
+        texts[(r["emotion"], r["intervention"], r["layer"], r["alpha"])] = line + "\n"
+    session.write_artifact(
+        f"sweep-{seq:03d}-texts.jsonl", "".join(texts[g] for g in grid if g in texts)
+    )
+    return [f"artifacts/sweep-{seq:03d}.csv", f"artifacts/sweep-{seq:03d}-texts.jsonl"]
+
+
+def cell_params(p: dict, layer: int, alpha: float) -> dict:
+    """What the sweep knows about one residual cell; its intervention takes what it declares."""
+    return {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
 
 
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:

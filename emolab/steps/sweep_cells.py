@@ -1,8 +1,9 @@
 """One sweep cell's computation, as a `engine.Work`: steered texts, their judge scores, the
 label-logit shift and the perplexity regime for (emotion, intervention, layer, alpha).
 
-The driver (steps/sweep.py) computes what every cell shares once — baseline texts and their
-judge probabilities, the label-list logits, the vectors — and puts it here; an executor then
+The driver (steps/sweep.py) computes what every cell shares once — baseline texts, the
+judge evaluator loaded (it remembers its baseline scores), the label-list logits, the
+vectors — and puts it here; an executor then
 runs cells in this process or on Ray workers, which load the model once (`start`). Cells of
 one group share a pass: `generate_cells` and `last_logits_cells` give each cell's rows its
 own hooks, and the judge and perplexity are scored per cell exactly as alone.
@@ -19,6 +20,16 @@ from ..api import Run
 from ..runner import generate_cells, last_logits_cells
 
 RESIDUAL = "residual"
+# the judge evaluator's metrics that become cell columns (NaN where it reports none)
+JUDGE_COLUMNS = (
+    "p_target_baseline",
+    "p_target",
+    "p_target_rise",
+    "top_is_target",
+    "p_target_minilm",
+    "p_target_tfidf",
+    "judge_agreement",
+)
 REGIMES = ("surgical", "repetitive", "explosive")
 
 Cell = tuple  # (emotion, intervention, layer, alpha)
@@ -38,9 +49,9 @@ class SweepWork:
     all_emotions: list[str]
     cols: list[int]
     base: list[str]
-    base_probs: np.ndarray
     base_logits: np.ndarray
-    judge: Any  # classifier.Judge: it travels with the work, so no worker trains one
+    judge: Any  # the judge evaluator, loaded: it travels with the work, so no worker trains one
+    residual: str  # the grid's name for cells of the sweep's intervention (not circuits)
     _live: dict = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict:
@@ -76,15 +87,11 @@ class SweepWork:
 
         emo, kind, layer, alpha = cell
         p, reg, model = self.p, self._live["reg"], self._live["model"]
-        if kind == RESIDUAL:
-            inter = reg.get(
-                "interventions",
-                "residual_add",
-                layer=layer,
-                alpha=alpha,
-                scale=p["scale"],
-                positions=p["positions"],
-            )
+        if kind == self.residual:
+            from .common import configured
+
+            own = {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
+            inter = configured("interventions", p["intervention"], own, p["intervention_params"])
         else:
             inter = reg.get(
                 "interventions",
@@ -112,37 +119,19 @@ class SweepWork:
         from .common import guarded
 
         emo, kind, layer, alpha = cell
-        p, j = self.p, self.judge
-        col = j.labels.index(emo)
-        parts = j.proba_parts(steered)
-        probs = (
-            np.mean(list(parts.values()), axis=0) if p["judge"] == "ensemble" else parts[p["judge"]]
-        )
-        agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
+        model = self._live["model"]
+        run = Run(model, self.prompts, self.base, steered, hooks, self.all_emotions, emo)
+        judged = guarded("evaluators", self.judge, "evaluate", run)
         shift = (logits - self.base_logits).mean(0)
         k = self.all_emotions.index(emo)
         others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-        m = guarded(
-            "evaluators",
-            self._live["ppl"],
-            "evaluate",
-            Run(
-                self._live["model"], self.prompts, self.base, steered, hooks, self.all_emotions, emo
-            ),
-        )
-        base_p = float(self.base_probs[:, col].mean())
+        m = guarded("evaluators", self._live["ppl"], "evaluate", run)
         return {
             "emotion": emo,
             "intervention": kind,
             "layer": layer,
             "alpha": alpha,
-            "p_target_baseline": round(base_p, 5),
-            "p_target": round(float(probs[:, col].mean()), 5),
-            "p_target_rise": round(float(probs[:, col].mean() - base_p), 5),
-            "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
-            "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
-            "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
-            "judge_agreement": round(agree, 5),
+            **{c: round(float(judged.get(c, np.nan)), 5) for c in JUDGE_COLUMNS},
             "label_logit_shift": round(float(shift[k]), 5),
             "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
             "perplexity_ratio": round(m["perplexity_ratio"], 5),
@@ -169,13 +158,7 @@ def failed_cell(cell: Cell, heads: str, error: str) -> dict:
         **{
             c: nan
             for c in (
-                "p_target_baseline",
-                "p_target",
-                "p_target_rise",
-                "top_is_target",
-                "p_target_minilm",
-                "p_target_tfidf",
-                "judge_agreement",
+                *JUDGE_COLUMNS,
                 "label_logit_shift",
                 "label_logit_shift_vs_others",
                 "perplexity_ratio",
