@@ -141,3 +141,17 @@ def test_smollm2_in_bfloat16_on_cpu(tmp_path):
     x, y = last_logits(f32, texts), last_logits(bf, texts)
     for a, b in zip(x, y):
         assert np.corrcoef(a, b)[0, 1] > 0.99
+
+
+def test_a_model_that_does_not_fit_is_one_line(monkeypatch):
+    import torch
+
+    from emolab.builtins.models import TinyGPT2
+    from emolab.errors import ModelUnavailable
+
+    def oom(self, spec, device="cpu"):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(TinyGPT2, "load", oom)
+    with pytest.raises(ModelUnavailable, match="'tiny-gpt2' does not fit on cpu in float16"):
+        load("tiny-gpt2", "cpu", "float16")
