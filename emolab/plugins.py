@@ -42,6 +42,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.vectors",
     "emolab.commands.report",
     "emolab.commands.hooks",
+    "emolab.commands.study",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."

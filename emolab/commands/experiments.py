@@ -4,7 +4,9 @@ experiments, thin over emolab.classifier and emolab.steps."""
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 from rich import box
@@ -13,6 +15,7 @@ from rich.table import Table
 
 from ..errors import BadInput
 from ..hookspecs import hookimpl
+from .engine_opts import engine_options, make_engine
 
 # `sweep --judge` values that mean the classifier evaluator with that judge
 CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
@@ -362,6 +365,7 @@ def register_commands(cli):
         show_default=True,
         help="distinct-2 below which a cell is repetitive",
     )
+    @engine_options
     @click.option("--json", "as_json", is_flag=True)
     def sweep(
         session_path,
@@ -382,6 +386,9 @@ def register_commands(cli):
         judge_train_limit,
         max_ratio,
         min_distinct2,
+        ray_address,
+        workers,
+        batch_cells,
         as_json,
     ):
         """Steering grid emotions x layers x alphas, judged and resumable; with --circuits
@@ -415,7 +422,9 @@ def register_commands(cli):
         if prompts_file:
             given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
-        res = run_step(step, session, given, as_json)
+        engine = make_engine(ray_address, workers, batch_cells, session.manifest["model"]["device"])
+        with_engine = SimpleNamespace(run=partial(step.run, engine=engine))
+        res = run_step(with_engine, session, given, as_json)
         if res is None:
             return
         import shutil

@@ -273,7 +273,8 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         base_logits = last_logits(model, lists)[:, cols]
         work = SweepWork(
             session.model_name,
-            model.device,
+            session.manifest["model"].get("device", "cpu"),
+            session.manifest["model"].get("dtype", "float32"),
             {k: p[k] for k in DEFAULTS if k != "prompts"},
             prompts,
             lists,

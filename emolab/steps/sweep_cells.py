@@ -39,6 +39,7 @@ Cell = tuple  # (emotion, intervention, layer, alpha)
 class SweepWork:
     model_name: str
     device: str
+    dtype: str
     p: dict
     prompts: list[str]
     lists: list[str]
@@ -67,7 +68,7 @@ class SweepWork:
         p = self.p
         reg = plugins.registry()
         self._live = {
-            "model": load(self.model_name, self.device),
+            "model": load(self.model_name, self.device, self.dtype),
             "reg": reg,
             "ppl": reg.get(
                 "evaluators",
