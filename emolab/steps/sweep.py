@@ -27,6 +27,7 @@ from ..errors import BadInput
 from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
+from . import success as sx
 from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
@@ -73,6 +74,15 @@ COLUMNS = (
     "regime",
     "surgical_share",
     "heads",
+    "success",
+    "success_dev",
+    "success_test",
+    "success_baseline_dev",
+    "success_baseline_test",
+    "success_random_dev",
+    "success_random_test",
+    "p_target_dev",
+    "p_target_test",
 )
 TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads")
 REGIMES = ("surgical", "repetitive", "explosive")
@@ -115,7 +125,8 @@ def read_cells(session: Session, name: str) -> dict[tuple, dict]:
     out = {}
     for r in rows:
         r = {"intervention": RESIDUAL, "heads": "", **r}  # files from before circuits
-        cell = {c: r[c] if c in TEXT_COLUMNS else float(r[c]) for c in COLUMNS}
+        # files from before success rates read NaN there
+        cell = {c: r[c] if c in TEXT_COLUMNS else float(r.get(c, "nan")) for c in COLUMNS}
         cell["layer"] = int(cell["layer"])
         out[cell_key(cell)] = cell
     return out
@@ -201,7 +212,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     todo = [
         g
         for g in grid
-        if g not in cells or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
+        if g not in cells
+        or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
+        or not np.isfinite(cells[g]["success"])  # a cell from before success rates
     ]
     kinds = ["residual_add"] + (["enhance"] if p["circuits"] else [])
     used = {
@@ -222,6 +235,36 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             )
             session.write_json(base_path.name, {"prompts": prompts, "texts": base})
         base_probs = j.proba(base, p["judge"])
+        halves = sx.prompt_halves(len(prompts))
+        randoms: dict[tuple, tuple[np.ndarray, list[str]]] = {}
+
+        def random_control(emo: str, layer: int, alpha: float):
+            """Judge probabilities and regimes of a random direction of the same size."""
+            rkey = (layer, alpha, emo if p["scale"] == "absolute" else "")
+            if rkey not in randoms:
+                inter = reg.get(
+                    "interventions",
+                    "residual_add",
+                    layer=layer,
+                    alpha=alpha,
+                    scale=p["scale"],
+                    positions=p["positions"],
+                )
+                rvec = sx.random_like(vecs[emo])
+                rhooks = guarded("interventions", inter, "hooks", model, vector=rvec, norms=norms)
+                texts = generate(
+                    model,
+                    prompts,
+                    rhooks,
+                    p["max_new_tokens"],
+                    p["batch_size"],
+                    check=progress.check,
+                )
+                rrun = Run(model, prompts, base, texts, rhooks, all_emotions, emo)
+                guarded("evaluators", ppl, "evaluate", rrun)
+                randoms[rkey] = (j.proba(texts, p["judge"]), rrun.extra["regimes"])
+            return randoms[rkey]
+
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
@@ -263,12 +306,16 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             shift = (last_logits(model, lists, hooks)[:, cols] - base_logits).mean(0)
             k = all_emotions.index(emo)
             others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-            m = guarded(
-                "evaluators",
-                ppl,
-                "evaluate",
-                Run(model, prompts, base, steered, hooks, all_emotions, emo),
-            )
+            run_ = Run(model, prompts, base, steered, hooks, all_emotions, emo)
+            m = guarded("evaluators", ppl, "evaluate", run_)
+            ok = sx.success_flags(probs, col, run_.extra["regimes"])
+            ok_base = sx.success_flags(base_probs, col, None)
+            rand = {"success_random_dev": float("nan"), "success_random_test": float("nan")}
+            if kind == RESIDUAL:
+                r_probs, r_regimes = random_control(emo, layer, alpha)
+                rand = sx.split_rates(
+                    sx.success_flags(r_probs, col, r_regimes), halves, "success_random"
+                )
             cells[(emo, kind, layer, alpha)] = {
                 "emotion": emo,
                 "intervention": kind,
@@ -289,6 +336,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 "regime": REGIMES[int(m["regime_code"])],
                 "surgical_share": round(m["surgical_share"], 5),
                 "heads": heads,
+                "success": round(float(ok.mean()), 5),
+                **sx.split_rates(ok, halves, "success"),
+                **sx.split_rates(ok_base, halves, "success_baseline"),
+                **rand,
+                **{
+                    f"p_target_{h}": round(float(probs[idx, col].mean()), 5) if idx else np.nan
+                    for h, idx in halves.items()
+                },
             }
             write_cells(session, name, cells)
             lines.append(
@@ -309,20 +364,33 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             session.write_artifact(texts_name, prev + lines[-1])
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
-        share = float(p["min_surgical_share"])
-        best = best_surgical([r for r in rows if r["intervention"] == RESIDUAL], share)
-        best_circuit = best_surgical([r for r in rows if r["intervention"] != RESIDUAL], share)
+        # the best cell per emotion is chosen on the dev prompts and reported on the test ones
+        best = sx.best_on_dev([r for r in rows if r["intervention"] == RESIDUAL])
+        best_circuit = sx.best_on_dev([r for r in rows if r["intervention"] != RESIDUAL])
+        head = sx.headline(best)
         rec["outputs"] = [
             f"artifacts/{name}",
             f"artifacts/{texts_name}",
             f"artifacts/{base_path.name}",
         ]
         metrics: dict[str, float] = {"cells": float(len(grid))}
+        choices: dict[str, dict] = {}
         for emo, b in best.items():
             if b is not None:
                 metrics[f"best_p_target_rise/{emo}"] = float(b["p_target_rise"])
                 metrics[f"best_layer/{emo}"] = float(b["layer"])
                 metrics[f"best_alpha/{emo}"] = float(b["alpha"])
+                metrics[f"success_test/{emo}"] = float(b["success_test"])
+                metrics[f"success_random_test/{emo}"] = float(b["success_random_test"])
+                metrics[f"success_baseline_test/{emo}"] = float(b["success_baseline_test"])
+                choices[f"best_cell/{emo}"] = {
+                    "value": [b["layer"], b["alpha"]],
+                    "chosen_on": "dev prompts",
+                }
+        for k, v in head.items():
+            if k != "emotions":
+                metrics[f"{k}_mean"] = v
+        rec["choices"] = choices
         for emo, b in best_circuit.items():
             if b is not None:
                 metrics[f"best_circuit_p_target_rise/{emo}"] = float(b["p_target_rise"])
@@ -335,6 +403,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "rows": rows,
         "best": best,
         "best_circuit": best_circuit,
+        "headline": head,
+        "prompt_halves": halves,
         "resumed": len(grid) - len(todo),
         "computed": len(todo),
         "judge": {
