@@ -262,7 +262,7 @@ def extract(
         return
     click.echo(f"session: {session.path}")
     click.echo(
-        f"extracted {', '.join(params['emotions'])} vs {baseline} with "
+        f"extracted {', '.join(result['emotions'])} vs {result['baseline']} with "
         f"{', '.join(params['methods'])} at {len(result['layers'])} layers "
         f"({result['n_train']} train / {result['n_test']} test texts)"
     )
@@ -301,8 +301,16 @@ def layers(session_path, dataset, method, source, as_json):
 @cli.command()
 @click.argument("session_path")
 @click.option("--emotion", required=True)
-@click.option("--layer", type=int, default=None, help="default: the analysed peak layer")
-@click.option("--alpha", type=float, default=0.3, show_default=True)
+@click.option(
+    "--layer", type=int, default=None, help="default: the sweep's or layer analysis's dev choice"
+)
+@click.option("--alpha", type=float, default=None, help="default: the sweep's dev choice, or 0.3")
+@click.option(
+    "--success",
+    is_flag=True,
+    help="judge the texts: success rate beside the unsteered text and a random direction",
+)
+@click.option("--judge-train-limit", type=int, default=16000, show_default=True)
 @click.option(
     "--scale",
     type=click.Choice(["relative", "absolute"]),
@@ -349,6 +357,8 @@ def steer(
     max_new_tokens,
     evaluators,
     as_json,
+    success=False,
+    judge_train_limit=16000,
     circuit=None,
     circuit_factor=2.0,
 ):
@@ -369,6 +379,8 @@ def steer(
         "evaluators": csv_list(evaluators),
         "circuit": circuit,
         "circuit_factor": circuit_factor,
+        "success": success,
+        "judge_train_limit": judge_train_limit,
     }
     if prompts:
         params["prompts"] = list(prompts)

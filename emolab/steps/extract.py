@@ -226,6 +226,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})
     progress.done()
     return {
+        "emotions": emotions,
+        "baseline": baseline,
         "layers": layers,
         "methods": p["methods"],
         "n_train": len(train),

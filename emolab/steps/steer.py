@@ -16,8 +16,8 @@ from ..session import Session, check_width, read_vectors
 from .common import emotion_vector, guarded, plugin_versions, session_model
 
 DEFAULTS = {
-    "layer": None,
-    "alpha": 0.3,
+    "layer": None,  # None: the session's dev-chosen setting (see `default_setting`)
+    "alpha": None,
     "scale": "relative",
     "positions": "all",
     "method": None,
@@ -27,7 +27,13 @@ DEFAULTS = {
     "vector_file": None,
     "circuit": None,  # k: enhance the emotion's top-k heads (latest `heads` map) instead
     "circuit_factor": 2.0,
+    # success rate (judge's top label = target and the text surgical) beside the unsteered
+    # text and a random direction of the same size; needs the judge (trained once, cached)
+    "success": False,
+    "judge": "ensemble",
+    "judge_train_limit": 16000,
 }
+FALLBACK_ALPHA = 0.3
 
 
 _BASELINES: dict[tuple, list[str]] = {}
@@ -62,14 +68,52 @@ def vectors_for(session: Session, method: str | None, vector_file: str | None):
 
 
 def default_layer(session: Session) -> int:
-    """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    path = session.artifact("layers.json")
-    if path.is_file():
-        summary = json.loads(path.read_text())["summary"]
-        primary = session.methods()[0]
-        if primary in summary:
-            return int(summary[primary]["peak_layer"])
+    """The readout layer other steps default to: the latest layer analysis's peak (chosen on
+    the dev texts), else two thirds of the depth."""
+    method = (session.methods() or [None])[0]
+    for ev in reversed(session.steps()):
+        if ev["kind"] == "layers" and ev.get("status") == "ok":
+            if (ev.get("params") or {}).get("dataset"):
+                continue
+            c = (ev.get("choices") or {}).get(f"peak_layer/{method}")
+            if c is not None:
+                return int(c["value"])
     return int(session.manifest["model"]["layers"] * 2 // 3)
+
+
+def default_setting(session: Session, emotion: str, method: str | None = None) -> dict:
+    """Layer and alpha to steer with when none is given, and what chose them: the latest
+    sweep's best cell for the emotion (chosen on its dev prompts), else the latest layer
+    analysis's peak (chosen on the dev texts) with alpha 0.3, else two thirds of the depth.
+    Read from the log's recorded choices, so a test split never picks a setting here."""
+    method = method or (session.methods() or [None])[0]
+    for ev in reversed(session.steps()):
+        if ev.get("status") != "ok":
+            continue
+        choices = ev.get("choices") or {}
+        if ev["kind"] == "sweep" and f"best_cell/{emotion}" in choices:
+            if (ev.get("params") or {}).get("method") not in (None, method):
+                continue
+            c = choices[f"best_cell/{emotion}"]
+            layer, alpha = c["value"]
+            return {
+                "layer": int(layer),
+                "alpha": float(alpha),
+                "chosen_on": "sweep, " + c["chosen_on"],
+            }
+        if ev["kind"] == "layers" and not (ev.get("params") or {}).get("dataset"):
+            c = choices.get(f"peak_layer/{method}")
+            if c is not None:
+                return {
+                    "layer": int(c["value"]),
+                    "alpha": FALLBACK_ALPHA,
+                    "chosen_on": "layers, " + c["chosen_on"],
+                }
+    return {
+        "layer": int(session.manifest["model"]["layers"] * 2 // 3),
+        "alpha": FALLBACK_ALPHA,
+        "chosen_on": "default (no layers or sweep step yet)",
+    }
 
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
@@ -81,8 +125,12 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     if not prompts or any(not x.strip() for x in prompts):
         raise BadInput("empty prompt")
     model = session_model(session)
-    if p["layer"] is None:
-        p["layer"] = default_layer(session)
+    setting = default_setting(session, p["emotion"], p["method"])
+    choices = {}
+    for k in ("layer", "alpha"):
+        if p[k] is None:
+            p[k] = setting[k]
+            choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
     vectors, meta = vectors_for(session, p["method"], p["vector_file"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
         {k.split("/", 1)[0] for k in vectors}
@@ -124,7 +172,17 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         **plugin_versions("interventions", [kind]),
         **plugin_versions("evaluators", p["evaluators"]),
     }
-    with session.step("steer", p, used) as rec:
+    judge = ppl = None
+    if p["success"]:
+        judge = reg.get(
+            "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
+        )
+        ppl = reg.get("evaluators", "perplexity_ratio")
+        used.update(plugin_versions("evaluators", ["classifier", "perplexity_ratio"]))
+    # defaults stay None in the log: a replay re-makes (and checks) the choice
+    logged = {**p, **{k: None for k in choices}}
+    with session.step("steer", logged, used) as rec:
+        rec["choices"] = choices
         progress.task("generate baseline", len(prompts))
         base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
         progress.task(
@@ -146,13 +204,51 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.check()
             metrics.update(guarded("evaluators", ev, "evaluate", run_))
             progress.update(i + 1)
+        random_texts = None
+        rhooks: list = []
+        if p["success"] and p["circuit"] is None:  # circuits have no same-size random vector
+            from .success import random_like
+
+            rhooks = guarded(
+                "interventions", inter, "hooks", model, vector=random_like(vec), norms=norms
+            )
+            progress.task("generate with a random direction of the same size", len(prompts))
+            random_texts = generate(
+                model,
+                prompts,
+                rhooks,
+                p["max_new_tokens"],
+                check=progress.check,
+                on_batch=lambda s, b: progress.update(s + len(b)),
+                on_text=lambda i, t: progress.text("random", i, t),
+            )
+        if p["success"]:
+            metrics.update(
+                success_metrics(
+                    model,
+                    prompts,
+                    base,
+                    steered,
+                    random_texts,
+                    hooks,
+                    rhooks,
+                    emotions,
+                    p["emotion"],
+                    judge,
+                    ppl,
+                )
+            )
         seq = rec_seq(session)
         name = f"steer-{seq:03d}.jsonl"
         session.write_artifact(
             name,
             "".join(
-                json.dumps({"prompt": q, "baseline": b, "steered": s}) + "\n"
-                for q, b, s in zip(prompts, base, steered)
+                json.dumps(
+                    {"prompt": q, "baseline": b, "steered": s}
+                    | ({"random": random_texts[i]} if random_texts else {})
+                )
+                + "\n"
+                for i, (q, b, s) in enumerate(zip(prompts, base, steered))
             ),
         )
         rec["outputs"] = [f"artifacts/{name}"]
@@ -163,8 +259,38 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "prompts": prompts,
         "baseline": base,
         "steered": steered,
+        "random": random_texts,
         "metrics": metrics,
+        "choices": choices,
     }
+
+
+def success_metrics(
+    model, prompts, base, steered, random_texts, hooks, rhooks, emotions, target, judge, ppl
+) -> dict[str, float]:
+    """Success (top label = target and surgical) of the steered texts, of the unsteered ones
+    and of a random direction of the same size, with the judge's P(target) for each."""
+    from .success import success_flags
+
+    j = guarded("evaluators", judge, "judge_obj")
+    if target not in j.labels:
+        from ..errors import UnknownName
+
+        raise UnknownName(f"the judge has no label '{target}' (labels: {', '.join(j.labels)})")
+    col = j.labels.index(target)
+    out: dict[str, float] = {}
+    runs = [("", steered, hooks)] + ([("_random", random_texts, rhooks)] if random_texts else [])
+    for name, texts, hk in runs:
+        run_ = Run(model, prompts, base, texts, hk, emotions, target)
+        guarded("evaluators", ppl, "evaluate", run_)
+        probs = judge.scores(texts, target)
+        out[f"success{name}"] = float(success_flags(probs, col, run_.extra["regimes"]).mean())
+        out[f"p_target{name}"] = float(probs[:, col].mean())
+    probs = judge.scores(base, target)
+    out["success_baseline"] = float(success_flags(probs, col, None).mean())
+    out["p_target_baseline"] = float(probs[:, col].mean())
+    out["judge_accuracy"] = j.accuracy(judge.judge)
+    return out
 
 
 def rec_seq(session: Session) -> int:
