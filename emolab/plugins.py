@@ -29,11 +29,22 @@ DEFAULT_PLUGINS = (
     "emolab.builtins.interventions",
     "emolab.builtins.evaluators",
     "emolab.builtins.aligners",
+    "emolab.commands.listings",
+    "emolab.commands.extract",
+    "emolab.commands.steer",
+    "emolab.commands.replay",
+    "emolab.commands.demo",
     "emolab.commands.tui",
     "emolab.commands.analysis",
     "emolab.commands.experiments",
     "emolab.commands.checkpoints",
+    "emolab.commands.plot",
+    "emolab.commands.vectors",
+    "emolab.commands.report",
+    "emolab.commands.hooks",
 )
+# Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
+COMMANDS_PACKAGE = "emolab.commands."
 
 # hook name -> (registry kind, component base class)
 KINDS = {
@@ -115,6 +126,13 @@ class Registry:
             self.plugins[impl.plugin_name].hooks.append("register_commands")
 
     def add_commands(self, cli) -> None:
+        """Load the built-in command modules (only now, so the core never imports click)
+        and let every plugin add its commands to `cli`."""
+        for modname in DEFAULT_PLUGINS:
+            if modname.startswith(COMMANDS_PACKAGE) and modname not in self.plugins:
+                module = importlib.import_module(modname)
+                self.add_module(module, modname, __version__, "builtin", "emolab")
+                self.plugins[modname].hooks.append("register_commands")
         for impl in self.pm.hook.register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
@@ -156,6 +174,8 @@ class Registry:
 
 def _load_builtins(reg: Registry) -> None:
     for modname in DEFAULT_PLUGINS:
+        if modname.startswith(COMMANDS_PACKAGE):
+            continue
         reg.add_module(importlib.import_module(modname), modname, __version__, "builtin", "emolab")
 
 

@@ -1,10 +1,23 @@
-"""Rich renderings of step results for the CLI (the TUI has its own widgets)."""
+"""Rich renderings of step results for the CLI (the TUI has its own widgets).
+
+Tables must stay readable at 80 columns: emotion headers are abbreviated to the shortest
+unique prefix of at least three letters ("ang", "dis", "disa"/"disg" when both occur),
+columns are one space apart, and a table with more emotion columns than the terminal holds
+is printed in blocks of emotions, never squeezed into one-letter ellipses.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
+
+
+def _norm(x: float) -> str:
+    """A norm in as few characters as keep it informative (0.12, 3.4, 57, 1234)."""
+    return "-" if x != x else f"{x:.0f}" if abs(x) >= 10 else f"{x:.2g}"
 
 
 def _pct(x: float) -> str:
@@ -22,43 +35,121 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else float("nan")
 
 
+def abbreviate(names: Sequence[str], least: int = 3) -> dict[str, str]:
+    """Each name's shortest prefix of at least `least` letters that no other name starts
+    with (a name that is a prefix of another keeps its full length)."""
+    out = {}
+    for name in names:
+        others = [o for o in names if o != name]
+        k = min(least, len(name))
+        while k < len(name) and any(o.startswith(name[:k]) for o in others):
+            k += 1
+        out[name] = name[:k]
+    return out
+
+
+def blocks(widths: Sequence[int], room: int) -> list[range]:
+    """Consecutive column blocks whose widths (plus one space each) fit into `room`."""
+    out, start, used = [], 0, 0
+    for i, w in enumerate(widths):
+        if i > start and used + w + 1 > room:
+            out.append(range(start, i))
+            start, used = i, 0
+        used += w + 1
+    out.append(range(start, len(widths)))
+    return out
+
+
+def tight_table(**kw) -> Table:
+    """A table whose columns are one space apart (no cell padding)."""
+    return Table(box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, collapse_padding=True, **kw)
+
+
+Column = tuple[str, list[str]]  # (header, cells)
+
+
+def _width(col: Column) -> int:
+    return max(len(col[0]), *(len(c) for c in col[1]))
+
+
+def print_wide(
+    con: Console,
+    title: str,
+    lead: Column,
+    wide: Sequence[Column],
+    tail: Sequence[Column] = (),
+    caption: str | None = None,
+    row_style: Callable[[int], str | None] = lambda i: None,
+) -> None:
+    """Print `lead`, `wide` and `tail` columns as one table when they fit the console;
+    otherwise `wide` in blocks (each with `lead` first), `tail` after the last block (or
+    in one of its own). The caption is printed under the last table, wrapped to the
+    console's width rather than the table's."""
+    room = con.width - _width(lead) - 1
+    tail_w = sum(_width(c) + 1 for c in tail)
+    widths = [_width(c) for c in wide]
+    if sum(w + 1 for w in widths) + tail_w <= room:
+        tables = [[*wide, *tail]]
+    else:
+        tables = [[wide[i] for i in part] for part in blocks(widths, room)]
+        if sum(_width(c) + 1 for c in tables[-1]) + tail_w <= room:
+            tables[-1] += tail
+        elif tail:
+            tables.append(list(tail))
+    for n, cols in enumerate(tables):
+        last = n == len(tables) - 1
+        suffix = f" ({n + 1}/{len(tables)})" if len(tables) > 1 else ""
+        t = tight_table(title=title + suffix)
+        t.add_column(lead[0], no_wrap=True)
+        for header, _ in cols:
+            t.add_column(header, justify="right", no_wrap=True)
+        for i, cell in enumerate(lead[1]):
+            t.add_row(cell, *[cells[i] for _, cells in cols], style=row_style(i))
+        con.print(t)
+        if last and caption:
+            con.print(caption, style="dim")
+
+
 def print_layers(con: Console, result: dict, method: str) -> None:
     """Per-layer accuracy (%) per emotion with its chance levels, fitting 80 columns."""
     rows = [r for r in result["rows"] if r["method"] == method]
     emotions = result["emotions"]
     summary = result["summary"][method]
-    t = Table(
-        title=f"held-out balanced accuracy %, {method}, emotion vs baseline",
-        caption="rnd: random directions, shf: shuffled labels, 7w: nearest-direction "
-        "among all classes (7wr: random, 7ws: shuffled), |v|: vector norm, |h|: residual norm",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
+    short = abbreviate(emotions)
+    layers = sorted({r["layer"] for r in rows})
+    by = {(r["layer"], r["emotion"]): r for r in rows}
+
+    def avg(layer: int, key: str) -> float:
+        return sum(by[layer, e][key] for e in emotions) / len(emotions)
+
+    def first(layer: int, key: str) -> float:
+        return by[layer, emotions[0]][key]
+
+    def col(header: str, cell) -> tuple[str, list[str]]:
+        return header, [cell(layer) for layer in layers]
+
+    tail = [
+        col("avg", lambda L: _pct(avg(L, "acc"))),
+        col("rnd", lambda L: _pct(avg(L, "acc_random"))),
+        col("shf", lambda L: _pct(avg(L, "acc_shuffled"))),
+        col("7w", lambda L: _pct(first(L, "acc7"))),
+        col("7wr", lambda L: _pct(first(L, "acc7_random"))),
+        col("7ws", lambda L: _pct(first(L, "acc7_shuffled"))),
+        col(" |v|", lambda L: _norm(avg(L, "vector_norm"))),
+        col(" |h|", lambda L: _norm(first(L, "resid_norm"))),
+    ]
+    legend = ", ".join(f"{a}: {e}" for e, a in short.items() if a != e)
+    print_wide(
+        con,
+        f"held-out balanced accuracy %, {method}, emotion vs baseline",
+        col("L", str),
+        [col(short[e], lambda L, e=e: _pct(by[L, e]["acc"])) for e in emotions],
+        tail,
+        caption=(legend + "; " if legend else "")
+        + "rnd: random directions, shf: shuffled labels, 7w: nearest-direction among all "
+        "classes (7wr: random, 7ws: shuffled), |v|: vector norm, |h|: residual norm",
+        row_style=lambda i: "bold green" if layers[i] == summary["peak_layer"] else None,
     )
-    chance = ["rnd", "shf", "7w", "7wr", "7ws"]
-    for col in ["L", *[e[:3] for e in emotions], "avg", *chance, "|v|", "|h|"]:
-        t.add_column(col, justify="right", min_width=4 if col.startswith("|") else None)
-    for layer in sorted({r["layer"] for r in rows}):
-        mine = {r["emotion"]: r for r in rows if r["layer"] == layer}
-        first = mine[emotions[0]]
-
-        def avg(key: str, mine=mine) -> float:
-            return sum(mine[e][key] for e in emotions) / len(emotions)
-
-        t.add_row(
-            str(layer),
-            *[_pct(mine[e]["acc"]) for e in emotions],
-            _pct(avg("acc")),
-            _pct(avg("acc_random")),
-            _pct(avg("acc_shuffled")),
-            _pct(first["acc7"]),
-            _pct(first["acc7_random"]),
-            _pct(first["acc7_shuffled"]),
-            f"{avg('vector_norm'):.0f}",
-            f"{first['resid_norm']:.0f}",
-            style="bold green" if layer == summary["peak_layer"] else None,
-        )
-    con.print(t)
     surface = [r["acc_surface"] for r in rows if r["layer"] == summary["peak_layer"]]
     chosen = summary.get("chosen_on", "test")
     con.print(
@@ -68,18 +159,15 @@ def print_layers(con: Console, result: dict, method: str) -> None:
         f"surface-feature baseline (length, punctuation, capitals) {_mean(surface):.3f}"
     )
     cos = result["cosines"][method][str(summary["peak_layer"])]
-    c = Table(
-        title=f"cosine between emotion directions at layer {summary['peak_layer']}",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
+    print_wide(
+        con,
+        f"cosine between emotion directions at layer {summary['peak_layer']}",
+        ("", list(emotions)),
+        [
+            (short[e], [f"{v:+.2f}" for v in (row[j] for row in cos["direction"])])
+            for j, e in enumerate(emotions)
+        ],
     )
-    c.add_column("")
-    for e in emotions:
-        c.add_column(e[:3], justify="right")
-    for i, e in enumerate(emotions):
-        c.add_row(e, *[f"{v:+.2f}" for v in cos["direction"][i]])
-    con.print(c)
     con.print(
         f"class centroids, mean off-diagonal cosine: raw {_offdiag_mean(cos['centroid_raw']):+.2f}"
         f", after mean-centring {_offdiag_mean(cos['centroid_centred']):+.2f} "
@@ -139,7 +227,7 @@ def print_replay(con: Console, session, cmp) -> None:
         t.add_column(col)
     for r in metrics:
         t.add_row(
-            r["what"],
+            r["what"] + (f" ({r['note']})" if r.get("note") else ""),
             _fmt(r["original"]),
             _fmt(r["replayed"]),
             f"{r['diff']:.2g}",

@@ -1,4 +1,10 @@
-"""Forward passes and generation on the plain HF model with TL-named hooks attached."""
+"""Forward passes and generation with TL-named hooks attached.
+
+The plain HF model runs them when every hook is a fast point; any other TL name sends the
+whole batch through the TransformerBridge (`hooks.route`). Generation through the bridge
+runs without the KV cache: with transformers 5.24 / transformer_lens 4.3 the bridge's
+cached generation departs from HF's after the first new token, uncached it agrees.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import numpy as np
 
 from .api import HookContext, HookFn
 from .errors import BadInput
-from .hooks import apply_hooks
+from .hooks import BRIDGE, apply_hooks, forward_module, route
 from .models import LoadedModel
 
 
@@ -45,6 +51,8 @@ def last_logits(
     """Next-token logits at each text's real last position, `[n, vocab]` float32."""
     import torch
 
+    path = route(model, [name for name, _ in hooks])
+    forward = forward_module(model, path)
     out = []
     for start in range(0, len(texts), batch_size):
         if check:
@@ -57,8 +65,8 @@ def last_logits(
             prompt_lengths=mask.sum(1).tolist(),
             extra={"input_ids": ids},
         )
-        with apply_hooks(model, hooks, ctx), torch.no_grad():
-            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        with apply_hooks(model, hooks, ctx, via=path), torch.no_grad():
+            logits = forward(input_ids=ids, attention_mask=mask, use_cache=False).logits
         last = mask.sum(1) - 1
         out.append(logits[torch.arange(len(batch)), last].float().cpu().numpy())
     return np.concatenate(out)
@@ -94,6 +102,8 @@ def generate(
             raise BadInput("empty prompt")
     texts = [chat(model, p) if use_chat else p for p in prompts]
     pad = model.tokenizer.pad_token_id
+    path = route(model, [name for name, _ in hooks])
+    forward = forward_module(model, path)
     out: list[str] = []
     for start in range(0, len(texts), batch_size):
         if check:
@@ -106,13 +116,14 @@ def generate(
             left_padded=True,
             extra={"input_ids": ids},
         )
-        with apply_hooks(model, hooks, ctx), torch.no_grad():
-            gen = model.hf.generate(
+        with apply_hooks(model, hooks, ctx, via=path), torch.no_grad():
+            gen = forward.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=pad,
+                use_cache=path != BRIDGE,
                 streamer=RowStreamer(model.tokenizer, start, on_text) if on_text else None,
             )
         new = model.tokenizer.batch_decode(gen[:, ids.shape[1] :], skip_special_tokens=True)
@@ -165,3 +176,135 @@ def token_logprobs(
         lp = logp[0, start - 1 : -1].gather(-1, tgt[:, None]).squeeze(-1)
         out.append(float(lp.mean()))
     return out
+
+
+def _slice_ctx(ctx: HookContext, rows: slice) -> HookContext:
+    """The hook context of a block of rows: what a cell's hooks see when run alone."""
+    from dataclasses import replace
+
+    extra = dict(ctx.extra)
+    if "input_ids" in extra:
+        extra["input_ids"] = extra["input_ids"][rows]
+    return replace(
+        ctx,
+        attention_mask=None if ctx.attention_mask is None else ctx.attention_mask[rows],
+        prompt_lengths=None if ctx.prompt_lengths is None else ctx.prompt_lengths[rows],
+        extra=extra,
+    )
+
+
+def routed_hooks(
+    cells: Sequence[Sequence[tuple[str, HookFn]]], rows_per_cell: int
+) -> list[tuple[str, HookFn]]:
+    """One hook per hook name that gives each cell's block of rows to that cell's own hooks.
+
+    Rows are cell-major: cell c owns rows [c * rows_per_cell, (c + 1) * rows_per_cell). Any
+    intervention works unchanged (per-row vectors and alphas fall out of it): each hook fn
+    sees exactly the activation and context it would see in a run of its cell alone.
+    """
+    import torch
+
+    names: list[str] = []
+    for hooks in cells:
+        for name, _ in hooks:
+            if name not in names:
+                names.append(name)
+
+    def make(name: str) -> HookFn:
+        per_cell = [[fn for n, fn in hooks if n == name] for hooks in cells]
+
+        def routed(act, ctx: HookContext):
+            parts, changed = [], False
+            for c, fns in enumerate(per_cell):
+                rows = slice(c * rows_per_cell, (c + 1) * rows_per_cell)
+                part = act[rows]
+                if fns:
+                    sub = _slice_ctx(ctx, rows)
+                    for fn in fns:
+                        new = fn(part, sub)
+                        if new is not None:
+                            part, changed = new, True
+                parts.append(part)
+            return torch.cat(parts) if changed else None
+
+        return routed
+
+    return [(name, make(name)) for name in names]
+
+
+def generate_cells(
+    model: LoadedModel,
+    prompts: Sequence[str],
+    cells: Sequence[Sequence[tuple[str, HookFn]]],
+    max_new_tokens: int = 32,
+    batch_size: int = 8,
+    use_chat: bool = True,
+    check: Callable[[], None] | None = None,
+) -> list[list[str]]:
+    """`generate` for many cells (one hook list each) over the same prompts in one pass per
+    prompt batch: returns one list of texts per cell, equal to `generate(model, prompts,
+    cells[c], ...)`. Each prompt batch is encoded once (left padding, the same batches
+    `generate` makes, so every row is padded exactly as it would be alone) and repeated for
+    every cell."""
+    import torch
+
+    for p in prompts:
+        if not p.strip():
+            raise BadInput("empty prompt")
+    texts = [chat(model, p) if use_chat else p for p in prompts]
+    pad = model.tokenizer.pad_token_id
+    out: list[list[str]] = [[] for _ in cells]
+    for start in range(0, len(texts), batch_size):
+        if check:
+            check()
+        one, one_mask = model.encode(texts[start : start + batch_size], "left")
+        n = one.shape[0]
+        ids, mask = one.repeat(len(cells), 1), one_mask.repeat(len(cells), 1)
+        ctx = HookContext(
+            name="",
+            attention_mask=mask,
+            prompt_lengths=mask.sum(1).tolist(),
+            left_padded=True,
+            extra={"input_ids": ids},
+        )
+        with apply_hooks(model, routed_hooks(cells, n), ctx), torch.no_grad():
+            gen = model.hf.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+            )
+        new = model.tokenizer.batch_decode(gen[:, ids.shape[1] :], skip_special_tokens=True)
+        for c in range(len(cells)):
+            out[c].extend(t.strip() for t in new[c * n : (c + 1) * n])
+    return out
+
+
+def last_logits_cells(
+    model: LoadedModel,
+    texts: Sequence[str],
+    cells: Sequence[Sequence[tuple[str, HookFn]]],
+    batch_size: int = 16,
+) -> list[np.ndarray]:
+    """`last_logits` for many cells in one forward per text batch (right padding, the same
+    batches `last_logits` makes): one `[n, vocab]` array per cell."""
+    import torch
+
+    out: list[list[np.ndarray]] = [[] for _ in cells]
+    for start in range(0, len(texts), batch_size):
+        one, one_mask = model.encode(list(texts[start : start + batch_size]), "right")
+        n = one.shape[0]
+        ids, mask = one.repeat(len(cells), 1), one_mask.repeat(len(cells), 1)
+        ctx = HookContext(
+            name="",
+            attention_mask=mask,
+            prompt_lengths=mask.sum(1).tolist(),
+            extra={"input_ids": ids},
+        )
+        with apply_hooks(model, routed_hooks(cells, n), ctx), torch.no_grad():
+            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        last = logits[torch.arange(len(ids)), mask.sum(1) - 1].float().cpu().numpy()
+        for c in range(len(cells)):
+            out[c].append(last[c * n : (c + 1) * n])
+    return [np.concatenate(parts) for parts in out]

@@ -26,3 +26,18 @@ def small_judge(tmp_path_factory):
     clf.load_judge("ekman", train_limit=300)
     yield 300
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def analysed_session_dir(tmp_path_factory):
+    """tiny-llama with extract, layers, heads, align and steer run (tests/figure_sessions.py)."""
+    from figure_sessions import analysed
+
+    return analysed(tmp_path_factory.mktemp("figures"))
+
+
+@pytest.fixture(scope="session")
+def crosslingual_session_dir(tmp_path_factory):
+    from figure_sessions import multilingual
+
+    return multilingual(tmp_path_factory.mktemp("figures-xl"))

@@ -39,6 +39,28 @@ def test_small_judge_is_cached_and_scored(small_judge, tmp_path_factory):
         j.proba(texts, "oracle")
 
 
+def test_judge_cache_holds_no_pickle_and_is_keyed_by_sklearn_version(small_judge, monkeypatch):
+    import sklearn
+
+    j = clf.load_judge("ekman", train_limit=small_judge)
+    folder = clf.cache_root() / f"ekman-{j.key}"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["mlp.safetensors", "scores.json", clf.TFIDF_VOCAB, clf.TFIDF_ARRAYS]
+    assert not [p for p in clf.cache_root().rglob("*") if p.suffix in (".pkl", ".pickle")]
+    texts = ["I am so happy today!", "This is disgusting.", "what?!"]
+    rebuilt = clf.load_tfidf(folder, 0.5)
+    np.testing.assert_array_equal(rebuilt.predict_proba(texts), j.tfidf.predict_proba(texts))
+    good = (folder / clf.TFIDF_ARRAYS).read_bytes()
+    (folder / clf.TFIDF_ARRAYS).write_bytes(b"damaged")
+    assert clf.load_tfidf(folder, 0.5) is None  # a damaged cache retrains, never crashes
+    (folder / clf.TFIDF_ARRAYS).write_bytes(good)
+    clf._JUDGES.clear()
+    monkeypatch.setattr(sklearn, "__version__", "0.0-other")
+    other = clf.load_judge("ekman", train_limit=small_judge)
+    assert other.key != j.key  # another scikit-learn version: another cache entry
+    clf._JUDGES.clear()
+
+
 def test_classify_function_and_errors(small_judge):
     res = clf.classify(["What a wonderful, happy day!"], train_limit=small_judge)
     assert res["judge_accuracy"] > 0 and res["results"][0]["probs"]["joy"] > 0

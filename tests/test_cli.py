@@ -43,7 +43,10 @@ def test_extract_layers_steer_replay_on_tiny(run_cli, tmp_path):
     out = json.loads(r.output)
     assert {row["layer"] for row in out["rows"]} == {0, 1, 2, 3}
     assert {"acc", "acc_random", "acc_shuffled", "vector_norm", "resid_norm"} <= set(out["rows"][0])
-    assert (s / "artifacts" / "layers.csv").is_file()
+    from emolab import results
+    from emolab.session import Session
+
+    assert results.latest(Session.open(s), "layers", suffix=".csv") is not None
     r = run_cli("layers", s)  # the table: every accuracy beside its chance levels
     assert r.exit_code == 0, r.output
     assert "7ws" in r.output and "surface-feature baseline" in r.output

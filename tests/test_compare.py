@@ -81,10 +81,12 @@ def test_compare_checkpoints(sessions, run_cli):
     }
     assert own[(0, "joy")] == basev[(0, "joy")]
     assert own[(4, "joy")] != basev[(4, "joy")]
-    art = base.path / "artifacts"
-    wide = (art / "compare_sensitivity_by_step.csv").read_text().splitlines()
+    from emolab import results
+
+    wide = results.latest(base, "compare", suffix="-sensitivity-by-step.csv").path
+    wide = wide.read_text().splitlines()
     assert wide[0].startswith("step,checkpoint,anger/own,anger/base") and len(wide) == 4
-    assert "surprise" in (art / "compare_chart.txt").read_text()
+    assert "surprise" in results.latest(base, "compare", suffix="-chart.txt").path.read_text()
     ev = base.steps()[-1]
     assert ev["kind"] == "compare" and "sensitivity/own/joy/step-4" in ev["metrics"]
 

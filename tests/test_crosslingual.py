@@ -31,9 +31,13 @@ def test_cli_table_and_artifacts(run_cli, tmp_path):
     assert all(c["random_sd"] > 0 for c in out["carry_over"])
     assert out["label_tokens"]["ja"]["names"]["anger"] == "怒り"
     assert "ja" in out["collisions"]  # the byte-level tiny tokenizer shares first bytes
-    art = tmp_path / "x" / "artifacts"
-    assert (art / "crosslingual.csv").read_text().startswith("layer,vector,prompt,emotion,rise")
-    assert (art / "crosslingual_vectors.safetensors").is_file()
+    from emolab import results
+    from emolab.session import Session
+
+    sess = Session.open(tmp_path / "x")
+    table = results.latest(sess, "crosslingual", suffix=".csv").path
+    assert table.read_text().startswith("layer,vector,prompt,emotion,rise")
+    assert results.latest(sess, "crosslingual", suffix="-vectors.safetensors").path.is_file()
     r = run_cli("crosslingual", "--model", "tiny-llama", "--session", tmp_path / "y")
     assert r.exit_code == 0, r.output
     assert "carries over" in r.output and "cos(en, ja)" in r.output

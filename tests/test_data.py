@@ -64,7 +64,7 @@ def test_bad_user_files(tmp_path, content, message):
 def test_bad_jsonl_and_missing_file(tmp_path):
     j = tmp_path / "bad.jsonl"
     j.write_text('{"text": "x", "label": "a"}\n{oops\n')
-    with pytest.raises(BadInput, match="line 2 is not valid JSON"):
+    with pytest.raises(BadInput, match="line 2: not valid JSON"):
         load(f"jsonl:{j}")
     with pytest.raises(BadInput, match="not found"):
         load(f"jsonl:{tmp_path / 'none.jsonl'}")

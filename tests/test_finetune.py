@@ -176,7 +176,7 @@ def test_dataset_without_labels_is_one_line(run_cli, tmp_path):
     data = jsonl(tmp_path, [{"text": f"sentence number {i}"} for i in range(10)])
     r = run_cli("finetune", "--model", "tiny-llama", "--dataset", data, "--out", tmp_path / "f")
     assert r.exit_code == 2
-    assert "has no field 'label'" in r.output and len(r.output.strip().splitlines()) == 1
+    assert "line 1: no field 'label'" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_label_with_no_token_is_one_line(run_cli, tmp_path):

@@ -136,7 +136,10 @@ def test_layers_compares_sources_with_wilcoxon(run_cli, tiny_session):
     assert t["n_pairs"] == 24
     assert 0 <= t["acc_wilcoxon_p"] <= 1 or np.isnan(t["acc_wilcoxon_p"])
     assert 0 <= t["auc_wilcoxon_p"] <= 1
-    lines = (tiny_session.path / "artifacts" / "generations.jsonl").read_text().splitlines()
+    from emolab import results
+
+    gen = results.latest(tiny_session, "layers", suffix=".jsonl").path
+    lines = gen.read_text().splitlines()
     assert {json.loads(line)["label"] for line in lines} == {
         "anger",
         "disgust",

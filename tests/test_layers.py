@@ -98,7 +98,11 @@ def test_session_table_has_every_method_layer_and_baseline(run_cli, tmp_path):
         ):
             assert k in r
         assert np.isfinite(r["acc_shuffled"])
-    assert (s / "artifacts" / "layers.csv").read_text().startswith("method,emotion,layer")
+    from emolab import results
+    from emolab.session import Session
+
+    table = results.latest(Session.open(s), "layers", suffix=".csv").path
+    assert table.read_text().startswith("method,emotion,layer")
     out = run_cli("layers", s, "--method", "lda")
     assert out.exit_code == 0 and "lda" in out.output
 
@@ -166,7 +170,7 @@ def test_dataset_with_other_labels_is_refused(run_cli, tiny_session, tmp_path):
     f = tmp_path / "other.jsonl"
     f.write_text(
         "".join(
-            json.dumps({"text": f"a review number {i} here", "label": lab}) + "\n"
+            json.dumps({"text": f"a {lab} review number {i} here", "label": lab}) + "\n"
             for i in range(6)
             for lab in ("positive", "negative")
         )
@@ -189,9 +193,12 @@ def test_transfer_dataset_scores_without_refit(run_cli, tiny_session, tmp_path):
     )
     out = run_cli("layers", tiny_session.path, "--dataset", f"jsonl:{f}", "--json")
     assert out.exit_code == 0, out.output
+    step = tiny_session.steps()[-1]
     assert (
-        tiny_session.path / "artifacts" / f"layers-jsonl_{str(f).replace('/', '_')}.csv"
-    ).is_file()
+        f"artifacts/layers-{step['seq']:03d}-jsonl_{str(f).replace('/', '_')}.csv"
+        in (step["outputs"])
+    )
+    assert step["inputs"]["dataset"]["path"] == str(f.resolve())  # its sha256 is recorded
 
 
 def test_unknown_source_is_refused(tiny_session):

@@ -36,18 +36,70 @@ def test_a_session_cut_off_mid_step_stays_readable(tmp_path):
     assert reopened.status() == "interrupted (extract)"
 
 
-def test_truncated_log_is_a_clear_error_and_nothing_is_overwritten(tmp_path):
+def test_torn_last_line_is_the_interrupted_step_and_earlier_steps_stay(tmp_path):
     s = make(tmp_path)
     with s.step("extract", {}):
         pass
     good = s.log_path.read_bytes()
-    s.log_path.write_bytes(good + b'{"seq": 2, "kind": "ste')
+    s.log_path.write_bytes(good + b'{"kind": "steer", "params": {"alpha"')
+    reopened = Session.open(s.path)
+    assert reopened.status() == "interrupted (steer)"
+    assert [e["kind"] for e in reopened.steps()] == ["extract"]
+    cut = reopened.interrupted()
+    assert [(e["seq"], e["kind"], e["status"]) for e in cut] == [(2, "steer", "interrupted")]
+    # the next step closes the fragment off as an event, never glues a line to it
+    with reopened.step("layers", {}) as rec:
+        assert rec["seq"] == 3
+    again = Session.open(s.path)
+    assert [(e["seq"], e["status"]) for e in again.events()] == [
+        (1, "started"),
+        (1, "ok"),
+        (2, "interrupted"),
+        (3, "started"),
+        (3, "ok"),
+    ]
+    assert again.log_path.read_bytes().startswith(good)
+
+
+def test_torn_closing_event_interrupts_the_open_step(tmp_path):
+    s = make(tmp_path)
+    with s.step("extract", {}):
+        pass
+    s._append({"seq": 2, "kind": "sweep", "status": "started", "params": {}})
+    with open(s.log_path, "ab") as f:
+        f.write(b'{"duration_s": 1.5, "inp')
+    reopened = Session.open(s.path)
+    assert reopened.status() == "interrupted (sweep)"
+    assert [e["seq"] for e in reopened.interrupted()] == [2]
+
+
+@pytest.mark.parametrize(
+    "bad", [b"{not json", b"[1, 2]", b'{"seq": "1", "kind": "x", "status": "ok"}', b"\xff\xfe"]
+)
+def test_corruption_before_the_last_line_is_one_error_naming_file_and_line(tmp_path, bad):
+    s = make(tmp_path)
+    with s.step("extract", {}):
+        pass
+    good = s.log_path.read_bytes()
+    s.log_path.write_bytes(good + bad + b"\n" + good)
     before = s.log_path.read_bytes()
-    with pytest.raises(SessionError, match=r"log.jsonl: truncated event on line 3"):
+    with pytest.raises(SessionError, match=r"log.jsonl: line 3 is corrupt"):
         Session.open(s.path)
     with pytest.raises(SessionError), s.step("steer", {}):
         pass
     assert s.log_path.read_bytes() == before
+
+
+def test_step_hands_its_seq_and_records_input_hashes(tmp_path):
+    s = make(tmp_path)
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\nhi there,joy\n")
+    with s.step("extract", {}) as rec:
+        assert rec["seq"] == 1
+        digest = s.add_input(rec, "dataset", data)
+    ev = s.steps()[0]
+    assert ev["inputs"]["dataset"] == {"path": str(data.resolve()), "sha256": digest}
+    assert Session.open(s.path).manifest["inputs"] == {str(data.resolve()): digest}
 
 
 def test_corrupt_vectors_missing_manifest_unknown_schema(tmp_path):
@@ -84,4 +136,79 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     s = make(tmp_path)
     s.write_json("a.json", {"x": 1})
     assert sorted(p.name for p in (s.path / "artifacts").iterdir()) == ["a.json"]
+    assert not [p for p in s.path.iterdir() if p.name.startswith(".tmp-")]
     assert s.read_json("a.json") == {"x": 1}
+
+
+HOLD = """
+import sys, time
+from emolab.session import Session
+s = Session.open(sys.argv[1])
+with s.writing():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(path, seconds):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_waits_then_stops_with_one_line(tmp_path, monkeypatch):
+    s = make(tmp_path)
+    proc = hold_lock(s.path, 30)
+    try:
+        monkeypatch.setenv("EMOLAB_LOCK_TIMEOUT", "0.3")
+        with pytest.raises(
+            SessionError, match=r"another emolab process is writing this session \(pid"
+        ):
+            with s.step("steer", {}):
+                pass
+        assert s.events() == []
+    finally:
+        proc.kill()
+        proc.wait()
+    with s.step("steer", {}) as rec:  # a killed holder frees the lock
+        assert rec["seq"] == 1
+
+
+def test_writer_waits_for_a_short_holder(tmp_path, monkeypatch):
+    s = make(tmp_path)
+    proc = hold_lock(s.path, 0.5)
+    monkeypatch.setenv("EMOLAB_LOCK_TIMEOUT", "20")
+    with s.step("steer", {}) as rec:
+        assert rec["seq"] == 1
+    proc.wait()
+
+
+def test_bad_lock_timeout_is_bad_input(tmp_path, monkeypatch):
+    from emolab.errors import BadInput
+
+    s = make(tmp_path)
+    monkeypatch.setenv("EMOLAB_LOCK_TIMEOUT", "soon")
+    with pytest.raises(BadInput, match="EMOLAB_LOCK_TIMEOUT"):
+        s.write_json("a.json", {})
+
+
+def test_busy_session_exits_2_from_the_cli(tiny_session, run_cli, monkeypatch):
+    proc = hold_lock(tiny_session.path, 30)
+    try:
+        monkeypatch.setenv("EMOLAB_LOCK_TIMEOUT", "0.2")
+        res = run_cli("layers", tiny_session.path)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert res.exit_code == 2
+    assert "another emolab process is writing this session" in res.output
+    assert "Traceback" not in res.output

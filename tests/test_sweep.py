@@ -56,8 +56,14 @@ def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
     # a larger grid computes only the new cells
     more = sweep.run(tiny_session, small(alphas=[0.2, 2.0, 0.5]))
     assert more["computed"] == 4 and more["resumed"] == 8
-    texts = tiny_session.artifact(res["csv"].rsplit("/", 1)[1].replace(".csv", "-texts.jsonl"))
-    assert len(texts.read_text().splitlines()) == 12
+
+    def texts(out):
+        return tiny_session.artifact(out["csv"].rsplit("/", 1)[1].replace(".csv", "-texts.jsonl"))
+
+    assert len(texts(more).read_text().splitlines()) == 12
+    # each step keeps its own table and texts: the larger grid did not touch the first's
+    assert len(texts(res).read_text().splitlines()) == 8
+    assert len(open(res["csv"]).read().splitlines()) == 1 + 8
     log = [e for e in tiny_session.steps() if e["kind"] == "sweep"]
     assert len(log) == 3 and all(e["status"] == "ok" for e in log)
 

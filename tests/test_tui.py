@@ -1,13 +1,16 @@
-"""The TUI: pilot tests driving each screen, and SVG snapshots of each screen at 80x24.
+"""The TUI: pilot tests driving each screen, and SVG snapshots of each screen at 80x24 and
+200x50.
 
-Snapshots run on a copy of the tiny-llama session whose varying fields (creation time,
-host, step times and durations) are pinned, from a fixed working directory, so a changed
-screen is a reviewed diff and nothing else is.
+Every session a screen reads is made by the real steps on tiny random models (extract,
+layers, heads, steer, finetune + compare); nothing is written by hand. Snapshots run on
+copies whose varying fields (creation time, host, step times and durations) are pinned,
+from a fixed working directory, so a changed screen is a reviewed diff and nothing else is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import time
@@ -16,15 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emolab import plugins
+from emolab import plugins, results
 from emolab.errors import Cancelled
 from emolab.plugins import PluginInfo
 from emolab.session import Session
 from emolab.tui.app import EmolabApp
 from emolab.tui.screens import PluginsScreen
-from emolab.tui.widgets import Heatmap
+from emolab.tui.widgets import Heatmap, printable
 
 SIZE = (80, 24)
+SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
+LAB_PLUGINS = Path(__file__).parent / "tui_plugins"
+STEER = {"emotion": "joy", "prompts": ["Describe the room you are in."], "max_new_tokens": 12}
 
 
 def stabilise(path: Path) -> None:
@@ -41,72 +47,148 @@ def stabilise(path: Path) -> None:
     (path / "log.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
 
 
+def small_judge_default(mp: pytest.MonkeyPatch, train_limit: int) -> None:
+    """Make the registered classifier evaluator use the small test judge (its parameter
+    default), so a steer step run from the TUI loads the judge the fixture trained."""
+    from emolab.builtins.evaluators.classifier import Classifier
+
+    params = tuple(
+        dataclasses.replace(p, default=train_limit) if p.name == "train_limit" else p
+        for p in Classifier.params
+    )
+    mp.setattr(Classifier, "params", params)
+    plugins.reset()
+
+
 @pytest.fixture(scope="session")
 def lab_template(tiny_session_dir, tmp_path_factory) -> Path:
-    """The tiny session with its layer analysis, computed once."""
-    from emolab.steps import layers
+    """The tiny session with what the TUI shows, each made by its step: the layer
+    analysis, a head map of anger (both methods, the top heads checked exactly) and one
+    steering of joy judged by the label logits."""
+    from emolab.steps import heads, layers, steer
 
     dst = tmp_path_factory.mktemp("lab") / "tiny"
     shutil.copytree(tiny_session_dir, dst)
-    layers.run(Session.open(dst), {})
+    session = Session.open(dst)
+    layers.run(session, {})
+    heads.run(session, {"emotion": "anger", "compare": True, "verify": 3, "layer": 3})
+    steer.run(session, {**STEER, "evaluators": ["label_logit_shift"]})
     stabilise(dst)
     return dst
 
 
+@pytest.fixture(scope="session")
+def judged_template(lab_template, small_judge, tmp_path_factory) -> Path:
+    """The lab session plus a steering judged by the external classifier (needs its
+    MiniLM wheel; skipped without it)."""
+    from emolab.steps import steer
+
+    dst = tmp_path_factory.mktemp("judged") / "tiny"
+    shutil.copytree(lab_template, dst)
+    mp = pytest.MonkeyPatch()
+    small_judge_default(mp, small_judge)
+    try:
+        steer.run(Session.open(dst), {**STEER, "evaluators": ["label_logit_shift", "classifier"]})
+    finally:
+        mp.undo()
+        plugins.reset()
+    stabilise(dst)
+    return dst
+
+
+def with_lab_plugins(tmp: Path) -> pytest.MonkeyPatch:
+    """A registry that also loads tests/tui_plugins (the deep model, a plugin evaluator)."""
+    folder = tmp / "lab-plugins"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(LAB_PLUGINS / "tui_lab.py", folder)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EMOLAB_PLUGINS_DIR", str(folder))
+    plugins.reset()
+    return mp
+
+
+@pytest.fixture(scope="session")
+def deep_template(tmp_path_factory) -> Path:
+    """A session on the 30-layer, 9-head random model: extraction, layers, a head map."""
+    from emolab.steps import extract, heads, layers
+    from emolab.steps.common import new_session
+
+    root = tmp_path_factory.mktemp("deep")
+    mp = with_lab_plugins(root)
+    try:
+        session = new_session(root / "deep", "tiny-deep")
+        extract.run(session, {"emotions": ["anger", "joy"], "limit": 8, "test_limit": 4})
+        layers.run(session, {})
+        heads.run(session, {"emotion": "anger", "layer": 29})
+    finally:
+        mp.undo()
+        plugins.reset()
+    stabilise(session.path)
+    return session.path
+
+
+@pytest.fixture(scope="session")
+def compare_template(lab_template, tmp_path_factory) -> Path:
+    """The lab session as the base of a checkpoint comparison: tiny-llama fine-tuned for
+    four steps (checkpoints at 2 and 4), the same extraction on each checkpoint, then the
+    compare step."""
+    from emolab.steps import compare, extract, finetune
+    from emolab.steps.common import new_session
+
+    root = tmp_path_factory.mktemp("cmp")
+    ft = new_session(root / "ft", "tiny-llama")
+    finetune.run(
+        ft,
+        {"steps": 4, "save_every": 2, "batch_size": 4, "limit": 4, "test_limit": 2, "lr": 3e-3},
+    )
+    base_params = Session.open(lab_template).steps()[0]["params"]
+    others = []
+    for ck in finetune.checkpoints(ft.path):
+        s = new_session(root / ck.name, f"hf:{ck}")
+        extract.run(s, {"limit": base_params["limit"], "test_limit": base_params["test_limit"]})
+        others.append(str(s.path))
+    dst = root / "tiny"
+    shutil.copytree(lab_template, dst)
+    compare.run(Session.open(dst), {"others": others})
+    stabilise(dst)
+    return dst
+
+
+def into_cwd(template: Path, tmp_path: Path, monkeypatch) -> Path:
+    """cwd = a fresh folder holding sessions/<name>; returns the relative session path."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(template, tmp_path / "sessions" / template.name)
+    plugins.reset()
+    return Path("sessions") / template.name
+
+
 @pytest.fixture
 def lab(lab_template, tmp_path, monkeypatch) -> Path:
-    """cwd = a fresh folder holding sessions/tiny; returns the relative session path."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(lab_template, tmp_path / "sessions" / "tiny")
-    plugins.reset()
-    yield Path("sessions/tiny")
+    yield into_cwd(lab_template, tmp_path, monkeypatch)
     plugins.reset()
 
 
-def head_map(path: Path, emotion: str = "anger") -> np.ndarray:
-    """A head-map artifact in the format the Heads screen reads (layer x head `matrix`)."""
-    m = np.round(np.sin(np.arange(16).reshape(4, 4) * 1.7) * 0.5, 3)
-    (path / "artifacts" / f"heads-{emotion}.json").write_text(
-        json.dumps(
-            {
-                "emotion": emotion,
-                "method": "attribution",
-                "matrix": m.tolist(),
-                "top_positions": {"1.2": ["-1 '.' 0.41", "0 '<s>' 0.30"]},
-            }
-        )
-    )
-    return m
+@pytest.fixture
+def judged(judged_template, small_judge, tmp_path, monkeypatch) -> Path:
+    path = into_cwd(judged_template, tmp_path, monkeypatch)
+    small_judge_default(monkeypatch, small_judge)
+    yield path
+    plugins.reset()
 
 
-def compare_json(path: Path) -> None:
-    """A checkpoint comparison in the format `emolab compare` writes (see test_compare for
-    the screen on a real one)."""
-    emotions = ["anger", "joy"]
-    steps = [(0, "base"), (50, "step-50"), (100, "step-100")]
-    slopes = {"anger": [1.2, 0.9, 0.5], "joy": [0.8, 0.85, 0.82]}
-    sens = [
-        {"step": st, "emotion": e, "vector": v, "slope": slopes[e][i] * (1 if v == "own" else 0.9)}
-        for e in emotions
-        for i, (st, _) in enumerate(steps)
-        for v in ("own", "base")
-    ]
-    summary = [
-        {"checkpoint": n, "step": st, "cos_base": 1 - i / 10, "probe_acc": 0.7}
-        for i, (st, n) in enumerate(steps)
-    ]
-    verdicts = {"anger": {"verdict": "falls"}, "joy": {"verdict": "holds"}}
-    (path / "artifacts" / "compare.json").write_text(
-        json.dumps(
-            {
-                "summary": summary,
-                "verdicts": verdicts,
-                "sensitivity": sens,
-                "layer": 2,
-                "emotions": emotions,
-            }
-        )
-    )
+@pytest.fixture
+def deep(deep_template, tmp_path, monkeypatch) -> Path:
+    yield into_cwd(deep_template, tmp_path, monkeypatch)
+    plugins.reset()
+
+
+@pytest.fixture
+def lab_plugins(tmp_path):
+    """The registry with tests/tui_plugins loaded, for this test."""
+    mp = with_lab_plugins(tmp_path)
+    yield
+    mp.undo()
+    plugins.reset()
 
 
 def drive(app: EmolabApp, script) -> None:
@@ -152,7 +234,10 @@ def test_layers_screen_table_chart_and_cosines_follow_the_cursor(lab):
 
 
 def test_layers_compute_runs_the_step_in_a_worker(lab):
-    (lab / "artifacts" / "layers.json").unlink()
+    from emolab import results
+
+    for out in results.outputs(Session.open(lab), "layers", suffix=".json"):
+        out.path.unlink()
 
     async def script(app, pilot):
         assert "press c" in text_of(app, "#layers-title")
@@ -167,7 +252,7 @@ def test_layers_compute_runs_the_step_in_a_worker(lab):
 
     drive(EmolabApp(lab, root="sessions"), script)
     kinds = [e["kind"] for e in Session.open(lab).steps()]
-    assert kinds == ["extract", "layers", "layers"]  # the same step the CLI runs, logged
+    assert kinds == ["extract", "layers", "heads", "steer", "layers"]  # the CLI's step, logged
 
 
 def test_esc_cancels_running_work(lab):
@@ -239,6 +324,20 @@ def test_new_extraction_form_runs_extract_and_layers(lab):
     async def script(app, pilot):
         await pilot.press("n")
         form = app.screen
+        # every choice list is the registry's
+        assert [v for _, v in form.query_one("#f-model")._options] == [
+            "smollm2-135m",
+            *[n for n in plugins.registry().names("models") if n not in ("hf", "smollm2-135m")],
+        ]
+        assert {v for _, v in form.query_one("#f-dataset")._options} == {
+            "goemotions",
+            "goemotions-ekman",
+            "tigges-reviews",
+        }
+        methods = form.query_one("#f-methods")
+        names = [methods.get_option_at_index(i).value for i in range(methods.option_count)]
+        assert names == plugins.registry().names("extractors")
+        assert methods.selected == ["mean_diff"]
         form.query_one("#f-model").value = "tiny-llama"
         form.query_one("#f-emotions").value = "joy,anger"
         form.query_one("#f-limit").value = "zero"
@@ -257,69 +356,163 @@ def test_new_extraction_form_runs_extract_and_layers(lab):
     drive(EmolabApp(root="sessions"), script)
 
 
-def test_heads_screen_without_and_with_a_head_map(lab):
+def logged_heads(path: Path, emotion: str = "anger") -> dict:
+    """What the heads step wrote for `emotion`, found the way the screen finds it."""
+    found = results.latest(Session.open(path), "heads", suffix=".json", emotion=emotion)
+    return json.loads(found.path.read_text())
+
+
+def test_heads_detail_pane_shows_what_the_heads_step_measured(lab):
+    written = logged_heads(lab)
+    att = written["attention"]
+    assert att["texts_with_summary_tokens"] > 0  # the tiny texts have commas and stops
+
     async def script(app, pilot):
         await pilot.press("3")
-        assert "no head map for anger" in text_of(app, "#heads-title")
-        head_map(lab)
-        app.screen.refresh_data()
-        await pilot.pause()
         heatmap = app.screen.query_one(Heatmap)
-        assert heatmap.matrix.shape == (4, 4)
+        assert "ablation (m)" in text_of(app, "#heads-title")  # the exact map first
+        assert np.allclose(heatmap.matrix, written["maps"]["ablation"]["matrix"], equal_nan=True)
         await pilot.press("down", "right", "right")
         detail = text_of(app, "#head-detail")
-        assert "L1 H2" in detail and "top attended positions" in detail
+        mass, ratio = att["mass"][1][2], att["ratio"][1][2]
+        assert "L1 H2" in detail
+        assert f"{100 * mass:.0f}% ({ratio:.1f}x uniform)" in detail
+        assert f"over {att['texts_with_summary_tokens']} texts" in detail
+        abl = written["maps"]["ablation"]["matrix"][1][2]
+        attr = written["maps"]["attribution"]["matrix"][1][2]
+        assert f"{abl:+.4f}" in detail and f"{attr:+.4f}" in detail
+        # the heads the step checked exactly show their exact effect
+        top = written["verify"]["heads"][0]
+        for _ in range(2):
+            await pilot.press("home", "left", "left", "left")
+        for _ in range(top["layer"]):
+            await pilot.press("down")
+        for _ in range(top["unit"]):
+            await pilot.press("right")
+        assert f"exact {written['verify']['exact'][0]:+.4f}" in text_of(app, "#head-detail")
+        # m shows the other map; the cursor stays on its head
+        await pilot.press("m")
+        assert "attribution (m)" in text_of(app, "#heads-title")
+        assert heatmap.cursor == (top["layer"], top["unit"])
         # the detail pane sits beside the heatmap, on screen at 80 columns
         pane = app.screen.query_one("#head-detail").region
         assert pane.width > 0 and pane.right <= SIZE[0]
         assert heatmap.region.right <= pane.x
+        await pilot.press("e")
+        assert "no head map for disgust" in text_of(app, "#heads-title")
 
     drive(EmolabApp(lab, root="sessions"), script)
+
+
+def test_heatmap_scrolls_over_all_30_layers_at_80x24(deep):
+    written = logged_heads(deep)
+    assert np.asarray(written["maps"]["attribution"]["matrix"]).shape == (30, 9)
+
+    async def script(app, pilot):
+        await pilot.press("3")
+        heatmap = app.screen.query_one(Heatmap)
+        shown = heatmap.visible()
+        assert len(shown) < 30  # a page, not all of them
+        assert f"L0-{shown.stop - 1} of 30" in text_of(app, "#heatmap")
+        seen = set(shown)
+        await pilot.press("pagedown")
+        seen |= set(heatmap.visible())
+        await pilot.press("end")
+        seen |= set(heatmap.visible())
+        assert seen == set(range(30))
+        assert heatmap.cursor[0] == 29 and "L29" in text_of(app, "#heatmap")
+        assert "L29 H0" in text_of(app, "#head-detail")
+        for _ in range(29):
+            await pilot.press("up")
+        assert heatmap.visible().start == 0 and heatmap.cursor == (0, 0)
+        await pilot.press("pagedown")
+        assert heatmap.cursor[0] == len(shown)
+
+    drive(EmolabApp(deep, root="sessions"), script)
 
 
 def test_heads_screen_computes_a_map_with_the_heads_step(lab):
     async def script(app, pilot):
-        await pilot.press("3", "c")
+        await pilot.press("3", "e")
+        assert "no head map for disgust" in text_of(app, "#heads-title")
+        await pilot.press("c")
         await settle(app, pilot)
         heatmap = app.screen.query_one(Heatmap)
         assert heatmap.matrix.shape == (4, 4)
         assert np.isfinite(heatmap.matrix).any()
-        assert app.session.steps()[-1]["kind"] == "heads"
+        step = app.session.steps()[-1]
+        assert step["kind"] == "heads" and step["params"]["emotion"] == "disgust"
+        assert f"step #{step['seq']}" in text_of(app, "#heads-title")
 
     drive(EmolabApp(lab, root="sessions"), script)
 
 
-def test_steer_screen_keys_and_generation(lab):
+def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
     async def script(app, pilot):
         await pilot.press("4")
         params = text_of(app, "#steer-params")
         assert "emotion joy" in params
+        # the session's logged steering is on screen before anything runs
+        logged = results.latest(app.session, "steer", suffix=".jsonl")
+        first = json.loads(logged.path.read_text().splitlines()[0])
+        assert text_of(app, "#steered") == printable(first["steered"])
         layer = app.screen.steer_layer
         await pilot.press("right_square_bracket", "plus", "plus", "minus")
         assert app.screen.steer_layer == min(layer + 1, 3)
         assert app.screen.alpha == pytest.approx(0.35)
+        # options: the evaluators are the registry's, a plugin's among them
+        await pilot.press("o")
+        form = app.screen
+        chooser = form.query_one("#f-evaluators")
+        names = [chooser.get_option_at_index(i).value for i in range(chooser.option_count)]
+        assert names == plugins.registry().names("evaluators") and "length_change" in names
+        chooser.deselect_all()
+        chooser.select("label_logit_shift")
+        chooser.select("length_change")
+        form.query_one("#f-tokens").value = "10"
+        await pilot.click("#start")
+        assert app.screen.evaluators == ["label_logit_shift", "length_change"]
+        assert "judge off" in text_of(app, "#steer-params")
         await pilot.press("p")
         prompt = app.screen.query_one("#prompt")
         assert prompt.has_focus
-        prompt.value = "Describe the room you are in."
+        prompt.value = "Tell me about the weather."
         streamed = []
         show = app.screen.show_text
         app.screen.show_text = lambda k, i, t: (streamed.append((k, i, t)), show(k, i, t))
         await pilot.press("enter")
         await settle(app, pilot)
         assert text_of(app, "#baseline") not in ("", "generating...")
-        assert "label_logit_shift" in text_of(app, "#steer-metrics")
+        metrics = text_of(app, "#steer-metrics")
+        assert "label_logit_shift" in metrics and "length_change" in metrics
+        assert "not judged" in text_of(app, "#steered-judge")
         # tokens streamed into both panes before the result replaced them
         assert {k for k, _, _ in streamed} == {"baseline", "steered"}
-        from emolab.tui.screens import printable
-
         assert text_of(app, "#steered").startswith(printable(streamed[-1][2]))
 
     drive(EmolabApp(lab, root="sessions"), script)
     steer = Session.open(lab).steps()[-1]
-    assert steer["kind"] == "steer" and steer["params"]["prompts"] == [
-        "Describe the room you are in."
-    ]
+    assert steer["kind"] == "steer" and steer["params"]["prompts"] == ["Tell me about the weather."]
+    assert steer["params"]["evaluators"] == ["label_logit_shift", "length_change"]
+    assert steer["params"]["max_new_tokens"] == 10
+
+
+def test_steer_screen_shows_the_judge_beside_the_baseline(judged):
+    async def script(app, pilot):
+        await pilot.press("4")
+        assert "judge on" in text_of(app, "#steer-params")  # on when the judge is installed
+        await pilot.press("g")
+        await settle(app, pilot)
+        m = app.session.steps()[-1]["metrics"]
+        base, steered = text_of(app, "#baseline-judge"), text_of(app, "#steered-judge")
+        assert f"P(joy) {m['p_target_baseline']:.2f}" in base
+        assert f"P(joy) {m['p_target']:.2f} ({m['p_target_rise']:+.2f})" in steered
+        success = m.get("success_rate", m["top_is_target"])
+        assert f"success {100 * success:.0f}%" in steered
+
+    drive(EmolabApp(judged, root="sessions"), script)
+    step = Session.open(judged).steps()[-1]
+    assert step["kind"] == "steer" and "classifier" in step["params"]["evaluators"]
 
 
 def test_plugins_screen_shows_broken_plugins(lab, plugin_dir):
@@ -346,10 +539,13 @@ def test_log_and_help_screens(lab):
         assert [str(table.get_row_at(i)[1]) for i in range(table.row_count)] == [
             "extract",
             "layers",
+            "heads",
+            "steer",
         ]
-        assert "#2 layers" in text_of(app, "#event-detail")
+        assert "#4 steer" in text_of(app, "#event-detail")
         await pilot.press("up")
-        assert "#1 extract" in text_of(app, "#event-detail")
+        assert "#3 heads" in text_of(app, "#event-detail")
+        assert "outputs: artifacts/heads-003-anger" in text_of(app, "#event-detail")
         await pilot.press("question_mark")
         assert type(app.screen).__name__ == "HelpScreen"
         await pilot.press("escape")
@@ -396,28 +592,52 @@ FIXED_PLUGINS = [
 ]
 
 
-def test_snapshot_sessions(lab, snap_compare):
-    assert snap_compare(EmolabApp(root="sessions"), terminal_size=SIZE)
+@pytest.fixture(params=list(SIZES))
+def size(request) -> tuple[int, int]:
+    return SIZES[request.param]
 
 
-def test_snapshot_layers(lab, snap_compare):
-    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["down"])
+def test_snapshot_sessions(lab, snap_compare, size):
+    assert snap_compare(EmolabApp(root="sessions"), terminal_size=size)
 
 
-def test_snapshot_heads(lab, snap_compare):
-    head_map(lab)
+def test_snapshot_new_extraction_form(lab, snap_compare, size):
+    assert snap_compare(EmolabApp(root="sessions"), terminal_size=size, press=["n"])
+
+
+def test_snapshot_layers(lab, snap_compare, size):
+    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=size, press=["down"])
+
+
+def test_snapshot_layers_deep(deep, snap_compare, size):
+    assert snap_compare(EmolabApp(deep, root="sessions"), terminal_size=size, press=["down"])
+
+
+def test_snapshot_heads(lab, snap_compare, size):
     assert snap_compare(
-        EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["3", "down", "right"]
+        EmolabApp(lab, root="sessions"), terminal_size=size, press=["3", "down", "right"]
     )
 
 
-def test_snapshot_steer(lab, snap_compare):
-    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["4", "plus"])
+def test_snapshot_heads_deep_scrolled(deep, snap_compare, size):
+    assert snap_compare(
+        EmolabApp(deep, root="sessions"),
+        terminal_size=size,
+        press=["3", "pagedown", "pagedown", "right"],
+    )
 
 
-def test_snapshot_compare(lab, snap_compare):
-    compare_json(lab)
-    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["7", "down"])
+def test_snapshot_steer(judged, snap_compare, size):
+    assert snap_compare(EmolabApp(judged, root="sessions"), terminal_size=size, press=["4"])
+
+
+def test_snapshot_steer_options(lab, snap_compare, size):
+    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=size, press=["4", "o"])
+
+
+def test_snapshot_compare(compare_template, tmp_path, monkeypatch, snap_compare, size):
+    path = into_cwd(compare_template, tmp_path, monkeypatch)
+    assert snap_compare(EmolabApp(path, root="sessions"), terminal_size=size, press=["7", "down"])
 
 
 def test_compare_screen_without_a_comparison_says_how_to_make_one(lab):
@@ -429,26 +649,26 @@ def test_compare_screen_without_a_comparison_says_how_to_make_one(lab):
     drive(EmolabApp(lab, root="sessions"), script)
 
 
-def test_snapshot_plugins(lab, snap_compare, monkeypatch):
+def test_snapshot_plugins(lab, snap_compare, monkeypatch, size):
     # a fixed plugin list, so a new built-in elsewhere does not change this picture
     monkeypatch.setattr(PluginsScreen, "infos", lambda self: FIXED_PLUGINS)
     assert snap_compare(
-        EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["5", "down", "down", "down"]
+        EmolabApp(lab, root="sessions"), terminal_size=size, press=["5", "down", "down", "down"]
     )
 
 
-def test_snapshot_log(lab, snap_compare):
-    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["6"])
+def test_snapshot_log(lab, snap_compare, size):
+    assert snap_compare(EmolabApp(lab, root="sessions"), terminal_size=size, press=["6"])
 
 
-def test_snapshot_help(lab, snap_compare):
+def test_snapshot_help(lab, snap_compare, size):
     assert snap_compare(
-        EmolabApp(lab, root="sessions"), terminal_size=SIZE, press=["question_mark"]
+        EmolabApp(lab, root="sessions"), terminal_size=size, press=["question_mark"]
     )
 
 
 def test_nav_bar_keeps_both_ends_of_a_long_session_name():
-    from emolab.tui.screens import middle_cut
+    from emolab.tui.widgets import middle_cut
 
     assert middle_cut("smollm2-135m-20261201-134136", 14) == "smollm…-134136"
     assert middle_cut("tiny", 14) == "tiny"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from ..api import DatasetSource, Example, Param
-from ..data import datafile, read_goemotions, read_user_file
+from ..data import datafile, read_goemotions, read_user_file, split_examples
 from ..errors import BadInput
 from ..hookspecs import hookimpl
 
@@ -70,6 +70,7 @@ class UserFile(DatasetSource):
     params = (
         Param("text_column", str, "text", "column holding the text"),
         Param("label_column", str, "label", "column holding the label"),
+        Param("seed", int, 0, "seed of the per-label shuffle behind the train/dev/test split"),
     )
     splits = ("train", "dev", "test")
 
@@ -81,21 +82,10 @@ class UserFile(DatasetSource):
         return sorted({ex.label for ex in self._all(spec)})
 
     def load(self, spec: str, split: str) -> list[Example]:
-        """A file has no splits: a deterministic 70/10/20 split per label."""
+        """A file has no splits: a 70/10/20 split per label, shuffled with `seed`."""
         if split not in self.splits:
             raise BadInput(f"unknown split '{split}' (known: {', '.join(self.splits)})")
-        out = []
-        by: dict[str, list[Example]] = {}
-        for ex in self._all(spec):
-            by.setdefault(ex.label, []).append(ex)
-        for items in by.values():
-            n = len(items)
-            cut1, cut2 = round(n * 0.7), round(n * 0.8)
-            if n < 3:
-                cut1 = cut2 = n - 1 if n > 1 else n
-            parts = {"train": items[:cut1], "dev": items[cut1:cut2], "test": items[cut2:]}
-            out.extend(parts[split])
-        return out
+        return split_examples(self._all(spec), split, int(self.seed))
 
 
 class UserJsonl(UserFile):

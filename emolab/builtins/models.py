@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from ..api import ModelSource
 from ..errors import ModelUnavailable
 from ..hookspecs import hookimpl
+from ..io import atomic_write
 from ..models import (
     LoadedModel,
     cache_dir,
@@ -72,12 +71,7 @@ class Gemma3(SmolLM2):
         target = cache_dir() / "gguf" / fname
         if target.is_file() and file_sha256(target) == expected:
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk.read_bytes())
-        os.replace(tmp, target)
+        atomic_write(target, (chunk.read_bytes() for chunk in chunks))
         if file_sha256(target) != expected:
             target.unlink()
             raise ModelUnavailable(f"{fname}: assembled file does not match its SHA256SUMS")

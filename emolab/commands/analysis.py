@@ -132,7 +132,7 @@ def print_align(con: Console, result: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, run_step
+    from ._common import console, run_step
 
     @cli.command()
     @click.argument("session_path")

@@ -161,7 +161,7 @@ def print_crosslingual(con: Console, result: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, csv_list, out_json, run_step
+    from ._common import console, csv_list, out_json, run_step
 
     @cli.command()
     @click.option("--model", "model_name", default="smollm2-135m", show_default=True)
@@ -305,10 +305,10 @@ def register_commands(cli):
         as_json,
     ):
         """Steer English prompts with Japanese-text vectors and the reverse."""
-        from ..cli import default_session_path
         from ..errors import BadInput
         from ..steps import crosslingual as step
         from ..steps.common import new_session
+        from ._common import default_session_path
 
         if n_prompts < 1:
             raise BadInput("--prompts must be at least 1")

@@ -241,8 +241,8 @@ def print_ablate(con: Console, res: dict) -> None:
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import out_json, run_step
     from ..progress_cli import cli_progress
+    from ._common import out_json, run_step
 
     @cli.command()
     @click.option("--text", "texts", multiple=True, help="text(s) to classify")

@@ -102,7 +102,7 @@ def export_session(
 
 @hookimpl
 def register_commands(cli):
-    from ..cli import console, out_json
+    from ._common import console, out_json
 
     @cli.command()
     @click.argument("session_path", required=False)

@@ -308,7 +308,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             metrics, detail = direction(session, model, p, progress)
         else:
             metrics, detail = head(session, model, p, progress)
-        seq = max(e["seq"] for e in session.events())
+        seq = rec["seq"]
         name = f"ablate-{p['kind']}-{seq:03d}.json"
         session.write_json(name, {"params": p, "metrics": metrics, **detail})
         rec["outputs"] = [f"artifacts/{name}"]

@@ -247,11 +247,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
 
     threads = int(os.environ.get("EMOLAB_THREADS") or min(os.cpu_count() or 1, 4))
     with session.step("align", p, used) as rec, threadpool_limits(max(1, threads)):
-        rec["inputs"] = {
-            "session_b": str(sb.path),
-            "train_hash": ex_a["train_hash"],
-            "test_hash": ex_a["test_hash"],
-        }
+        rec["inputs"].update(
+            session_b=str(sb.path), train_hash=ex_a["train_hash"], test_hash=ex_a["test_hash"]
+        )
+        # what align reads of the other session, so replay notices if it changed since
+        for part in ("artifacts/activations.safetensors", "artifacts/examples.json"):
+            session.add_input(rec, f"session_b:{part.split('/')[-1]}", sb.path / part)
+        session.add_input(rec, "session_b:vectors", sb.vectors_path())
         progress.task("align " + ", ".join(methods), len(methods) + 1)
         for i, m in enumerate(methods):
             progress.check()
@@ -291,7 +293,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             result["transfer"] = transfer(
                 session, sb, p, a_tr, b_tr, va_z, vb, sc_b, emotions, progress
             )
-        seq = max(e["seq"] for e in session.events())
+        seq = rec["seq"]
         name = f"align-{seq:03d}.json"
         session.write_json(name, result)
         session.write_artifact(f"align-{seq:03d}-cka-layers.csv", _cka_csv(cka, layers_a, layers_b))

@@ -72,6 +72,23 @@ def emotion_vector(vectors: dict[str, np.ndarray], emotion: str, n_layers: int) 
     return out
 
 
+def dataset_source(dataset: str, seed: int):
+    """The dataset component, its split shuffle seeded with the session's seed when it has
+    one (user files: the split is then reproducible and recorded)."""
+    source = plugins.get("datasets", dataset)
+    if any(prm.name == "seed" for prm in getattr(source, "params", ())):
+        source = source.with_params(seed=int(seed))
+    return source
+
+
+def record_dataset(session: Session, rec: dict, dataset: str, role: str = "dataset") -> None:
+    """A user file behind a `csv:` / `jsonl:` dataset goes into the step's input hashes, so
+    replay can tell when the file changed since."""
+    for prefix in ("csv:", "jsonl:"):
+        if dataset.startswith(prefix):
+            session.add_input(rec, role, dataset[len(prefix) :])
+
+
 def guarded(kind: str, component, method: str, *args, **kwargs):
     """Call a plugin component; an exception from its code becomes one clear line naming it."""
     from ..errors import EmolabError, PluginFailed

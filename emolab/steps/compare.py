@@ -313,13 +313,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             }
             for st in steps
         ]
-        session.write_artifact("compare_geometry.csv", to_csv(geo))
-        session.write_artifact("compare_sensitivity.csv", to_csv(sens))
-        session.write_artifact("compare_sensitivity_by_step.csv", to_csv(wide))
-        session.write_artifact("compare_chart.txt", text_chart)
+        tag = f"compare-{rec['seq']:03d}"
+        session.write_artifact(f"{tag}-geometry.csv", to_csv(geo))
+        session.write_artifact(f"{tag}-sensitivity.csv", to_csv(sens))
+        session.write_artifact(f"{tag}-sensitivity-by-step.csv", to_csv(wide))
+        session.write_artifact(f"{tag}-chart.txt", text_chart)
         summary = summarise(geo, sens, steps, names, layer, emotions, sessions)
         session.write_json(
-            "compare.json",
+            f"{tag}.json",
             {
                 "summary": summary,
                 "verdicts": found,
@@ -332,11 +333,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         rec["outputs"] = [
             f"artifacts/{n}"
             for n in (
-                "compare_geometry.csv",
-                "compare_sensitivity.csv",
-                "compare_sensitivity_by_step.csv",
-                "compare_chart.txt",
-                "compare.json",
+                f"{tag}-geometry.csv",
+                f"{tag}-sensitivity.csv",
+                f"{tag}-sensitivity-by-step.csv",
+                f"{tag}-chart.txt",
+                f"{tag}.json",
             )
         ]
         for row in summary:

@@ -181,8 +181,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                         done += 1
                         progress.update(done)
         carry = carry_over(table, layers, emotions)
+        tag = f"crosslingual-{rec['seq']:03d}"
         session.save_arrays(
-            "crosslingual_vectors.safetensors",
+            f"{tag}-vectors.safetensors",
             {
                 f"{lang}/{e}/{hook}": vecs[lang][e][i].astype(np.float32)
                 for lang in LANGS
@@ -191,7 +192,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             },
             {"model": model.name, "baseline": baseline, "emotions": ",".join(emotions)},
         )
-        session.write_artifact("crosslingual.csv", to_csv(table))
+        session.write_artifact(f"{tag}.csv", to_csv(table))
         result = {
             "model": model.name,
             "layers": layers,
@@ -207,11 +208,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 lang: tokens[lang].collision_note() for lang in LANGS if tokens[lang].collisions
             },
         }
-        session.write_json("crosslingual.json", result)
+        session.write_json(f"{tag}.json", result)
         rec["outputs"] = [
-            "artifacts/crosslingual.csv",
-            "artifacts/crosslingual.json",
-            "artifacts/crosslingual_vectors.safetensors",
+            f"artifacts/{tag}.csv",
+            f"artifacts/{tag}.json",
+            f"artifacts/{tag}-vectors.safetensors",
         ]
         for c in carry:
             for key in ("own", "foreign", "random", "carry_over"):

@@ -7,12 +7,20 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import plugins
-from ..capture import capture, resid_hooks
+from ..capture import capture, capture_named, resid_hooks
 from ..data import EKMAN6, examples_hash, select
 from ..errors import BadInput, UnknownName
+from ..hooks import path_of
 from ..progress import Progress
 from ..session import Session, vector_key
-from .common import guarded, parse_layers, plugin_versions, session_model
+from .common import (
+    dataset_source,
+    guarded,
+    parse_layers,
+    plugin_versions,
+    record_dataset,
+    session_model,
+)
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -29,6 +37,7 @@ DEFAULTS = {
     "source": "comprehension",
     "gen_tokens": 40,
     "seed": 0,
+    "hooks": [],  # extra TL hook names to capture (any name; non-fast ones via the bridge)
 }
 SOURCES = ("comprehension", "generation")
 # What each emotion is contrasted with when a direction is fit:
@@ -64,9 +73,9 @@ def contrast_rows(y: np.ndarray, emotion: str, baseline: str, contrast: str) -> 
     return np.ones(len(y), dtype=bool)
 
 
-def load_split(dataset: str, split: str, labels, limit: int | None):
+def load_split(dataset: str, split: str, labels, limit: int | None, seed: int = 0):
     """Examples of `labels` from one split, at most `limit` each, plus their flat lists."""
-    source = plugins.get("datasets", dataset)
+    source = dataset_source(dataset, seed)
     groups = select(source.load(dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
@@ -75,11 +84,11 @@ def load_split(dataset: str, split: str, labels, limit: int | None):
     return examples, np.array([ex.label for ex in examples])
 
 
-def dev_split(dataset: str, labels, limit: int | None) -> list:
+def dev_split(dataset: str, labels, limit: int | None, seed: int = 0) -> list:
     """The dev texts that choose layers and settings; empty when the dataset's dev split
     lacks a label (a small user file), and choices then fall back to the train split."""
     try:
-        return load_split(dataset, "dev", labels, limit)[0]
+        return load_split(dataset, "dev", labels, limit, seed)[0]
     except (BadInput, UnknownName):
         return []
 
@@ -102,15 +111,20 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     reg = plugins.registry()
     extractors = [reg.get("extractors", m) for m in p["methods"]]
     labels = emotions + [baseline]
+    split_seed = int(session.manifest.get("seed", 0))
     if p["source"] == "comprehension":
-        train, y_train = load_split(p["dataset"], "train", labels, p["limit"])
-    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"])
-    dev = dev_split(p["dataset"], labels, p["dev_limit"])
+        train, y_train = load_split(p["dataset"], "train", labels, p["limit"], split_seed)
+    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], split_seed)
+    dev = dev_split(p["dataset"], labels, p["dev_limit"], split_seed)
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
     hooks = resid_hooks(model, layers)
+    extra = list(p["hooks"] or [])
+    paths = {h: path_of(model, h) for h in extra}  # a bad name fails before the step logs
 
     with session.step("extract", p, plugin_versions("extractors", p["methods"])) as rec:
+        record_dataset(session, rec, p["dataset"])
+        rec["inputs"]["split_seed"] = split_seed
         acts = {}
         if p["source"] == "generation":
             from ..data import Example
@@ -144,6 +158,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 progress=progress,
                 check=progress.check,
             )
+        if extra:
+            save_extra(session, model, extra, paths, {"train": train, "test": test}, p, progress)
+            rec["outputs"].append("artifacts/hooks.safetensors")
         x = acts["train"]
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(x, axis=-1).mean(0)
@@ -217,20 +234,42 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "artifacts/examples.json",
             "artifacts/layer_norms.json",
         ]
-        rec["inputs"] = {
-            "train_hash": examples_hash(train),
-            "dev_hash": examples_hash(dev),
-            "test_hash": examples_hash(test),
-        }
+        rec["inputs"].update(
+            train_hash=examples_hash(train),
+            dev_hash=examples_hash(dev),
+            test_hash=examples_hash(test),
+        )
         rec["metrics"] = {"n_train": len(train), "n_dev": len(dev), "n_test": len(test)}
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})
     progress.done()
     return {
-        "emotions": emotions,
+        "emotions": list(emotions),
         "baseline": baseline,
         "layers": layers,
         "methods": p["methods"],
         "n_train": len(train),
         "n_dev": len(dev),
         "n_test": len(test),
+        "hooks": paths,
     }
+
+
+def save_extra(session: Session, model, names, paths, splits, p, progress) -> None:
+    """The extra hooks of `--hooks`, pooled like the residual, one array per split and
+    name (`train/blocks.5.attn.hook_pattern`), rows in examples.json order."""
+    arrays = {}
+    for split, examples in splits.items():
+        progress.task(f"capture {', '.join(names)} ({split})", len(examples))
+        got = capture_named(
+            model,
+            [ex.text for ex in examples],
+            names,
+            p["position"],
+            p["batch_size"],
+            progress=progress,
+            check=progress.check,
+        )
+        arrays.update({f"{split}/{name}": got[name] for name in names})
+    meta = {"hooks": ",".join(names), "position": p["position"], "model": model.name}
+    meta["paths"] = ",".join(f"{n}={paths[n]}" for n in names)
+    session.save_arrays("hooks.safetensors", arrays, meta)

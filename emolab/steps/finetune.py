@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -25,11 +24,12 @@ from .. import plugins
 from ..api import Example
 from ..data import examples_hash, select
 from ..errors import BadInput
+from ..io import TEMP_PREFIX, atomic_write, recover_dir, replace_dir, temp_dir
 from ..labels import LabelTokens, accuracy, answer_ids, prompt, resolve
 from ..models import LoadedModel
 from ..progress import Progress
-from ..session import Session, atomic_write
-from .common import parse_layers, session_model
+from ..session import Session
+from .common import dataset_source, parse_layers, record_dataset, session_model
 
 DEFAULTS = {
     "dataset": "goemotions-ekman",
@@ -73,7 +73,13 @@ def checkpoints(folder: Path) -> list[Path]:
     root = Path(folder) / CHECKPOINTS
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / INFO).is_file())
+    for aside in root.glob(f"{TEMP_PREFIX}*.old"):
+        recover_dir(root / aside.name[len(TEMP_PREFIX) : -len(".old")])
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(TEMP_PREFIX) and (p / INFO).is_file()
+    )
 
 
 def checkpoint_info(folder: str | Path) -> dict | None:
@@ -102,8 +108,10 @@ def dataset_labels(dataset: str, wanted) -> list[str]:
     return wanted
 
 
-def load_examples(dataset: str, split: str, labels: list[str], limit: int) -> list[Example]:
-    source = plugins.get("datasets", dataset)
+def load_examples(
+    dataset: str, split: str, labels: list[str], limit: int, seed: int = 0
+) -> list[Example]:
+    source = dataset_source(dataset, seed)
     groups = select(source.load(dataset, split), labels, limit, dataset)
     empty = [label for label, items in groups.items() if not items]
     if empty:
@@ -180,27 +188,44 @@ def wrap(base: LoadedModel, hf, name: str) -> LoadedModel:
 
 
 def save_checkpoint(folder: Path, hf, tokenizer, info: dict, trainer_state: dict) -> Path:
-    """Write a checkpoint next to its final name, then rename: a cut-off save leaves nothing
-    half-written; older checkpoints drop their optimizer state (only the last resumes)."""
+    """Build a checkpoint in a temp folder beside its final name, then swap it in
+    (`io.replace_dir`): a cut-off save leaves the previous checkpoints whole. Older
+    checkpoints drop their optimizer state (only the last resumes), and only once the new
+    one is in place."""
+    import io as bytes_io
+
     import torch
 
     root = folder / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(info["step"])
-    tmp = root / f".{final.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    for stale in root.glob(f"{TEMP_PREFIX}step-*") if root.is_dir() else ():
+        if not stale.name.endswith(".old"):
+            shutil.rmtree(stale, ignore_errors=True)  # a save killed earlier
+    tmp = temp_dir(root, final.name)
     hf.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    torch.save(trainer_state, tmp / TRAINER)
-    atomic_write(tmp / INFO, json.dumps(info, indent=1).encode())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    buf = bytes_io.BytesIO()
+    torch.save(trainer_state, buf)
+    atomic_write(tmp / TRAINER, buf.getvalue())
+    atomic_write(tmp / INFO, json.dumps(info, indent=1))
+    replace_dir(tmp, final)
     for old in checkpoints(folder):
         if old != final and (old / TRAINER).exists():
             (old / TRAINER).unlink()
     return final
+
+
+def load_trainer_state(path: Path) -> dict:
+    """The optimizer state of a checkpoint, loaded without unpickling arbitrary objects."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInput(f"{path}: unreadable optimizer state ({first[:160]})") from None
 
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
@@ -220,8 +245,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     labels = dataset_labels(p["dataset"], p["labels"])
     p["labels"] = labels
     tokens = resolve(base.tokenizer, labels, p["lang"], base.name)
-    train = load_examples(p["dataset"], "train", labels, int(p["limit"]))
-    test = load_examples(p["dataset"], "test", labels, int(p["test_limit"]))
+    train = load_examples(p["dataset"], "train", labels, int(p["limit"]), seed)
+    test = load_examples(p["dataset"], "test", labels, int(p["test_limit"]), seed)
     if len(train) < int(p["batch_size"]):
         raise BadInput(f"{len(train)} training examples, fewer than one batch of {p['batch_size']}")
     hashes = {"train_hash": examples_hash(train), "test_hash": examples_hash(test)}
@@ -252,7 +277,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     pad_id = base.tokenizer.pad_token_id
 
     with session.step("finetune", p) as rec:
-        rec["inputs"] = dict(hashes)
+        rec["inputs"] = {**hashes, "split_seed": seed}
+        record_dataset(session, rec, p["dataset"])
         if resume is None:
             progress.task(f"test accuracy of the base model ({len(test)} texts)", 1)
             base_acc = accuracy(base, test, tokens, p["lang"], check=progress.check)
@@ -267,7 +293,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
 
             hf = AutoModelForCausalLM.from_pretrained(str(resume), dtype=torch.float32)
             hf.to(base.device)
-            state = torch.load(resume / TRAINER, weights_only=False)
+            state = load_trainer_state(resume / TRAINER)
             opt_state = state["optimizer"]
             rec["resumed_from"] = start
         work = wrap(base, hf, f"{base.name}@finetune")

@@ -422,7 +422,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             "maps": {},
             "seconds": seconds,
         }
-        seq = max(e["seq"] for e in session.events())
+        seq = rec["seq"]
         tag = f"heads-{seq:03d}-{p['emotion']}"
         for m, mat in maps.items():
             result["maps"][m] = {"matrix": mat.tolist(), "top": top_units(mat, k)}

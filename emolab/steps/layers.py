@@ -16,7 +16,7 @@ from ..capture import capture
 from ..errors import BadInput
 from ..progress import Progress
 from ..session import Session
-from .common import emotion_vector, session_model
+from .common import emotion_vector, record_dataset, session_model
 
 BASELINE_SEEDS = 5
 
@@ -328,6 +328,7 @@ def compare_sources(
     baseline,
     n_layers,
     progress,
+    seq: int = 0,
 ) -> dict:
     """Generation- vs comprehension-based directions on the same labelled held-out test set.
 
@@ -408,9 +409,10 @@ def compare_sources(
             )
         tests[method] = entry
     session.write_artifact(
-        "generations.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written)
+        f"generations-{seq:03d}.jsonl",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written),
     )
-    session.write_artifact("sources.csv", to_csv(rows))
+    session.write_artifact(f"sources-{seq:03d}.csv", to_csv(rows))
     return {"rows": rows, "tests": tests, "samples_per_label": samples, "n_generated": len(texts)}
 
 
@@ -440,10 +442,15 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         if dataset:
             from .extract import load_split
 
+            record_dataset(session, rec, dataset)
             model = session_model(session)
             try:
                 examples, y_te = load_split(
-                    dataset, "test", emotions + [baseline], params.get("limit", 100)
+                    dataset,
+                    "test",
+                    emotions + [baseline],
+                    params.get("limit", 100),
+                    int(session.manifest.get("seed", 0)),
                 )
             except Exception as exc:
                 raise BadInput(
@@ -494,13 +501,19 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 baseline,
                 n_layers,
                 progress,
+                seq=rec["seq"],
             )
-            rec["outputs"] += ["artifacts/generations.jsonl", "artifacts/sources.csv"]
+            rec["outputs"] += [
+                f"artifacts/generations-{rec['seq']:03d}.jsonl",
+                f"artifacts/sources-{rec['seq']:03d}.csv",
+            ]
             for m, t in sources["tests"].items():
                 rec["metrics"][f"wilcoxon_p_acc/{m}"] = t["acc_wilcoxon_p"]
                 rec["metrics"][f"wilcoxon_p_auc/{m}"] = t["auc_wilcoxon_p"]
 
-        tag = f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        tag = f"-{rec['seq']:03d}" + (
+            f"-{dataset.replace(':', '_').replace('/', '_')}" if dataset else ""
+        )
         session.write_artifact(f"layers{tag}.csv", to_csv(rows))
         session.write_json(
             f"layers{tag}.json",

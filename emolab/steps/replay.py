@@ -1,9 +1,12 @@
-"""Replay: re-run a session's log into a new session and compare every metric and vector."""
+"""Replay: re-run a session's log into a new session and compare everything it can:
+metrics, choices, vectors, generated texts, input file hashes and plugin versions
+(`replay_compare`). Steps cut off by a crash or failed in the original are skipped and
+named. The comparison is written into the replayed session too."""
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +16,11 @@ from ..errors import BadInput, SessionError
 from ..models import load
 from ..progress import Progress
 from ..session import Session
+from . import replay_compare as rc
+from .replay_compare import Comparison
 
-
-@dataclass
-class Comparison:
-    rows: list[dict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(r["ok"] for r in self.rows)
-
-    def add(self, what: str, original, replayed, diff: float, ok: bool) -> None:
-        self.rows.append(
-            {"what": what, "original": original, "replayed": replayed, "diff": diff, "ok": ok}
-        )
+COMPARISON = "replay-comparison.json"
+__all__ = ["Comparison", "replay", "missing_plugins", "free_replay_path"]
 
 
 def missing_plugins(session: Session) -> list[str]:
@@ -59,13 +53,21 @@ def replay(
     rtol: float = 1e-3,
     atol: float = 1e-4,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> tuple[Session, Comparison]:
+    """Re-run every finished step of `src` into a new session and compare. `strict`: a
+    plugin whose version differs from the original's is a mismatch, not just a note."""
     from . import STEPS
 
     progress = progress or Progress()
     original = Session.open(src)
-    if original.status().startswith("interrupted"):
-        progress.task(f"note: original session {original.status()}", 0)
+    cmp = Comparison()
+    for ev in original.interrupted():
+        progress.task(f"note: step #{ev['seq']} ({ev['kind']}) was interrupted: skipped", 0)
+        cmp.add(f"{ev['kind']}#{ev['seq']}", "interrupted", "skipped", 0.0, True, "interrupted")
+    for ev in original.steps():
+        if ev["status"] == "failed":
+            cmp.add(f"{ev['kind']}#{ev['seq']}", "failed", "skipped", 0.0, True, "failed")
     steps = [e for e in original.steps() if e["status"] == "ok"]
     if not steps:
         raise SessionError(f"{original.path}: nothing to replay (no finished step)")
@@ -94,25 +96,26 @@ def replay(
         seed=original.manifest.get("seed", 0),
         replay_of=str(original.path.resolve()),
     )
-    cmp = Comparison()
+
+    def tokenize(text: str) -> list[str]:
+        ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [model.tokenizer.decode([i]) for i in ids]
+
     for ev in steps:
         STEPS[ev["kind"]](new, dict(ev["params"]), progress)
         mine = new.steps()[-1]
-        for key, value in sorted(ev.get("metrics", {}).items()):
-            got = mine.get("metrics", {}).get(key)
-            if got is None:
-                cmp.add(f"{ev['kind']}#{ev['seq']} {key}", value, None, math.inf, False)
-                continue
-            diff = abs(float(got) - float(value))
-            ok = (math.isnan(value) and math.isnan(got)) or diff <= atol + rtol * abs(float(value))
-            cmp.add(f"{ev['kind']}#{ev['seq']} {key}", value, got, diff, ok)
-        # what a step chose (a layer, an alpha) and on which split: both must come out equal
-        for key, choice in sorted((ev.get("choices") or {}).items()):
-            got = (mine.get("choices") or {}).get(key)
-            same = got == choice
-            cmp.add(
-                f"{ev['kind']}#{ev['seq']} choice {key}", choice, got, 0.0 if same else 1.0, same
-            )
+        tag = f"{ev['kind']}#{ev['seq']}"
+        rc.metrics(cmp, tag, ev.get("metrics") or {}, mine.get("metrics") or {}, rtol, atol)
+        rc.choices(cmp, tag, ev.get("choices") or {}, mine.get("choices") or {})
+        rc.inputs(cmp, tag, ev.get("inputs") or {}, mine.get("inputs") or {})
+        rc.plugins(cmp, tag, ev.get("plugins") or {}, mine.get("plugins") or {}, strict)
+        rc.texts(
+            cmp,
+            tag,
+            [original.path / o for o in ev.get("outputs") or []],
+            [new.path / o for o in mine.get("outputs") or []],
+            tokenize,
+        )
     for method in original.methods():
         a, _ = original.load_vectors(method)
         b, _ = new.load_vectors(method)
@@ -123,4 +126,15 @@ def replay(
             scale = float(np.linalg.norm(a[key])) or 1.0
             diff = float(np.linalg.norm(a[key] - b[key])) / scale
             cmp.add(f"vector {method}:{key}", f"|v|={scale:.4g}", "", diff, diff <= max(rtol, 1e-6))
+    record(new, cmp, strict)
     return new, cmp
+
+
+def record(new: Session, cmp: Comparison, strict: bool) -> None:
+    """The comparison goes into the replayed session (artifacts/replay-comparison.json,
+    summarised in its manifest), so the replay carries its own verdict."""
+    new.write_artifact(COMPARISON, json.dumps({**cmp.as_dict(), "strict": strict}, default=str))
+    summary = {k: v for k, v in cmp.as_dict().items() if k != "rows"}
+    new.update_manifest(
+        lambda m: m.update(replay_comparison={**summary, "path": f"artifacts/{COMPARISON}"})
+    )

@@ -12,7 +12,7 @@ from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
 from ..progress import Progress
 from ..runner import generate
-from ..session import Session, check_width, read_vectors
+from ..session import Session, check_width
 from .common import emotion_vector, guarded, plugin_versions, session_model
 
 DEFAULTS = {
@@ -58,12 +58,22 @@ def baseline_texts(model, prompts: list[str], max_new_tokens: int, progress: Pro
     return _BASELINES[key]
 
 
-def vectors_for(session: Session, method: str | None, vector_file: str | None):
-    """The vector set to steer with: the session's (a method's) or a published file."""
+def vectors_for(
+    session: Session, method: str | None, vector_file: str | None, emotion: str | None = None
+):
+    """The vector set to steer with: the session's (a method's) or a vector file in any
+    format emolab exports (safetensors, llama.cpp / repeng GGUF, a {layer: tensor} .pt),
+    refused with the model it was made for when it does not fit this session's model. A
+    file that names no emotion (another tool's) is taken as `emotion`'s."""
     if vector_file:
-        from pathlib import Path
+        from .. import vector_io
 
-        return read_vectors(Path(vector_file))
+        vectors, meta = vector_io.read(vector_file, emotion)
+        m = session.manifest["model"]
+        vector_io.check_model(
+            vectors, meta, vector_file, session.model_name, int(m["d_model"]), int(m["layers"])
+        )
+        return vectors, meta
     return session.load_vectors(method)
 
 
@@ -131,7 +141,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         if p[k] is None:
             p[k] = setting[k]
             choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
-    vectors, meta = vectors_for(session, p["method"], p["vector_file"])
+    vectors, meta = vectors_for(session, p["method"], p["vector_file"], p["emotion"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
         {k.split("/", 1)[0] for k in vectors}
     )
@@ -183,6 +193,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     logged = {**p, **{k: None for k in choices}}
     with session.step("steer", logged, used) as rec:
         rec["choices"] = choices
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         progress.task("generate baseline", len(prompts))
         base = baseline_texts(model, prompts, p["max_new_tokens"], progress)
         progress.task(
@@ -238,8 +250,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                     ppl,
                 )
             )
-        seq = rec_seq(session)
-        name = f"steer-{seq:03d}.jsonl"
+        name = f"steer-{rec['seq']:03d}.jsonl"
         session.write_artifact(
             name,
             "".join(
@@ -292,7 +303,3 @@ def success_metrics(
     out["judge_accuracy"] = j.accuracy(judge.judge)
     return out
 
-
-def rec_seq(session: Session) -> int:
-    """Sequence number of the step being written (the last `started` event)."""
-    return max(e["seq"] for e in session.events())

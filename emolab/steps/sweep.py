@@ -21,8 +21,8 @@ import json
 import numpy as np
 
 from .. import plugins
-from ..api import Run
 from ..data import NEUTRAL_PROMPTS, list_prompt
+from ..engine import Serial
 from ..errors import BadInput
 from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
@@ -31,6 +31,7 @@ from . import success as sx
 from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
+from .sweep_cells import RANDOM, RESIDUAL, SweepWork, failed_cell
 
 DEFAULTS = {
     "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
@@ -53,7 +54,6 @@ DEFAULTS = {
     "circuit_factors": [2.0, 4.0],
 }
 GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
-RESIDUAL = "residual"
 COLUMNS = (
     "emotion",
     "intervention",
@@ -74,6 +74,7 @@ COLUMNS = (
     "regime",
     "surgical_share",
     "heads",
+    "error",
     "success",
     "success_dev",
     "success_test",
@@ -84,8 +85,8 @@ COLUMNS = (
     "p_target_dev",
     "p_target_test",
 )
-TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads")
-REGIMES = ("surgical", "repetitive", "explosive")
+SUCCESS_COLUMNS = COLUMNS[COLUMNS.index("success") :]
+TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads", "error")
 
 
 def check_params(p: dict) -> None:
@@ -124,8 +125,8 @@ def read_cells(session: Session, name: str) -> dict[tuple, dict]:
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     out = {}
     for r in rows:
-        r = {"intervention": RESIDUAL, "heads": "", **r}  # files from before circuits
-        # files from before success rates read NaN there
+        r = {"intervention": RESIDUAL, "heads": "", "error": "", **r}  # files from before circuits
+        # files from before success rates read NaN there (and are computed again)
         cell = {c: r[c] if c in TEXT_COLUMNS else float(r.get(c, "nan")) for c in COLUMNS}
         cell["layer"] = int(cell["layer"])
         out[cell_key(cell)] = cell
@@ -161,7 +162,9 @@ def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict |
     return out
 
 
-def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
+def run(session: Session, params: dict, progress: Progress | None = None, engine=None) -> dict:
+    """`engine`: how cells run (engine.Serial by default, Batched, RayExecutor); it never
+    changes a number, so it is not a parameter of the sweep."""
     progress = progress or Progress()
     p = {**DEFAULTS, **params}
     p["alphas"] = [float(a) for a in p["alphas"]]
@@ -189,13 +192,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     judge = reg.get(
         "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
     )
-    ppl = reg.get(
-        "evaluators",
-        "perplexity_ratio",
-        max_ratio=p["max_ratio"],
-        min_distinct2=p["min_distinct2"],
-        max_distinct_drop=p["max_distinct_drop"],
-    )
     key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
@@ -213,6 +209,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         g
         for g in grid
         if g not in cells
+        or cells[g]["error"]  # a failed cell is computed again
         or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
         or not np.isfinite(cells[g]["success"])  # a cell from before success rates
     ]
@@ -222,6 +219,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         **plugin_versions("evaluators", ["classifier", "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
+        if p["vector_file"]:
+            session.add_input(rec, "vector_file", p["vector_file"])
         model = session_model(session)
         progress.task("judge: load or train the classifier", 0)
         j = guarded("evaluators", judge, "judge_obj")
@@ -235,144 +234,62 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             )
             session.write_json(base_path.name, {"prompts": prompts, "texts": base})
         base_probs = j.proba(base, p["judge"])
-        halves = sx.prompt_halves(len(prompts))
-        randoms: dict[tuple, tuple[np.ndarray, list[str]]] = {}
-
-        def random_control(emo: str, layer: int, alpha: float):
-            """Judge probabilities and regimes of a random direction of the same size."""
-            rkey = (layer, alpha, emo if p["scale"] == "absolute" else "")
-            if rkey not in randoms:
-                inter = reg.get(
-                    "interventions",
-                    "residual_add",
-                    layer=layer,
-                    alpha=alpha,
-                    scale=p["scale"],
-                    positions=p["positions"],
-                )
-                rvec = sx.random_like(vecs[emo])
-                rhooks = guarded("interventions", inter, "hooks", model, vector=rvec, norms=norms)
-                texts = generate(
-                    model,
-                    prompts,
-                    rhooks,
-                    p["max_new_tokens"],
-                    p["batch_size"],
-                    check=progress.check,
-                )
-                rrun = Run(model, prompts, base, texts, rhooks, all_emotions, emo)
-                guarded("evaluators", ppl, "evaluate", rrun)
-                randoms[rkey] = (j.proba(texts, p["judge"]), rrun.extra["regimes"])
-            return randoms[rkey]
-
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
         base_logits = last_logits(model, lists)[:, cols]
-        lines = []
-        progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
-        for i, (emo, kind, layer, alpha) in enumerate(todo):
-            progress.check()
-            heads = circuit_specs.get((emo, kind), "")
-            if kind == RESIDUAL:
-                inter = reg.get(
-                    "interventions",
-                    "residual_add",
-                    layer=layer,
-                    alpha=alpha,
-                    scale=p["scale"],
-                    positions=p["positions"],
-                )
-            else:
-                inter = reg.get(
-                    "interventions", "enhance", heads=heads, factor=alpha, positions=p["positions"]
-                )
-            hooks = guarded("interventions", inter, "hooks", model, vector=vecs[emo], norms=norms)
-            steered = generate(
-                model, prompts, hooks, p["max_new_tokens"], p["batch_size"], check=progress.check
-            )
-            col = j.labels.index(emo) if emo in j.labels else None
-            if col is None:
-                from ..errors import UnknownName
+        if any(e not in j.labels for e in p["emotions"]):
+            from ..errors import UnknownName
 
-                raise UnknownName(f"the judge has no label '{emo}' (labels: {', '.join(j.labels)})")
-            parts = j.proba_parts(steered)
-            probs = (
-                np.mean(list(parts.values()), axis=0)
-                if p["judge"] == "ensemble"
-                else parts[p["judge"]]
-            )
-            agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
-            shift = (last_logits(model, lists, hooks)[:, cols] - base_logits).mean(0)
-            k = all_emotions.index(emo)
-            others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-            run_ = Run(model, prompts, base, steered, hooks, all_emotions, emo)
-            m = guarded("evaluators", ppl, "evaluate", run_)
-            ok = sx.success_flags(probs, col, run_.extra["regimes"])
-            ok_base = sx.success_flags(base_probs, col, None)
-            rand = {"success_random_dev": float("nan"), "success_random_test": float("nan")}
-            if kind == RESIDUAL:
-                r_probs, r_regimes = random_control(emo, layer, alpha)
-                rand = sx.split_rates(
-                    sx.success_flags(r_probs, col, r_regimes), halves, "success_random"
+            bad = next(e for e in p["emotions"] if e not in j.labels)
+            raise UnknownName(f"the judge has no label '{bad}' (labels: {', '.join(j.labels)})")
+        work = SweepWork(
+            session.model_name,
+            model.device,
+            {k: p[k] for k in DEFAULTS if k != "prompts"},
+            prompts,
+            lists,
+            vecs,
+            norms,
+            circuit_specs,
+            all_emotions,
+            cols,
+            base,
+            base_probs,
+            base_logits,
+            j,
+        )
+        engine = engine or Serial()
+        rec["engine"] = engine.describe()
+        halves = sx.prompt_halves(len(prompts))
+        randoms = random_controls(work, engine, todo, p, progress)
+        progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
+        for i, cell in engine.map(work, todo, progress.check):
+            if "error" in cell and len(cell) == 1:
+                cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
+            steered = cell.pop("steered")
+            cell.update(
+                success_columns(
+                    cell, cell.pop("probs", None), cell.pop("regimes", None), j, base_probs,
+                    randoms, halves, p["scale"],
                 )
-            cells[(emo, kind, layer, alpha)] = {
-                "emotion": emo,
-                "intervention": kind,
-                "layer": layer,
-                "alpha": alpha,
-                "p_target_baseline": round(float(base_probs[:, col].mean()), 5),
-                "p_target": round(float(probs[:, col].mean()), 5),
-                "p_target_rise": round(float(probs[:, col].mean() - base_probs[:, col].mean()), 5),
-                "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
-                "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
-                "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
-                "judge_agreement": round(agree, 5),
-                "label_logit_shift": round(float(shift[k]), 5),
-                "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
-                "perplexity_ratio": round(m["perplexity_ratio"], 5),
-                "distinct2": round(m["distinct2"], 5),
-                "distinct2_baseline": round(m["distinct2_baseline"], 5),
-                "regime": REGIMES[int(m["regime_code"])],
-                "surgical_share": round(m["surgical_share"], 5),
-                "heads": heads,
-                "success": round(float(ok.mean()), 5),
-                **sx.split_rates(ok, halves, "success"),
-                **sx.split_rates(ok_base, halves, "success_baseline"),
-                **rand,
-                **{
-                    f"p_target_{h}": round(float(probs[idx, col].mean()), 5) if idx else np.nan
-                    for h, idx in halves.items()
-                },
-            }
+            )  # fmt: skip
+            cells[cell_key(cell)] = cell
             write_cells(session, name, cells)
-            lines.append(
-                json.dumps(
-                    {
-                        "emotion": emo,
-                        "intervention": kind,
-                        "heads": heads,
-                        "layer": layer,
-                        "alpha": alpha,
-                        "steered": steered,
-                    }
-                )
-                + "\n"
-            )
+            line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
-            session.write_artifact(texts_name, prev + lines[-1])
+            session.write_artifact(
+                texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
+            )
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         # the best cell per emotion is chosen on the dev prompts and reported on the test ones
         best = sx.best_on_dev([r for r in rows if r["intervention"] == RESIDUAL])
         best_circuit = sx.best_on_dev([r for r in rows if r["intervention"] != RESIDUAL])
         head = sx.headline(best)
-        rec["outputs"] = [
-            f"artifacts/{name}",
-            f"artifacts/{texts_name}",
-            f"artifacts/{base_path.name}",
-        ]
+        table = step_outputs(session, rec["seq"], grid, cells, texts_name)
+        rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
         metrics: dict[str, float] = {"cells": float(len(grid))}
         choices: dict[str, dict] = {}
         for emo, b in best.items():
@@ -380,9 +297,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 metrics[f"best_p_target_rise/{emo}"] = float(b["p_target_rise"])
                 metrics[f"best_layer/{emo}"] = float(b["layer"])
                 metrics[f"best_alpha/{emo}"] = float(b["alpha"])
-                metrics[f"success_test/{emo}"] = float(b["success_test"])
-                metrics[f"success_random_test/{emo}"] = float(b["success_random_test"])
-                metrics[f"success_baseline_test/{emo}"] = float(b["success_baseline_test"])
+                for k in ("success_test", "success_random_test", "success_baseline_test"):
+                    metrics[f"{k}/{emo}"] = float(b[k])
                 choices[f"best_cell/{emo}"] = {
                     "value": [b["layer"], b["alpha"]],
                     "chosen_on": "dev prompts",
@@ -399,7 +315,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     progress.done()
     return {
         "params": p,
-        "csv": str(session.artifact(name)),
+        "csv": str(session.path / table[0]),
         "rows": rows,
         "best": best,
         "best_circuit": best_circuit,
@@ -415,6 +331,24 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     }
 
 
+def step_outputs(
+    session: Session, seq: int, grid: list[tuple], cells: dict, texts_name: str
+) -> list[str]:
+    """This step's own table and texts (`sweep-<seq>.csv`, `-texts.jsonl`): exactly its
+    grid, taken from the resume cache that every sweep with the same settings shares, so a
+    later sweep never changes what an earlier one wrote."""
+    write_cells(session, f"sweep-{seq:03d}.csv", {g: cells[g] for g in grid})
+    texts: dict[tuple, str] = {}
+    path = session.artifact(texts_name)
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        r = json.loads(line)
+        texts[(r["emotion"], r["intervention"], r["layer"], r["alpha"])] = line + "\n"
+    session.write_artifact(
+        f"sweep-{seq:03d}-texts.jsonl", "".join(texts[g] for g in grid if g in texts)
+    )
+    return [f"artifacts/sweep-{seq:03d}.csv", f"artifacts/sweep-{seq:03d}-texts.jsonl"]
+
+
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
     """(emotion, 'circuit-top<k>') -> the head spec from the session's latest head map."""
     return {
@@ -422,3 +356,51 @@ def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
         for e in p["emotions"]
         for k in p["circuits"]
     }
+
+
+def random_controls(work, engine, todo: list[tuple], p: dict, progress: Progress) -> dict:
+    """Judge probabilities and per-text regimes of a random direction of the same size for
+    every (layer, alpha) a residual cell to compute needs. With relative alpha the random
+    push is the same for every emotion (the hook rescales it), so it runs once per
+    (layer, alpha); with absolute alpha once per emotion too."""
+    per_emotion = p["scale"] == "absolute"
+    need = sorted({(c[0] if per_emotion else "", c[2], c[3]) for c in todo if c[1] == RESIDUAL})
+    cells = [(e or p["emotions"][0], RANDOM, layer, a) for e, layer, a in need]
+    if not cells:
+        return {}
+    progress.task(f"random-direction controls ({len(cells)})", len(cells))
+    out = {}
+    for i, res in engine.map(work, cells, progress.check):
+        if "probs" in res:
+            out[need[i]] = (res["probs"], res["regimes"])
+        progress.update(i + 1)
+    return out
+
+
+def success_columns(
+    cell: dict, probs, regimes, judge, base_probs, randoms: dict, halves: dict, scale: str
+) -> dict:
+    """The success columns of one cell (see steps/success.py): steered, unsteered and the
+    random control, on the dev and test prompt halves. NaN for a failed cell."""
+    nan = float("nan")
+    if probs is None:
+        return {c: nan for c in SUCCESS_COLUMNS}
+    emo = cell["emotion"]
+    col = judge.labels.index(emo)
+    ok = sx.success_flags(probs, col, regimes)
+    out = {
+        "success": round(float(ok.mean()), 5),
+        **sx.split_rates(ok, halves, "success"),
+        **sx.split_rates(sx.success_flags(base_probs, col, None), halves, "success_baseline"),
+        "success_random_dev": nan,
+        "success_random_test": nan,
+    }
+    rkey = (emo if scale == "absolute" else "", cell["layer"], cell["alpha"])
+    if cell["intervention"] == RESIDUAL and rkey in randoms:
+        r_probs, r_regimes = randoms[rkey]
+        out.update(
+            sx.split_rates(sx.success_flags(r_probs, col, r_regimes), halves, "success_random")
+        )
+    for h, idx in halves.items():
+        out[f"p_target_{h}"] = round(float(probs[idx, col].mean()), 5) if idx else nan
+    return out

@@ -1,11 +1,12 @@
-"""Widgets that draw step results: a per-layer bar chart, a layer x head heatmap, a cosine
-matrix and the work bar. They only draw what they are given; the data come from the steps'
-artifacts, read by the screens."""
+"""Widgets the screens share: the nav bar, the work bar, a per-layer bar chart, a layer x head
+heatmap and a cosine matrix. They only draw what they are given; the data come from the
+steps' artifacts, which the screens find through `emolab.results`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from rich.color import Color
@@ -18,6 +19,50 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
+TABS = (
+    ("1", "sessions"),
+    ("2", "layers"),
+    ("3", "heads"),
+    ("4", "steer"),
+    ("5", "plugins"),
+    ("6", "log"),
+    ("7", "compare"),
+)
+
+
+def fmt(x: Any, spec: str = ".2f") -> str:
+    """A number for a table cell; '-' for anything missing or not finite."""
+    return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else format(x, spec)
+
+
+def printable(text: str) -> str:
+    """Model output with control and unprintable characters shown as '·' (random models
+    emit any byte; a terminal must never receive them raw)."""
+    return "".join(c if c.isprintable() or c == "\n" else "·" for c in text)
+
+
+def middle_cut(name: str, width: int) -> str:
+    """`smollm2-135m-20261201-134136` -> `smollm2…134136`: both ends stay readable."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
+
+
+class NavBar(Static):
+    """The screen tabs (keys 1-7) and the open session's name."""
+
+    DEFAULT_CSS = "NavBar { height: 1; background: $panel; }"
+
+    def show(self, mode: str, session_name: str | None) -> None:
+        text = Text()
+        for key, name in TABS:
+            style = "bold reverse" if name == mode else ""
+            text.append(f" {key} {name}", style=style)
+        text.append(" │ ", style="dim")
+        room = max(12, (self.size.width or 80) - len(text.plain) - 1)
+        text.append(middle_cut(session_name or "no session", room), "bold cyan")
+        self.update(text)
 
 
 def _diverging(value: float, scale: float) -> Color:
@@ -118,8 +163,10 @@ class CosineMatrix(Static):
 
 
 class Heatmap(Widget, can_focus=True):
-    """A layer x head matrix as coloured cells; arrows move the cursor, which is reported
-    with `CursorMoved` so the screen can show the value and the head's details."""
+    """A layer x head matrix as coloured cells; arrows move the cursor, page keys scroll a
+    page of layers, and the rows follow the cursor, so every layer of a deep model is
+    reachable in a short terminal. The cursor is reported with `CursorMoved` so the screen
+    can show the value and the head's details."""
 
     DEFAULT_CSS = "Heatmap { height: 1fr; width: 1fr; }"
     BINDINGS = [
@@ -127,6 +174,10 @@ class Heatmap(Widget, can_focus=True):
         Binding("down", "move(1, 0)", "down", show=False),
         Binding("left", "move(0, -1)", "left", show=False),
         Binding("right", "move(0, 1)", "right", show=False),
+        Binding("pageup", "page(-1)", "page up", show=False),
+        Binding("pagedown", "page(1)", "page down", show=False),
+        Binding("home", "move(-1000000, 0)", "first layer", show=False),
+        Binding("end", "move(1000000, 0)", "last layer", show=False),
     ]
 
     class CursorMoved(Message):
@@ -141,10 +192,30 @@ class Heatmap(Widget, can_focus=True):
         self.top = 0
 
     def set_matrix(self, matrix: np.ndarray) -> None:
-        self.matrix = np.asarray(matrix, dtype=float)
-        self.cursor, self.top = (0, 0), 0
+        """Show `matrix`; the cursor stays where it was when the shape is the same (another
+        map of the same heads), else it goes back to L0 H0."""
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.shape != self.matrix.shape:
+            self.cursor, self.top = (0, 0), 0
+        self.matrix = matrix
         self.refresh()
         self._report()
+
+    @property
+    def page_rows(self) -> int:
+        """Layer rows on screen: all but the head-number line and the scroll line."""
+        return max(1, self.size.height - 2)
+
+    def visible(self) -> range:
+        """The layers on screen, scrolled so the cursor's layer is one of them."""
+        n_layers = self.matrix.shape[0] if self.matrix.size else 0
+        rows, layer = self.page_rows, self.cursor[0]
+        if layer < self.top:
+            self.top = layer
+        elif layer >= self.top + rows:
+            self.top = layer - rows + 1
+        self.top = max(0, min(self.top, max(0, n_layers - rows)))
+        return range(self.top, min(n_layers, self.top + rows))
 
     def _report(self) -> None:
         if self.matrix.size:
@@ -161,30 +232,33 @@ class Heatmap(Widget, can_focus=True):
         self.refresh()
         self._report()
 
+    def action_page(self, direction: int) -> None:
+        self.action_move(direction * self.page_rows, 0)
+
     def render(self) -> Text:
         if not self.matrix.size:
             return Text("no data", style="dim")
         n_layers, n_heads = self.matrix.shape
         cell = 3 if 4 + 3 * n_heads <= self.size.width else 2
-        rows = max(1, self.size.height - 1)
         layer, head = self.cursor
-        if layer < self.top:
-            self.top = layer
-        elif layer >= self.top + rows:
-            self.top = layer - rows + 1
+        shown = self.visible()
         finite = self.matrix[np.isfinite(self.matrix)]
         scale = float(np.abs(finite).max()) if finite.size else 0.0
         out = Text("    ", style="dim")
         out.append(
             "".join(f"{h:>{cell}}" for h in range(n_heads))[: self.size.width - 4], style="dim"
         )
-        for li in range(self.top, min(n_layers, self.top + rows)):
+        for li in shown:
             out.append(f"\nL{li:<3}", style="bold" if li == layer else "dim")
             for hi in range(n_heads):
                 v = float(self.matrix[li, hi])
                 here = (li, hi) == (layer, head)
                 style = Style(bgcolor=_diverging(v, scale), color="white", bold=True)
                 out.append("[]".center(cell) if here else " " * cell, style=style)
+        if len(shown) < n_layers:
+            more = f"L{shown.start}-{shown.stop - 1} of {n_layers}"
+            arrows = ("↑" if shown.start else " ") + ("↓" if shown.stop < n_layers else " ")
+            out.append(f"\n{arrows} {more} · pgup pgdn", style="dim")
         return out
 
 

@@ -1,0 +1,52 @@
+"""Helpers every command shares: JSON output, running a step with progress, list options.
+
+They live here (the faces layer) so command modules never import `emolab.cli`, which
+imports them in turn when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+
+def out_json(obj) -> None:
+    from ..session import _jsonable
+
+    click.echo(json.dumps(obj, indent=2, default=_jsonable))
+
+
+def run_step(step, session, params: dict, as_json: bool, with_session: bool = False):
+    """Run a core step with CLI progress. With --json the result is printed here and None
+    returned; otherwise the result goes back for the command's own table."""
+    from ..progress_cli import cli_progress
+
+    with cli_progress(as_json) as progress:
+        result = step.run(session, params, progress)
+    if not as_json:
+        return result
+    out_json({"session": str(session.path), **result} if with_session else result)
+    return None
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def default_session_path(model: str) -> Path:
+    root = Path(os.environ.get("EMOLAB_SESSIONS", "sessions"))
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{model.replace(':', '_').replace('/', '_')}-{stamp}"
+
+
+def csv_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items

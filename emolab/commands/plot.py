@@ -1,0 +1,36 @@
+"""`emolab plot SESSION [WHAT]`: the session's results as publication figures."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    @click.argument("session_path")
+    @click.argument("what", required=False)
+    @click.option("--format", "fmt", default="png", show_default=True, help="png, svg or pdf")
+    @click.option("--out", default=None, help="folder for the figures (default: SESSION/figures)")
+    @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+    def plot(session_path, what, fmt, out, as_json):
+        """Figures of a session's results. WHAT: layers, cosines, heads, sweep, align,
+        checkpoints or crosslingual (default: every kind the session has)."""
+        from .. import figures
+        from ..session import Session
+
+        figures.check_format(fmt)
+        figures.check_what(what)
+        session = Session.open(session_path)
+        paths = figures.plot(session, what, fmt, out)
+        if as_json:
+            click.echo(
+                json.dumps({"session": str(session.path), "figures": [str(p) for p in paths]})
+            )
+            return
+        for p in paths:
+            click.echo(str(p))

@@ -1,0 +1,111 @@
+"""`emolab steer`: generate with h + alpha*v beside the unsteered text."""
+
+from __future__ import annotations
+
+import click
+
+from ..hookspecs import hookimpl
+from ._common import console, csv_list, run_step
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    @click.argument("session_path")
+    @click.option("--emotion", required=True)
+    @click.option(
+        "--layer",
+        type=int,
+        default=None,
+        help="default: the sweep's or layer analysis's dev choice",
+    )
+    @click.option(
+        "--alpha", type=float, default=None, help="default: the sweep's dev choice, or 0.3"
+    )
+    @click.option(
+        "--success",
+        is_flag=True,
+        help="judge the texts: success rate beside the unsteered text and a random direction",
+    )
+    @click.option("--judge-train-limit", type=int, default=16000, show_default=True)
+    @click.option(
+        "--scale",
+        type=click.Choice(["relative", "absolute"]),
+        default="relative",
+        show_default=True,
+        help="relative: alpha x the layer's mean residual norm",
+    )
+    @click.option(
+        "--positions",
+        type=click.Choice(["all", "prompt", "generated"]),
+        default="all",
+        show_default=True,
+    )
+    @click.option(
+        "--prompt", "prompts", multiple=True, help="prompt(s); default: 4 neutral prompts"
+    )
+    @click.option("--method", default=None, help="which vector set of the session")
+    @click.option("--vectors", "vector_file", default=None, help="a published vector file instead")
+    @click.option("--max-new-tokens", type=int, default=24, show_default=True)
+    @click.option("--evaluators", default="label_logit_shift", show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    @click.option(
+        "--circuit",
+        type=int,
+        default=None,
+        help="enhance the emotion's top-k heads (from `emolab heads`) instead of adding v",
+    )
+    @click.option(
+        "--factor",
+        "circuit_factor",
+        type=float,
+        default=2.0,
+        show_default=True,
+        help="multiplier for --circuit heads",
+    )
+    def steer(
+        session_path,
+        emotion,
+        layer,
+        alpha,
+        scale,
+        positions,
+        prompts,
+        method,
+        vector_file,
+        max_new_tokens,
+        evaluators,
+        as_json,
+        success=False,
+        judge_train_limit=16000,
+        circuit=None,
+        circuit_factor=2.0,
+    ):
+        """Generate with h + alpha*v and compare with the unsteered text."""
+        from ..session import Session
+        from ..steps import steer as step
+
+        session = Session.open(session_path)
+        params = {
+            "emotion": emotion,
+            "layer": layer,
+            "alpha": alpha,
+            "scale": scale,
+            "positions": positions,
+            "method": method,
+            "vector_file": vector_file,
+            "max_new_tokens": max_new_tokens,
+            "evaluators": csv_list(evaluators),
+            "circuit": circuit,
+            "circuit_factor": circuit_factor,
+            "success": success,
+            "judge_train_limit": judge_train_limit,
+        }
+        if prompts:
+            params["prompts"] = list(prompts)
+        result = run_step(step, session, params, as_json)
+        if result is None:
+            return
+        from ..report import print_steer
+
+        print_steer(console(), result)

@@ -1,0 +1,193 @@
+"""One sweep cell's computation, as a `engine.Work`: steered texts, their judge scores, the
+label-logit shift and the perplexity regime for (emotion, intervention, layer, alpha).
+
+The driver (steps/sweep.py) computes what every cell shares once — baseline texts and their
+judge probabilities, the label-list logits, the vectors — and puts it here; an executor then
+runs cells in this process or on Ray workers, which load the model once (`start`). Cells of
+one group share a pass: `generate_cells` and `last_logits_cells` give each cell's rows its
+own hooks, and the judge and perplexity are scored per cell exactly as alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..api import Run
+from ..runner import generate_cells, last_logits_cells
+
+RESIDUAL = "residual"
+RANDOM = "random"  # the control: a random direction of the vector's size, residual_add
+REGIMES = ("surgical", "repetitive", "explosive")
+
+Cell = tuple  # (emotion, intervention, layer, alpha)
+
+
+@dataclass
+class SweepWork:
+    model_name: str
+    device: str
+    p: dict
+    prompts: list[str]
+    lists: list[str]
+    vecs: dict[str, np.ndarray]
+    norms: np.ndarray
+    heads: dict[tuple[str, str], str]
+    all_emotions: list[str]
+    cols: list[int]
+    base: list[str]
+    base_probs: np.ndarray
+    base_logits: np.ndarray
+    judge: Any  # classifier.Judge: it travels with the work, so no worker trains one
+    _live: dict = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_live"] = {}  # the loaded model and components stay in their process
+        return state
+
+    def start(self) -> None:
+        if self._live:
+            return
+        from .. import plugins
+        from ..models import load
+
+        p = self.p
+        reg = plugins.registry()
+        self._live = {
+            "model": load(self.model_name, self.device),
+            "reg": reg,
+            "ppl": reg.get(
+                "evaluators",
+                "perplexity_ratio",
+                max_ratio=p["max_ratio"],
+                min_distinct2=p["min_distinct2"],
+                max_distinct_drop=p["max_distinct_drop"],
+            ),
+        }
+
+    def group(self, cell: Cell) -> tuple:
+        return cell[1], cell[2]
+
+    def hooks(self, cell: Cell) -> list:
+        from .common import guarded
+
+        emo, kind, layer, alpha = cell
+        p, reg, model = self.p, self._live["reg"], self._live["model"]
+        vector = self.vecs[emo]
+        if kind == RANDOM:
+            from .success import random_like
+
+            vector = random_like(vector)
+        if kind in (RESIDUAL, RANDOM):
+            inter = reg.get(
+                "interventions",
+                "residual_add",
+                layer=layer,
+                alpha=alpha,
+                scale=p["scale"],
+                positions=p["positions"],
+            )
+        else:
+            inter = reg.get(
+                "interventions",
+                "enhance",
+                heads=self.heads[(emo, kind)],
+                factor=alpha,
+                positions=p["positions"],
+            )
+        return guarded("interventions", inter, "hooks", model, vector=vector, norms=self.norms)
+
+    def run(self, cells: list[Cell]) -> list[dict]:
+        self.start()
+        p, model = self.p, self._live["model"]
+        hooks = [self.hooks(c) for c in cells]
+        steered = generate_cells(model, self.prompts, hooks, p["max_new_tokens"], p["batch_size"])
+        logits = last_logits_cells(model, self.lists, hooks)
+        return [
+            self.score(c, h, texts, lg[:, self.cols])
+            for c, h, texts, lg in zip(cells, hooks, steered, logits)
+        ]
+
+    def score(self, cell: Cell, hooks: list, steered: list[str], logits: np.ndarray) -> dict:
+        from .common import guarded
+
+        emo, kind, layer, alpha = cell
+        p, j = self.p, self.judge
+        col = j.labels.index(emo)
+        parts = j.proba_parts(steered)
+        probs = (
+            np.mean(list(parts.values()), axis=0) if p["judge"] == "ensemble" else parts[p["judge"]]
+        )
+        agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
+        shift = (logits - self.base_logits).mean(0)
+        k = self.all_emotions.index(emo)
+        others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
+        run = Run(
+            self._live["model"], self.prompts, self.base, steered, hooks, self.all_emotions, emo
+        )
+        m = guarded("evaluators", self._live["ppl"], "evaluate", run)
+        base_p = float(self.base_probs[:, col].mean())
+        return {
+            "emotion": emo,
+            "intervention": kind,
+            "layer": layer,
+            "alpha": alpha,
+            "p_target_baseline": round(base_p, 5),
+            "p_target": round(float(probs[:, col].mean()), 5),
+            "p_target_rise": round(float(probs[:, col].mean() - base_p), 5),
+            "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
+            "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
+            "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
+            "judge_agreement": round(agree, 5),
+            "label_logit_shift": round(float(shift[k]), 5),
+            "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
+            "perplexity_ratio": round(m["perplexity_ratio"], 5),
+            "distinct2": round(m["distinct2"], 5),
+            "distinct2_baseline": round(m["distinct2_baseline"], 5),
+            "regime": REGIMES[int(m["regime_code"])],
+            "surgical_share": round(m["surgical_share"], 5),
+            "heads": self.heads.get((emo, kind), ""),
+            "error": "",
+            "steered": steered,
+            # per text, for the success rate the driver computes (popped, never written)
+            "probs": probs,
+            "regimes": run.extra["regimes"],
+        }
+
+
+def failed_cell(cell: Cell, heads: str, error: str) -> dict:
+    """The row of a cell that could not be computed: NaN numbers, regime 'failed', the error
+    (a resumed sweep computes it again)."""
+    emo, kind, layer, alpha = cell
+    nan = float("nan")
+    return {
+        "emotion": emo,
+        "intervention": kind,
+        "layer": layer,
+        "alpha": alpha,
+        **{
+            c: nan
+            for c in (
+                "p_target_baseline",
+                "p_target",
+                "p_target_rise",
+                "top_is_target",
+                "p_target_minilm",
+                "p_target_tfidf",
+                "judge_agreement",
+                "label_logit_shift",
+                "label_logit_shift_vs_others",
+                "perplexity_ratio",
+                "distinct2",
+                "distinct2_baseline",
+                "surgical_share",
+            )
+        },
+        "regime": "failed",
+        "heads": heads,
+        "error": error,
+        "steered": [],
+    }

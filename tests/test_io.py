@@ -1,0 +1,66 @@
+"""The one write helper: atomic files, folders swapped in without a gap, hashing."""
+
+import hashlib
+import os
+
+import pytest
+
+from emolab import io
+
+
+def test_atomic_write_replaces_whole_files_and_cleans_up(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    io.atomic_write(target, "one")
+    io.atomic_write(target, b"two")
+    io.atomic_write(target, (c for c in (b"th", b"ree")))
+    assert target.read_text() == "three"
+    assert os.listdir(target.parent) == ["a.txt"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "a.txt"
+    io.atomic_write(target, "old")
+
+    def chunks():
+        yield b"new"
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        io.atomic_write(target, chunks())
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_replace_dir_never_leaves_no_copy(tmp_path):
+    final = tmp_path / "ckpt"
+    first = io.temp_dir(tmp_path, "ckpt")
+    (first / "w").write_text("1")
+    io.replace_dir(first, final)
+    second = io.temp_dir(tmp_path, "ckpt")
+    (second / "w").write_text("2")
+    io.replace_dir(second, final)
+    assert (final / "w").read_text() == "2"
+    assert os.listdir(tmp_path) == ["ckpt"]
+    # a kill between the two renames leaves the old copy aside; recover_dir puts it back
+    os.replace(final, tmp_path / f"{io.TEMP_PREFIX}ckpt.old")
+    io.recover_dir(final)
+    assert (final / "w").read_text() == "2"
+
+
+def test_sha256_and_memo(tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"x" * 3_000_000)
+    want = hashlib.sha256(b"x" * 3_000_000).hexdigest()
+    memo = tmp_path / "memo.json"
+    assert io.sha256_file(f) == want
+    assert io.file_sha256(f, memo) == want
+    memo.write_text("{broken")
+    assert io.file_sha256(f, memo) == want
+
+
+def test_append_line_wants_a_whole_line(tmp_path):
+    with pytest.raises(ValueError):
+        io.append_line(tmp_path / "log", "no newline")
+    io.append_line(tmp_path / "log", "a\n")
+    io.append_line(tmp_path / "log", "b\n")
+    assert (tmp_path / "log").read_text() == "a\nb\n"
