@@ -302,4 +302,3 @@ def success_metrics(
     out["p_target_baseline"] = float(probs[:, col].mean())
     out["judge_accuracy"] = j.accuracy(judge.judge)
     return out
-
