@@ -43,6 +43,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.vectors",
     "emolab.commands.report",
     "emolab.commands.hooks",
+    "emolab.commands.study",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."
@@ -81,6 +82,11 @@ class PluginInfo:
             "error": self.error,
             "collisions": self.collisions,
         }
+
+
+# what a plugin may raise while loading without stopping the app: its bugs, and also a
+# `sys.exit()` or a KeyboardInterrupt raised by its own code at import time
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 def _short_error(exc: BaseException) -> str:
@@ -131,7 +137,7 @@ class Registry:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:  # a plugin's bug must not stop the app
+                except PLUGIN_ERRORS as exc:  # a plugin's bug must not stop the app
                     info.error = _short_error(exc)
         for impl in self.pm.hook.register_commands.get_hookimpls():
             self.plugins[impl.plugin_name].hooks.append("register_commands")
@@ -147,7 +153,7 @@ class Registry:
         for impl in self.pm.hook.register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 self.plugins[impl.plugin_name].error = _short_error(exc)
 
     # -- lookup --------------------------------------------------------------------
@@ -206,7 +212,7 @@ def _load_entry_points(reg: Registry) -> None:
         version = dist.version if dist else "?"
         try:
             module = ep.load()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(ep.name, version, "entrypoint", package, _short_error(exc))
             continue
         reg.add_module(module, ep.name, version, "entrypoint", package)
@@ -222,7 +228,7 @@ def _load_plugin_dir(reg: Registry) -> None:
             spec = importlib.util.spec_from_file_location(f"emolab_plugin_{name}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(name, "file", "file", str(path), _short_error(exc))
             continue
         reg.add_module(module, name, getattr(module, "__version__", "file"), "file", str(path))
@@ -256,22 +262,41 @@ def get(kind: str, name: str, **params) -> Component:
     return registry().get(kind, name, **params)
 
 
-def load_model(name: str, device: str = "cpu"):
-    """Load (once per process) the model registered as `name` on `device`: loading by name
-    is the registry's job, so `models.py` (the machinery) never imports the registry."""
-    from .errors import ModelUnavailable
-    from .models import check_device, loaded_once
+def load_model(name: str, device: str = "cpu", dtype: str = "float32"):
+    """Load (once per process) the model registered as `name` on `device` in `dtype`:
+    loading by name is the registry's job, so `models.py` never imports the registry.
 
-    check_device(device)
+    A source whose `load` takes `dtype` loads in it (hf: models straight from their files,
+    with device_map="auto" on cuda); any other is loaded as it comes and cast."""
+    import inspect
+
+    from .errors import ModelUnavailable
+    from .models import cast, loaded_once, resolve_device, torch_dtype
+
+    device = resolve_device(device)
+    torch_dtype(dtype)
 
     def make():
         source = get("models", name)
         ok, why = source.available(name)
         if not ok:
             raise ModelUnavailable(f"model '{name}' is not available here: {why}")
-        return source.load(name, device)
+        try:
+            if "dtype" in inspect.signature(source.load).parameters:
+                model = source.load(name, device, dtype=dtype)
+            else:
+                model = cast(source.load(name, device), dtype)
+        except Exception as exc:
+            if "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc):
+                raise ModelUnavailable(
+                    f"model '{name}' does not fit on {device} in {dtype} "
+                    "(try --dtype bfloat16, or a GPU box with more memory)"
+                ) from None
+            raise
+        _ = model.blocks  # an architecture without a hook map fails here, in one line
+        return model
 
-    return loaded_once(name, device, make)
+    return loaded_once((name, device, dtype), make)
 
 
 __all__ = ["registry", "reset", "get", "load_model", "Registry", "PluginInfo", "UnknownName"]

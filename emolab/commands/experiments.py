@@ -4,7 +4,9 @@ experiments, thin over emolab.classifier and emolab.steps."""
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 from rich import box
@@ -13,6 +15,7 @@ from rich.table import Table
 
 from ..errors import BadInput
 from ..hookspecs import hookimpl
+from .engine_opts import engine_options, make_engine
 
 # `sweep --judge` values that mean the classifier evaluator with that judge
 CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
@@ -72,6 +75,10 @@ def print_eval(con: Console, res: dict) -> None:
     )
 
 
+def _share(x) -> str:
+    return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
+
+
 def print_sweep(con: Console, res: dict) -> None:
     j = res["judge"]
     t = Table(
@@ -82,7 +89,9 @@ def print_sweep(con: Console, res: dict) -> None:
         "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
         "top: share of texts whose top label is the target; ppl: perplexity ratio; "
         "d2: distinct-2; circuit rows scale the emotion's top-k heads by alpha; "
-        "bold: best surgical per kind",
+        "succ: share of scenarios whose top label is the target AND whose text stays "
+        "surgical, on the dev / test prompt halves; rnd: a random direction of the same size; "
+        "bold: best per kind, chosen on dev prompts",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
@@ -91,6 +100,9 @@ def print_sweep(con: Console, res: dict) -> None:
         "emotion",
         "L",
         "alpha",
+        "succ dev",
+        "succ test",
+        "rnd test",
         "P base",
         "P steer",
         "rise",
@@ -109,6 +121,9 @@ def print_sweep(con: Console, res: dict) -> None:
             r["emotion"],
             r["intervention"].removeprefix("circuit-") + " heads" if circuit else str(r["layer"]),
             f"x{r['alpha']:g}" if circuit else f"{r['alpha']:g}",
+            _share(r["success_dev"]),
+            _share(r["success_test"]),
+            _share(r["success_random_test"]),
             f"{r['p_target_baseline']:.2f}",
             f"{r['p_target']:.2f}",
             f"{r['p_target_rise']:+.2f}",
@@ -121,15 +136,26 @@ def print_sweep(con: Console, res: dict) -> None:
             style="bold green" if r in stars else None,
         )
     con.print(t)
+    halves = res.get("prompt_halves", {})
     for emo, b in res["best"].items():
         if b is None:
-            con.print(f"  {emo}: no surgical residual setting in this grid")
+            con.print(f"  {emo}: no residual setting in this grid")
         else:
             con.print(
-                f"  {emo}: best surgical L{b['layer']} alpha {b['alpha']:g}: P({emo}) "
-                f"{b['p_target_baseline']:.2f} -> {b['p_target']:.2f} "
-                f"({b['p_target_rise']:+.2f}), perplexity x{b['perplexity_ratio']:.2f}"
+                f"  {emo}: L{b['layer']} alpha {b['alpha']:g} (chosen on "
+                f"{len(halves.get('dev', []))} dev prompts): success on "
+                f"{len(halves.get('test', []))} test prompts {_share(b['success_test'])} "
+                f"(unsteered {_share(b['success_baseline_test'])}, random direction "
+                f"{_share(b['success_random_test'])}); P({emo}) {b['p_target_baseline']:.2f} -> "
+                f"{b['p_target']:.2f}, perplexity x{b['perplexity_ratio']:.2f}"
             )
+    h = res.get("headline") or {}
+    if h:
+        con.print(
+            f"[bold]success on test prompts, mean of {h['emotions']:.0f} emotions: "
+            f"{_share(h['success_test'])}[/] (unsteered {_share(h['success_baseline_test'])}, "
+            f"random direction {_share(h['success_random_test'])})"
+        )
     for emo, b in res["best_circuit"].items():
         r = res["best"].get(emo)
         con.print(
@@ -362,6 +388,7 @@ def register_commands(cli):
         show_default=True,
         help="distinct-2 below which a cell is repetitive",
     )
+    @engine_options
     @click.option("--json", "as_json", is_flag=True)
     def sweep(
         session_path,
@@ -382,6 +409,9 @@ def register_commands(cli):
         judge_train_limit,
         max_ratio,
         min_distinct2,
+        ray_address,
+        workers,
+        batch_cells,
         as_json,
     ):
         """Steering grid emotions x layers x alphas, judged and resumable; with --circuits
@@ -415,7 +445,9 @@ def register_commands(cli):
         if prompts_file:
             given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
-        res = run_step(step, session, given, as_json)
+        engine = make_engine(ray_address, workers, batch_cells, session.manifest["model"]["device"])
+        with_engine = SimpleNamespace(run=partial(step.run, engine=engine))
+        res = run_step(with_engine, session, given, as_json)
         if res is None:
             return
         import shutil

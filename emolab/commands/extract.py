@@ -15,6 +15,7 @@ from ._common import (
     default_session_path,
     run_step,
 )
+from .engine_opts import model_options
 
 
 @hookimpl
@@ -72,7 +73,7 @@ def register_commands(cli):
     )
     @assignments_option("--dataset-param", "a parameter of the dataset, e.g. text_column=body")
     @click.option("--session", "session_path", default=None, help="session folder (new)")
-    @click.option("--device", default="cpu", show_default=True)
+    @model_options
     @click.option("--json", "as_json", is_flag=True)
     def extract(
         model_name,
@@ -92,6 +93,7 @@ def register_commands(cli):
         dataset_params,
         session_path,
         device,
+        dtype,
         as_json,
     ):
         """Extract one direction per emotion at every chosen layer."""
@@ -118,7 +120,7 @@ def register_commands(cli):
         }
         step.check(params)  # a bad parameter fails before the model loads for the session
         path = Path(session_path) if session_path else default_session_path(model_name)
-        session = open_or_create(path, model_name, device)
+        session = open_or_create(path, model_name, device, dtype)
         result = run_step(step, session, params, as_json, with_session=True)
         if result is None:
             return

@@ -13,8 +13,21 @@ def register_commands(cli):
     @cli.command()
     @click.argument("session_path")
     @click.option("--emotion", required=True)
-    @click.option("--layer", type=int, default=None, help="default: the analysed peak layer")
-    @click.option("--alpha", type=float, default=0.3, show_default=True)
+    @click.option(
+        "--layer",
+        type=int,
+        default=None,
+        help="default: the sweep's or layer analysis's dev choice",
+    )
+    @click.option(
+        "--alpha", type=float, default=None, help="default: the sweep's dev choice, or 0.3"
+    )
+    @click.option(
+        "--success",
+        is_flag=True,
+        help="judge the texts: success rate beside the unsteered text and a random direction",
+    )
+    @click.option("--judge-train-limit", type=int, default=16000, show_default=True)
     @click.option(
         "--scale",
         type=click.Choice(["relative", "absolute"]),
@@ -76,6 +89,8 @@ def register_commands(cli):
         intervention,
         params,
         as_json,
+        success=False,
+        judge_train_limit=16000,
         circuit=None,
         circuit_factor=2.0,
     ):
@@ -98,6 +113,8 @@ def register_commands(cli):
             "circuit_factor": circuit_factor,
             "intervention": intervention,
             "intervention_params": assignments(params, "--param"),
+            "success": success,
+            "judge_train_limit": judge_train_limit,
         }
         if prompts:
             given["prompts"] = list(prompts)

@@ -19,6 +19,7 @@ from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, guarded, plugin_versions, session_model
+from .guard import Guarded
 
 METHODS = ("procrustes", "cca", "cka", "rsa")
 PARAMS = (
@@ -326,13 +327,13 @@ def _method(
 ) -> dict:
     """One method's scores, each with its permutation baseline."""
     if m == "cka":
-        aligner = reg.get("aligners", "cka")
+        aligner = Guarded("aligners", reg.get("aligners", "cka"))
         a_all, b_all = np.concatenate([a_tr, a_te]), np.concatenate([b_tr, b_te])
         score = guarded("aligners", aligner, "score", a_all, b_all)
         null = aligner.permutation_baseline(a_all, b_all, draws, int(rng.integers(1 << 31)))
         return {"cka": summary(score, null)}
     if m == "rsa":
-        aligner = reg.get("aligners", "rsa")
+        aligner = Guarded("aligners", reg.get("aligners", "rsa"))
         y_all = np.concatenate([y_tr, y_te])
         ca = centroids(np.concatenate([a_tr, a_te]), y_all, labels)
         cb = centroids(np.concatenate([b_tr, b_te]), y_all, labels)
@@ -344,7 +345,7 @@ def _method(
             "rdm_a": aligner.rdm(ca).tolist(),
             "rdm_b": aligner.rdm(cb).tolist(),
         }
-    aligner = reg.get("aligners", m, dim=p["dim"])
+    aligner = Guarded("aligners", reg.get("aligners", m, dim=p["dim"]))
     fitted = guarded("aligners", aligner, "fit", a_tr, b_tr)
     if m == "cca":
         corr = fitted.correlations(a_te, b_te)
@@ -414,7 +415,7 @@ def transfer(
     if judge == "auto":
         judge = "classifier" if "classifier" in reg.names("evaluators") else "label_logit_shift"
     model = session_model(sb)
-    fitted = reg.get("aligners", "procrustes", dim=p["dim"]).fit(a_tr, b_tr)
+    fitted = Guarded("aligners", reg.get("aligners", "procrustes", dim=p["dim"])).fit(a_tr, b_tr)
     norms = np.asarray(sb.read_json("layer_norms.json")["mean_resid_norm"])
     prompts = list(NEUTRAL_PROMPTS[: int(p["transfer_prompts"])])
     rng = np.random.default_rng(int(p["seed"]))

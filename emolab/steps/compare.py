@@ -12,9 +12,6 @@ It is logged in the base session (the first one), whose artifacts get the tables
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -27,7 +24,8 @@ from ..session import Session
 from .align import check_same_texts
 from .common import emotion_vector, session_model
 from .finetune import checkpoint_info
-from .layers import _unit, binary_scores, multiclass_accuracy
+from .guard import guarded
+from .layers import _unit, binary_scores, multiclass_accuracy, to_csv
 
 PARAMS = (
     Param("others", list, [], "checkpoint sessions, in training order", item=str),
@@ -46,19 +44,6 @@ PARAMS = (
 )
 DEFAULTS = defaults(PARAMS)
 CHART_WIDTH = 40
-
-
-def _fmt_num(x: float) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
-
-
-def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt_num(v) for k, v in r.items()})
-    return buf.getvalue()
 
 
 def check_compatible(base: Session, other: Session) -> None:
@@ -174,7 +159,7 @@ def sensitivity(
                     scale="relative",
                     positions="all",
                 )
-                hooks = inter.hooks(model, vector=vecs[e], norms=norms)
+                hooks = guarded("interventions", inter, "hooks", model, vector=vecs[e], norms=norms)
                 shift = (label_logits(model, prompts, tokens, hooks) - clean).mean(0)
                 rises.append(float(shift[col]))
                 others = [shift[i] for i, lab in enumerate(labels) if lab != e]

@@ -29,6 +29,7 @@ from ..session import Session
 from ..units import parse_layers
 from .common import session_model
 from .compare import to_csv
+from .guard import fit_directions, guarded
 from .layers import _unit
 
 LANGS = ("en", "ja")
@@ -116,7 +117,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 check=progress.check,
             )
             vecs[lang] = {
-                e: ext.fit(acts[lang][y == e], acts[lang][y == baseline]) for e in emotions
+                e: fit_directions(ext, acts[lang][y == e], acts[lang][y == baseline])
+                for e in emotions
             }
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(np.concatenate([acts["en"], acts["ja"]]), axis=-1).mean(0)
@@ -162,7 +164,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                             progress.check()
                             full = np.zeros((model.n_layers, model.d_model), dtype=np.float32)
                             full[layer] = v
-                            hk = inter.hooks(model, vector=full, norms=norms)
+                            hk = guarded(
+                                "interventions", inter, "hooks", model, vector=full, norms=norms
+                            )
                             shift = (
                                 label_logits(model, prompts[target], tokens[target], hk) - clean
                             ).mean(0)

@@ -15,7 +15,8 @@ from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
 from ..units import parse_layers
-from .common import dataset_source, guarded, plugin_versions, record_dataset, session_model
+from .common import dataset_source, plugin_versions, record_dataset, session_model
+from .guard import fit_directions, guarded
 
 SOURCES = ("comprehension", "generation")
 # What each emotion is contrasted with when a direction is fit:
@@ -56,7 +57,14 @@ def resolve_labels(
     alone means positive vs negative instead of failing on 'anger'."""
     if emotions and baseline:
         return list(emotions), baseline
-    own = list(plugins.get("datasets", dataset, **(dataset_params or {})).labels(dataset))
+    own = list(
+        guarded(
+            "datasets",
+            plugins.get("datasets", dataset, **(dataset_params or {})),
+            "labels",
+            dataset,
+        )
+    )
     if not baseline:
         baseline = "neutral" if "neutral" in own or not own else own[-1]
     if not emotions:
@@ -85,7 +93,7 @@ def load_split(
     """Examples of `labels` from one split, at most `limit` each, plus their flat lists.
     `dataset_params` set the source's declared parameters (text_column, ...)."""
     source = dataset_source(dataset, seed, dataset_params)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
             raise BadInput(f"dataset '{dataset}' has no '{label}' examples in split '{split}'")
@@ -220,11 +228,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                                 if keep
                             ],
                         }
-                        dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                        dirs = fit_directions(ext, pos, neg, context)
                     else:
-                        dirs = guarded("extractors", ext, "fit", pos, neg)
-                    if not np.isfinite(dirs).all():
-                        raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
+                        dirs = fit_directions(ext, pos, neg)
                     for i, hook in enumerate(hooks):
                         vectors[vector_key(emo, hook)] = dirs[i]
                     done += 1

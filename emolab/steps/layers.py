@@ -3,8 +3,6 @@ chance level (random and shuffled-label directions), plus norms and cosines."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
@@ -18,6 +16,7 @@ from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, record_dataset, session_model
+from .guard import fit_directions
 
 BASELINE_SEEDS = 5
 PARAMS = (
@@ -142,7 +141,7 @@ def analyse(
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = _unit(ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        w = _unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
                         shuf_u.append(w)
                         shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
                 shuf_units.append(shuf_u)
@@ -244,12 +243,11 @@ def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    """One row per dict, written by pandas (floats to 4 places): the frame
+    `emolab.tables` reads back is the one written here."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", na_rep="nan")
 
 
 def surface_features(texts) -> np.ndarray:
@@ -306,8 +304,6 @@ def fit_vectors(
     progress: Progress,
 ) -> dict[str, np.ndarray]:
     """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    from .common import guarded
-
     ext = plugins.registry().get("extractors", method)
     out = {}
     for e in emotions:
@@ -324,9 +320,9 @@ def fit_vectors(
                 "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
                 "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
             }
-            out[e] = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+            out[e] = fit_directions(ext, pos, neg, context)
         else:
-            out[e] = guarded("extractors", ext, "fit", pos, neg)
+            out[e] = fit_directions(ext, pos, neg)
     return out
 
 

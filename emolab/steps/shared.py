@@ -4,27 +4,23 @@ another for them."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from .. import results
 from ..errors import BadInput
 from ..session import Session
 
 
 def default_layer(session: Session) -> int:
-    """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    found = [
-        o
-        for o in results.outputs(session, "layers", suffix=".json")
-        if not o.params.get("dataset") and o.path.is_file()
-    ]
-    if found:
-        summary = json.loads(found[-1].path.read_text(encoding="utf-8"))["summary"]
-        primary = session.methods()[0]
-        if primary in summary:
-            return int(summary[primary]["peak_layer"])
+    """The readout layer other steps default to: the latest layer analysis's peak (chosen on
+    the dev texts), else two thirds of the depth."""
+    method = (session.methods() or [None])[0]
+    for ev in reversed(session.steps()):
+        if ev["kind"] == "layers" and ev.get("status") == "ok":
+            if (ev.get("params") or {}).get("dataset"):
+                continue
+            c = (ev.get("choices") or {}).get(f"peak_layer/{method}")
+            if c is not None:
+                return int(c["value"])
     return int(session.manifest["model"]["layers"] * 2 // 3)
 
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Static
 
 from ... import results
-from ..widgets import printable
+from ..widgets import SteadyInput, printable
 from .base import LabScreen
 from .forms import SteerOptions, registry_names
 
@@ -67,7 +67,7 @@ def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
     )
 
 
-class PromptInput(Input):
+class PromptInput(SteadyInput):
     """The prompt box: enter generates, esc hands the keys back to the screen."""
 
     BINDINGS = [Binding("escape", "leave", "done editing")]
@@ -123,7 +123,7 @@ class SteerScreen(LabScreen):
         if self.evaluators is None:
             self.evaluators = default_evaluators()
         if session is not None and session.path != self.session_path:
-            from ...steps.steer import default_layer
+            from ...steps.shared import default_layer
 
             self.session_path = session.path
             self.steer_layer = default_layer(session) if session.methods() else None
