@@ -18,9 +18,7 @@ from .common import configured, emotion_vector, guarded, plugin_versions, sessio
 
 PARAMS = (
     Param("emotion", str, None, "which emotion's vector to add"),
-    Param(
-        "layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0
-    ),
+    Param("layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0),
     Param("alpha", float, None, "strength (default: the session's dev-chosen alpha)"),
     Param(
         "scale",
