@@ -123,7 +123,7 @@ class SteerScreen(LabScreen):
         if self.evaluators is None:
             self.evaluators = default_evaluators()
         if session is not None and session.path != self.session_path:
-            from ...steps.steer import default_layer
+            from ...steps.shared import default_layer
 
             self.session_path = session.path
             self.steer_layer = default_layer(session) if session.methods() else None
