@@ -51,14 +51,17 @@ def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
     base_success = metrics.get("success_rate_baseline", metrics.get("top_is_target_baseline"))
 
     def line(p: float | None, won: float | None, rise: float | None = None) -> Text:
+        """Two lines that fit a pane at 80 columns: P(target) (and its rise), success."""
         text = Text("judge ", style="dim")
         text.append(f"P({target}) ", style="dim")
         text.append("-" if p is None else f"{p:.2f}", style="bold")
         if rise is not None:
             text.append(f" ({rise:+.2f})", style="green" if rise > 0 else "red")
+        text.append("\n")
         if won is not None:
-            text.append(" · success ", style="dim")
+            text.append("success ", style="dim")
             text.append(f"{100 * won:.0f}%", style="bold")
+            text.append(f" (top label {target})", style="dim")
         return text
 
     return (
