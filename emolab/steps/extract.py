@@ -112,6 +112,16 @@ def dev_split(
         return []
 
 
+def check(params: dict) -> dict:
+    """The complete parameters, with the dataset's and the extractors' own checked too: what
+    a face calls before it creates a session (which loads the model)."""
+    p = validate(PARAMS, params, "extract")
+    plugins.get("datasets", p["dataset"], **p["dataset_params"])
+    for name in p["methods"]:
+        plugins.get("extractors", name)
+    return p
+
+
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
     p = validate(PARAMS, params, "extract")
