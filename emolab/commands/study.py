@@ -16,7 +16,8 @@ def print_study(con, res: dict) -> None:
     p = res["params"]
     t = Table(
         title=f"study: {len(p['models'])} models x {len(p['emotions'])} emotions",
-        caption="peak: layer of the best mean held-out accuracy (depth = layer / last layer), "
+        caption="peak: layer of the best mean accuracy on the split it names (depth = layer / "
+        "last layer); accuracies are the test split's, "
         "beside random and shuffled-label directions and the generation-based directions at "
         "that layer; success: share of steered texts the judge labels as the target at each "
         "emotion's best surgical alpha (sweep at the peak layer); regimes: cells per regime",
@@ -38,7 +39,7 @@ def print_study(con, res: dict) -> None:
     for r in res["rows"]:
         t.add_row(
             r["model"],
-            f"{r['peak_layer']}/{r['layers']}",
+            f"{r['peak_layer']}/{r['layers']} ({r['peak_chosen_on']})",
             f"{r['peak_depth']:.2f}",
             f"{r['peak_acc']:.3f}",
             f"{r['acc_random']:.3f}",

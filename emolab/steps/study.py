@@ -52,6 +52,7 @@ COLUMNS = (
     "model",
     "layers",
     "peak_layer",
+    "peak_chosen_on",
     "peak_depth",
     "peak_acc",
     "acc_random",
@@ -202,6 +203,8 @@ def summarise(model: str, session: Session, curve: dict, peak: int, cells, p: di
         "model": model,
         "layers": n_layers,
         "peak_layer": peak,
+        # the layer is chosen on this split; the accuracies are the test split's
+        "peak_chosen_on": curve["summary"][method].get("chosen_on", "test"),
         "peak_depth": round(peak / max(n_layers - 1, 1), 3),
         "peak_acc": mean("acc"),
         "acc_random": mean("acc_random"),
