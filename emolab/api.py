@@ -133,7 +133,14 @@ class Intervention(Component):
 
 @dataclass
 class Run:
-    """One intervention run, as evaluators see it."""
+    """One intervention run, as evaluators see it.
+
+    Evaluators may leave per-text results in `extra` for the step that called them: the
+    perplexity evaluator puts `regimes` (one per steered text); a judge puts `judge_probs`
+    (`[texts, labels]`) and `judge_labels`, from which the sweep counts success (top label =
+    target and the text surgical). A judge without them still gives its metrics; the sweep's
+    success columns are then NaN.
+    """
 
     model: LoadedModel
     prompts: Sequence[str]

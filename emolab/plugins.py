@@ -67,6 +67,8 @@ class PluginInfo:
     components: dict[str, list[str]] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    # names this plugin registered that another plugin (a built-in first) already had
+    collisions: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -77,6 +79,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "components": self.components,
             "error": self.error,
+            "collisions": self.collisions,
         }
 
 
@@ -119,6 +122,13 @@ class Registry:
                 def register(component, _info=info, _kind=kind, _base=base) -> None:
                     if not isinstance(component, _base):
                         raise TypeError(f"{component!r} is not a {_base.__name__}")
+                    taken = self.owner.get((_kind, component.name))
+                    if taken is not None:  # first come keeps it: a built-in is never replaced
+                        _info.collisions.append(
+                            f"{_kind[:-1]} '{component.name}' is already registered by {taken}"
+                            " (kept theirs)"
+                        )
+                        return
                     component.version = _info.version
                     self.components[_kind][component.name] = component
                     self.owner[(_kind, component.name)] = _info.name

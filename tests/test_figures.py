@@ -207,3 +207,23 @@ def test_cli_plot_session_with_nothing_to_plot(run_cli, tiny_session, tmp_path):
     assert r.exit_code == 2 and "no results to plot" in r.output
     r = run_cli("plot", tmp_path / "missing")
     assert r.exit_code == 2 and "no such session" in r.output
+
+
+def test_plot_a_published_vector_file(run_cli, analysed_session_dir, tmp_path):
+    """vectors/publish.py's files record their accuracy by layer: `plot FILE` draws it with
+    the cosines at the recorded peak; a plain session vector file is refused in one line."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "publish", Path(__file__).parent.parent / "vectors" / "publish.py"
+    )
+    publish = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish)
+    out = tmp_path / "tiny-set.safetensors"
+    publish.main(str(analysed_session_dir), "mean_diff", str(out), "emolab extract ...")
+    r = run_cli("plot", out, "--out", tmp_path / "figs")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "figs" / "tiny-set.png").read_bytes()[:4] == b"\x89PNG"
+    r = run_cli("plot", analysed_session_dir / "vectors.safetensors", "--out", tmp_path)
+    assert r.exit_code == 2 and "records no accuracy by layer" in r.output

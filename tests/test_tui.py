@@ -234,8 +234,6 @@ def test_layers_screen_table_chart_and_cosines_follow_the_cursor(lab):
 
 
 def test_layers_compute_runs_the_step_in_a_worker(lab):
-    from emolab import results
-
     for out in results.outputs(Session.open(lab), "layers", suffix=".json"):
         out.path.unlink()
 
@@ -337,7 +335,8 @@ def test_align_form_runs_a_registered_aligner_on_two_sessions(lab):
         await pilot.click("#start")
         assert "at least 1" in str(form.query_one("#form-error").render())
         form.query_one("#f-draws").value = "20"
-        await pilot.click("#start")
+        form.query_one("#f-draws").focus()
+        await pilot.press("enter")  # enter in a field starts, as the start button does
         await settle(app, pilot)
         assert app.work["message"].startswith("aligned: cka 1.00"), app.work
 
@@ -497,6 +496,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         chooser.select("label_logit_shift")
         chooser.select("length_change")
         form.query_one("#f-tokens").value = "10"
+        await pilot.pause()
         await pilot.click("#start")
         assert app.screen.evaluators == ["label_logit_shift", "length_change"]
         assert "judge off" in text_of(app, "#steer-params")

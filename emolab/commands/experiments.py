@@ -17,6 +17,8 @@ from ..errors import BadInput
 from ..hookspecs import hookimpl
 from .engine_opts import engine_options, make_engine
 
+# `sweep --judge` values that mean the classifier evaluator with that judge
+CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
 JUDGE = click.option(
     "--judge",
     default="ensemble",
@@ -73,6 +75,10 @@ def print_eval(con: Console, res: dict) -> None:
     )
 
 
+def _share(x) -> str:
+    return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
+
+
 def print_sweep(con: Console, res: dict) -> None:
     j = res["judge"]
     t = Table(
@@ -83,7 +89,9 @@ def print_sweep(con: Console, res: dict) -> None:
         "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
         "top: share of texts whose top label is the target; ppl: perplexity ratio; "
         "d2: distinct-2; circuit rows scale the emotion's top-k heads by alpha; "
-        "bold: best surgical per kind",
+        "succ: share of scenarios whose top label is the target AND whose text stays "
+        "surgical, on the dev / test prompt halves; rnd: a random direction of the same size; "
+        "bold: best per kind, chosen on dev prompts",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
@@ -92,6 +100,9 @@ def print_sweep(con: Console, res: dict) -> None:
         "emotion",
         "L",
         "alpha",
+        "succ dev",
+        "succ test",
+        "rnd test",
         "P base",
         "P steer",
         "rise",
@@ -110,6 +121,9 @@ def print_sweep(con: Console, res: dict) -> None:
             r["emotion"],
             r["intervention"].removeprefix("circuit-") + " heads" if circuit else str(r["layer"]),
             f"x{r['alpha']:g}" if circuit else f"{r['alpha']:g}",
+            _share(r["success_dev"]),
+            _share(r["success_test"]),
+            _share(r["success_random_test"]),
             f"{r['p_target_baseline']:.2f}",
             f"{r['p_target']:.2f}",
             f"{r['p_target_rise']:+.2f}",
@@ -122,15 +136,26 @@ def print_sweep(con: Console, res: dict) -> None:
             style="bold green" if r in stars else None,
         )
     con.print(t)
+    halves = res.get("prompt_halves", {})
     for emo, b in res["best"].items():
         if b is None:
-            con.print(f"  {emo}: no surgical residual setting in this grid")
+            con.print(f"  {emo}: no residual setting in this grid")
         else:
             con.print(
-                f"  {emo}: best surgical L{b['layer']} alpha {b['alpha']:g}: P({emo}) "
-                f"{b['p_target_baseline']:.2f} -> {b['p_target']:.2f} "
-                f"({b['p_target_rise']:+.2f}), perplexity x{b['perplexity_ratio']:.2f}"
+                f"  {emo}: L{b['layer']} alpha {b['alpha']:g} (chosen on "
+                f"{len(halves.get('dev', []))} dev prompts): success on "
+                f"{len(halves.get('test', []))} test prompts {_share(b['success_test'])} "
+                f"(unsteered {_share(b['success_baseline_test'])}, random direction "
+                f"{_share(b['success_random_test'])}); P({emo}) {b['p_target_baseline']:.2f} -> "
+                f"{b['p_target']:.2f}, perplexity x{b['perplexity_ratio']:.2f}"
             )
+    h = res.get("headline") or {}
+    if h:
+        con.print(
+            f"[bold]success on test prompts, mean of {h['emotions']:.0f} emotions: "
+            f"{_share(h['success_test'])}[/] (unsteered {_share(h['success_baseline_test'])}, "
+            f"random direction {_share(h['success_random_test'])})"
+        )
     for emo, b in res["best_circuit"].items():
         r = res["best"].get(emo)
         con.print(
@@ -222,7 +247,7 @@ def print_ablate(con: Console, res: dict) -> None:
 @hookimpl
 def register_commands(cli):
     from ..progress_cli import cli_progress
-    from ._common import out_json, run_step
+    from ._common import assignments, assignments_option, out_json, run_step
 
     @cli.command()
     @click.option("--text", "texts", multiple=True, help="text(s) to classify")
@@ -327,7 +352,21 @@ def register_commands(cli):
         help="also scale each emotion's top-k heads (from `emolab heads`), e.g. 3,10",
     )
     @click.option("--circuit-factors", default="2,4", show_default=True)
-    @JUDGE
+    @click.option(
+        "--judge",
+        default="ensemble",
+        show_default=True,
+        help="a registered evaluator that judges P(target), or the classifier's own judge: "
+        "ensemble, minilm, tfidf",
+    )
+    @assignments_option("--judge-param", "a parameter of the judge evaluator")
+    @click.option(
+        "--intervention",
+        default="residual_add",
+        show_default=True,
+        help="the registered intervention of the grid (it takes layer and alpha per cell)",
+    )
+    @assignments_option("--param", "a fixed parameter of the intervention, e.g. angle=30")
     @click.option(
         "--judge-train-limit",
         type=int,
@@ -364,6 +403,9 @@ def register_commands(cli):
         circuits,
         circuit_factors,
         judge,
+        judge_params,
+        intervention,
+        params,
         judge_train_limit,
         max_ratio,
         min_distinct2,
@@ -377,29 +419,35 @@ def register_commands(cli):
         from ..session import Session
         from ..steps import sweep as step
 
-        params = {
+        given = {
             "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
             "alphas": _floats(alphas, "alpha"),
             "scale": scale,
             "positions": positions,
             "max_new_tokens": max_new_tokens,
             "method": method,
-            "judge": judge,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
+            "judge_params": assignments(judge_params, "--judge-param"),
             "judge_train_limit": judge_train_limit,
             "max_ratio": max_ratio,
             "min_distinct2": min_distinct2,
         }
+        if judge in CLASSIFIER_JUDGES:
+            given["judge"] = judge
+        else:
+            given["judge_evaluator"] = judge
         if layers:
-            params["layers"] = layers
+            given["layers"] = layers
         if circuits:
-            params["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
-            params["circuit_factors"] = _floats(circuit_factors, "circuit factor")
+            given["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
+            given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
         if prompts_file:
-            params["prompts"] = _prompts_file(prompts_file)
+            given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
         engine = make_engine(ray_address, workers, batch_cells, session.manifest["model"]["device"])
         with_engine = SimpleNamespace(run=partial(step.run, engine=engine))
-        res = run_step(with_engine, session, params, as_json)
+        res = run_step(with_engine, session, given, as_json)
         if res is None:
             return
         import shutil
@@ -410,8 +458,17 @@ def register_commands(cli):
     @cli.command()
     @click.argument("session_path")
     @click.option(
-        "--kind", required=True, type=click.Choice(["comma", "patch", "direction", "head"])
+        "--kind",
+        required=True,
+        help="comma, patch, direction or head (or the name of its intervention: "
+        "comma_zeroing, directional_patch, directional_ablation, head_ablation)",
     )
+    @click.option(
+        "--intervention",
+        default=None,
+        help="a registered intervention to run in the kind's protocol instead of its own",
+    )
+    @assignments_option("--param", "a parameter of the intervention")
     @click.option("--heads", default=None, help="L.H,... for --kind head")
     @click.option(
         "--layers", default="all", show_default=True, help="layers the ablation / patch acts on"
@@ -428,14 +485,28 @@ def register_commands(cli):
         "--limit", type=int, default=30, show_default=True, help="held-out texts per emotion"
     )
     @click.option("--json", "as_json", is_flag=True)
-    def ablate(session_path, kind, heads, layers, layer, mode, control_seeds, limit, as_json):
+    def ablate(
+        session_path,
+        kind,
+        intervention,
+        params,
+        heads,
+        layers,
+        layer,
+        mode,
+        control_seeds,
+        limit,
+        as_json,
+    ):
         """Comma zeroing vs a random control, directional patching / ablation, head removal."""
         from ..session import Session
         from ..steps import ablate as step
 
         session = Session.open(session_path)
-        params = {
+        given = {
             "kind": kind,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
             "heads": heads,
             "layers": layers,
             "layer": layer,
@@ -443,7 +514,7 @@ def register_commands(cli):
             "control_seeds": control_seeds,
             "limit": limit,
         }
-        res = run_step(step, session, params, as_json)
+        res = run_step(step, session, given, as_json)
         if res is None:
             return
         print_ablate(Console(highlight=False), res)
