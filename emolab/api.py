@@ -14,51 +14,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .errors import BadInput
+from .params import Param, validate
 
 if TYPE_CHECKING:
     import torch
 
     from .models import LoadedModel
-
-
-@dataclass(frozen=True)
-class Param:
-    """One typed parameter of a component."""
-
-    name: str
-    type: type
-    default: Any
-    help: str = ""
-    choices: tuple = ()
-
-    def parse(self, raw: Any) -> Any:
-        """Convert a raw (often string) value to this parameter's type, or raise BadInput."""
-        if raw is None:
-            return None
-        try:
-            if self.type is bool and isinstance(raw, str):
-                value = raw.strip().lower() in ("1", "true", "yes", "on")
-            else:
-                value = self.type(raw)
-        except (TypeError, ValueError):
-            raise BadInput(
-                f"parameter '{self.name}' must be {self.type.__name__}, got {raw!r}"
-            ) from None
-        if self.type is float and not np.isfinite(value):
-            raise BadInput(f"parameter '{self.name}' must be a finite number, got {raw!r}")
-        if self.choices and value not in self.choices:
-            raise BadInput(f"parameter '{self.name}' must be one of {', '.join(self.choices)}")
-        return value
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "type": self.type.__name__,
-            "default": self.default,
-            "help": self.help,
-            "choices": list(self.choices),
-        }
 
 
 class Component:
@@ -70,14 +31,8 @@ class Component:
     version: str = "0"
 
     def __init__(self, **kwargs: Any) -> None:
-        known = {p.name: p for p in self.params}
-        for key in kwargs:
-            if key not in known:
-                raise BadInput(
-                    f"{self.name} has no parameter '{key}' (has: {', '.join(known) or 'none'})"
-                )
-        for p in self.params:
-            setattr(self, p.name, p.parse(kwargs[p.name]) if p.name in kwargs else p.default)
+        for key, value in validate(self.params, kwargs, self.name).items():
+            setattr(self, key, value)
 
     def get_params(self) -> dict[str, Any]:
         return {p.name: getattr(self, p.name) for p in self.params}
@@ -178,7 +133,14 @@ class Intervention(Component):
 
 @dataclass
 class Run:
-    """One intervention run, as evaluators see it."""
+    """One intervention run, as evaluators see it.
+
+    Evaluators may leave per-text results in `extra` for the step that called them: the
+    perplexity evaluator puts `regimes` (one per steered text); a judge puts `judge_probs`
+    (`[texts, labels]`) and `judge_labels`, from which the sweep counts success (top label =
+    target and the text surgical). A judge without them still gives its metrics; the sweep's
+    success columns are then NaN.
+    """
 
     model: LoadedModel
     prompts: Sequence[str]

@@ -42,6 +42,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.vectors",
     "emolab.commands.report",
     "emolab.commands.hooks",
+    "emolab.commands.study",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."
@@ -66,6 +67,8 @@ class PluginInfo:
     components: dict[str, list[str]] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    # names this plugin registered that another plugin (a built-in first) already had
+    collisions: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -76,7 +79,13 @@ class PluginInfo:
             "hooks": self.hooks,
             "components": self.components,
             "error": self.error,
+            "collisions": self.collisions,
         }
+
+
+# what a plugin may raise while loading without stopping the app: its bugs, and also a
+# `sys.exit()` or a KeyboardInterrupt raised by its own code at import time
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 
 
 def _short_error(exc: BaseException) -> str:
@@ -113,6 +122,13 @@ class Registry:
                 def register(component, _info=info, _kind=kind, _base=base) -> None:
                     if not isinstance(component, _base):
                         raise TypeError(f"{component!r} is not a {_base.__name__}")
+                    taken = self.owner.get((_kind, component.name))
+                    if taken is not None:  # first come keeps it: a built-in is never replaced
+                        _info.collisions.append(
+                            f"{_kind[:-1]} '{component.name}' is already registered by {taken}"
+                            " (kept theirs)"
+                        )
+                        return
                     component.version = _info.version
                     self.components[_kind][component.name] = component
                     self.owner[(_kind, component.name)] = _info.name
@@ -120,7 +136,7 @@ class Registry:
 
                 try:
                     impl.function(register=register)
-                except Exception as exc:  # a plugin's bug must not stop the app
+                except PLUGIN_ERRORS as exc:  # a plugin's bug must not stop the app
                     info.error = _short_error(exc)
         for impl in self.pm.hook.register_commands.get_hookimpls():
             self.plugins[impl.plugin_name].hooks.append("register_commands")
@@ -136,7 +152,7 @@ class Registry:
         for impl in self.pm.hook.register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 self.plugins[impl.plugin_name].error = _short_error(exc)
 
     # -- lookup --------------------------------------------------------------------
@@ -195,7 +211,7 @@ def _load_entry_points(reg: Registry) -> None:
         version = dist.version if dist else "?"
         try:
             module = ep.load()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(ep.name, version, "entrypoint", package, _short_error(exc))
             continue
         reg.add_module(module, ep.name, version, "entrypoint", package)
@@ -211,7 +227,7 @@ def _load_plugin_dir(reg: Registry) -> None:
             spec = importlib.util.spec_from_file_location(f"emolab_plugin_{name}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             reg.add_failed(name, "file", "file", str(path), _short_error(exc))
             continue
         reg.add_module(module, name, getattr(module, "__version__", "file"), "file", str(path))

@@ -133,6 +133,27 @@ class VectorSet(Mapping):
         }
         return cls(method, vectors, meta)
 
+    @classmethod
+    def from_file(cls, path, emotion: str | None = None, norms=None) -> VectorSet:
+        """A vector file in any format `emolab vectors export` writes (safetensors, a
+        llama.cpp / repeng GGUF control vector, a `{layer: tensor}` .pt). A file has no
+        residual norms: pass `norms` (per layer) for relative alpha, or apply with
+        `scale="absolute"` (a file exported with `--alpha` holds the push itself)."""
+        from . import vector_io
+        from .steps.common import emotion_vector
+
+        raw, meta = vector_io.read(path, emotion)
+        n_layers = 1 + max(vector_io.split_key(k)[1] for k in raw)
+        if meta.get("n_layers", "").isdigit():
+            n_layers = max(n_layers, int(meta["n_layers"]))
+        arr = None if norms is None else np.asarray(norms, dtype=np.float64)
+        method = meta.get("method") or meta.get("file_format", "file")
+        emotions = list(dict.fromkeys(k.split("/", 1)[0] for k in raw))
+        vectors = {
+            e: Vector(e, method, emotion_vector(raw, e, n_layers), arr, meta) for e in emotions
+        }
+        return cls(method, vectors, meta)
+
     def __getitem__(self, emotion: str) -> Vector:
         if emotion not in self._vectors:
             raise unknown("emotion", emotion, self._vectors)

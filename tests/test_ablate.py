@@ -49,7 +49,7 @@ def test_bad_input(tiny_session):
         ablate.run(tiny_session, {"kind": "head", "heads": "1.9"})
     with pytest.raises(BadInput, match="needs --heads"):
         ablate.run(tiny_session, {"kind": "head"})
-    with pytest.raises(BadInput, match="unknown ablation kind"):
+    with pytest.raises(BadInput, match="parameter 'kind' must be one of comma, patch"):
         ablate.run(tiny_session, {"kind": "neurons"})
     assert not [e for e in tiny_session.steps() if e["kind"] == "ablate"]
 

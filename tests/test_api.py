@@ -114,3 +114,22 @@ def test_import_emolab_stays_cheap():
     code = "import sys, emolab; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_table_sweep_is_one_row_per_cell(tiny_session, small_judge):
+    lab = emolab.open(tiny_session.path)
+    result = lab.run(
+        "sweep",
+        emotions=["joy", "anger"],
+        layers=[1, 2],
+        alphas=[0.2, 2.0],
+        prompts=["Tell me about your day.", "Describe the weather."],
+        max_new_tokens=4,
+        judge_train_limit=small_judge,
+    )
+    df = lab.table("sweep")
+    assert len(df) == len(result["rows"]) == 2 * 2 * 2
+    assert not df.duplicated(["emotion", "intervention", "layer", "alpha"]).any()
+    by_cell = {(r["emotion"], r["layer"], r["alpha"]): r["p_target_rise"] for r in result["rows"]}
+    for row in df.itertuples():
+        assert row.p_target_rise == pytest.approx(by_cell[(row.emotion, row.layer, row.alpha)])

@@ -29,7 +29,9 @@ def test_bad_contrast_is_one_line(tmp_path):
     from emolab.errors import BadInput
 
     s = new_session(tmp_path / "s", "tiny-llama")
-    with pytest.raises(BadInput, match="unknown contrast 'sideways'"):
+    with pytest.raises(
+        BadInput, match="parameter 'contrast' must be one of baseline, others, all, got 'sideways'"
+    ):
         extract.run(s, {"contrast": "sideways", "limit": 3, "test_limit": 2})
 
 

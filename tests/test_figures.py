@@ -91,8 +91,9 @@ def test_layer_curve_has_chance_bands_surface_and_peaks(analysed_session_dir):
     assert {"mean_diff", "logistic"} <= set(labels)
     assert any(t.startswith("random directions") for t in labels)
     assert any(t.startswith("shuffled labels") for t in labels)
-    # the recorded split is named: today's `layers` step picks the peak on the test rows
-    assert "peak layer (chosen on test split)" in labels
+    # the split that chose the peak is the one the step records (dev; train for old sessions)
+    split = next(iter(data["summary"].values()))["chosen_on"]
+    assert split in ("dev", "train") and f"peak layer (chosen on {split} split)" in labels
     stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*" and len(ln.get_xdata())]
     got = sorted((int(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in stars)
     want = sorted((v["peak_layer"], v["peak_acc"]) for v in data["summary"].values())
@@ -206,3 +207,23 @@ def test_cli_plot_session_with_nothing_to_plot(run_cli, tiny_session, tmp_path):
     assert r.exit_code == 2 and "no results to plot" in r.output
     r = run_cli("plot", tmp_path / "missing")
     assert r.exit_code == 2 and "no such session" in r.output
+
+
+def test_plot_a_published_vector_file(run_cli, analysed_session_dir, tmp_path):
+    """vectors/publish.py's files record their accuracy by layer: `plot FILE` draws it with
+    the cosines at the recorded peak; a plain session vector file is refused in one line."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "publish", Path(__file__).parent.parent / "vectors" / "publish.py"
+    )
+    publish = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish)
+    out = tmp_path / "tiny-set.safetensors"
+    publish.main(str(analysed_session_dir), "mean_diff", str(out), "emolab extract ...")
+    r = run_cli("plot", out, "--out", tmp_path / "figs")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "figs" / "tiny-set.png").read_bytes()[:4] == b"\x89PNG"
+    r = run_cli("plot", analysed_session_dir / "vectors.safetensors", "--out", tmp_path)
+    assert r.exit_code == 2 and "records no accuracy by layer" in r.output

@@ -202,7 +202,9 @@ def test_transfer_dataset_scores_without_refit(run_cli, tiny_session, tmp_path):
 
 
 def test_unknown_source_is_refused(tiny_session):
-    with pytest.raises(BadInput, match="unknown source 'dreams'"):
+    with pytest.raises(
+        BadInput, match="parameter 'source' must be one of comprehension, generation, got 'dreams'"
+    ):
         layers.run(tiny_session, {"source": "dreams"})
 
 

@@ -171,7 +171,7 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
 
 
 def test_sweep_circuit_bad_sizes(tiny_session):
-    with pytest.raises(BadInput, match="at least 1 head"):
+    with pytest.raises(BadInput, match="parameter 'circuits' must be at least 1"):
         sweep.run(tiny_session, small(circuits=[0]))
     with pytest.raises(BadInput, match="factor list is empty"):
         sweep.run(tiny_session, small(circuits=[2], circuit_factors=[]))

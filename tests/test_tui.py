@@ -234,8 +234,6 @@ def test_layers_screen_table_chart_and_cosines_follow_the_cursor(lab):
 
 
 def test_layers_compute_runs_the_step_in_a_worker(lab):
-    from emolab import results
-
     for out in results.outputs(Session.open(lab), "layers", suffix=".json"):
         out.path.unlink()
 
@@ -318,6 +316,34 @@ def test_sessions_screen_lists_opens_and_replays(lab):
 
     drive(EmolabApp(root="sessions"), script)
     assert Session.open("sessions/tiny-replay").manifest["replay_of"]
+
+
+def test_align_form_runs_a_registered_aligner_on_two_sessions(lab):
+    shutil.copytree(lab, lab.parent / "tiny-b")  # the same extraction: CKA must be 1
+
+    async def script(app, pilot):
+        await pilot.press("1", "a")
+        assert "highlight a second session" in app.work["message"]
+        await pilot.press("down", "a")
+        form = app.screen
+        assert [v for _, v in form.query_one("#f-aligner")._options] == [
+            "all",
+            *plugins.registry().names("aligners"),
+        ]
+        form.query_one("#f-aligner").value = "cka"
+        form.query_one("#f-draws").value = "0"
+        await pilot.click("#start")
+        assert "at least 1" in str(form.query_one("#form-error").render())
+        form.query_one("#f-draws").value = "20"
+        form.query_one("#f-draws").focus()
+        await pilot.press("enter")  # enter in a field starts, as the start button does
+        await settle(app, pilot)
+        assert app.work["message"].startswith("aligned: cka 1.00"), app.work
+
+    drive(EmolabApp(lab, root="sessions"), script)
+    step = Session.open(lab).steps()[-1]
+    assert step["kind"] == "align" and step["params"]["method"] == "cka"
+    assert step["params"]["draws"] == 20 and step["params"]["session_b"].endswith("tiny-b")
 
 
 def test_new_extraction_form_runs_extract_and_layers(lab):
@@ -470,6 +496,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         chooser.select("label_logit_shift")
         chooser.select("length_change")
         form.query_one("#f-tokens").value = "10"
+        await pilot.pause()
         await pilot.click("#start")
         assert app.screen.evaluators == ["label_logit_shift", "length_change"]
         assert "judge off" in text_of(app, "#steer-params")
@@ -552,6 +579,19 @@ def test_log_and_help_screens(lab):
         assert app.current_mode == "log" and type(app.screen).__name__ == "LogScreen"
 
     drive(EmolabApp(lab, root="sessions"), script)
+
+
+def test_log_screen_writes_the_html_report(lab):
+    async def script(app, pilot):
+        await pilot.press("6", "w")
+        await settle(app, pilot)
+        assert app.work["message"] == f"wrote {lab / 'report.html'}", app.work
+
+    drive(EmolabApp(lab, root="sessions"), script)
+    page = (lab / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<code>tiny</code>" in page
+    for seq, kind in enumerate(("extract", "layers", "heads", "steer"), 1):
+        assert f'<section id="step-{seq}"><h2>{seq}. {kind} ' in page
 
 
 def test_a_missing_session_is_one_clear_error(run_cli, tmp_path):

@@ -205,3 +205,25 @@ def test_smollm2_steers_the_same_with_each_reexported_published_vector(run_cli, 
         again = steer.run(s, {**params, "vector_file": str(out)})
         assert again["steered"] == original["steered"], fmt
     assert original["steered"] != original["baseline"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_python_api_reads_every_format(run_cli, tiny_session, tmp_path, fmt):
+    """VectorSet.from_file: the Python face of `steer --vectors`, same push as the session's."""
+    import torch
+
+    from emolab.models import load
+    from emolab.vectors import VectorSet
+
+    export(run_cli, tiny_session.path, fmt, tmp_path / f"v.{fmt}", "--emotion", "joy",
+           "--layers", "2")  # fmt: skip
+    from_file = VectorSet.from_file(tmp_path / f"v.{fmt}")["joy"]
+    own = VectorSet.from_session(tiny_session)["joy"]
+    assert np.array_equal(from_file.at(2), own.at(2)) and from_file.layers == [2]
+    model = load("tiny-llama")
+    ids = model.tokenizer("hello there", return_tensors="pt")["input_ids"]
+    outs = []
+    for vec in (from_file, own):
+        with vec.apply(model.hf, layer=2, alpha=0.5, scale="absolute"), torch.no_grad():
+            outs.append(model.hf(input_ids=ids).logits)
+    assert torch.equal(outs[0], outs[1])

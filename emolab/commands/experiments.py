@@ -4,7 +4,9 @@ experiments, thin over emolab.classifier and emolab.steps."""
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 from rich import box
@@ -13,7 +15,10 @@ from rich.table import Table
 
 from ..errors import BadInput
 from ..hookspecs import hookimpl
+from .engine_opts import engine_options, make_engine
 
+# `sweep --judge` values that mean the classifier evaluator with that judge
+CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
 JUDGE = click.option(
     "--judge",
     default="ensemble",
@@ -246,7 +251,7 @@ def print_ablate(con: Console, res: dict) -> None:
 @hookimpl
 def register_commands(cli):
     from ..progress_cli import cli_progress
-    from ._common import out_json, run_step
+    from ._common import assignments, assignments_option, out_json, run_step
 
     @cli.command()
     @click.option("--text", "texts", multiple=True, help="text(s) to classify")
@@ -371,7 +376,21 @@ def register_commands(cli):
         help="also scale each emotion's top-k heads (from `emolab heads`), e.g. 3,10",
     )
     @click.option("--circuit-factors", default="2,4", show_default=True)
-    @JUDGE
+    @click.option(
+        "--judge",
+        default="ensemble",
+        show_default=True,
+        help="a registered evaluator that judges P(target), or the classifier's own judge: "
+        "ensemble, minilm, tfidf",
+    )
+    @assignments_option("--judge-param", "a parameter of the judge evaluator")
+    @click.option(
+        "--intervention",
+        default="residual_add",
+        show_default=True,
+        help="the registered intervention of the grid (it takes layer and alpha per cell)",
+    )
+    @assignments_option("--param", "a fixed parameter of the intervention, e.g. angle=30")
     @click.option(
         "--judge-train-limit",
         type=int,
@@ -393,6 +412,7 @@ def register_commands(cli):
         show_default=True,
         help="distinct-2 below which a cell is repetitive",
     )
+    @engine_options
     @click.option("--json", "as_json", is_flag=True)
     def sweep(
         session_path,
@@ -407,9 +427,15 @@ def register_commands(cli):
         circuits,
         circuit_factors,
         judge,
+        judge_params,
+        intervention,
+        params,
         judge_train_limit,
         max_ratio,
         min_distinct2,
+        ray_address,
+        workers,
+        batch_cells,
         as_json,
     ):
         """Steering grid emotions x layers x alphas, judged and resumable; with --circuits
@@ -417,27 +443,35 @@ def register_commands(cli):
         from ..session import Session
         from ..steps import sweep as step
 
-        params = {
+        given = {
             "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
             "alphas": _floats(alphas, "alpha"),
             "scale": scale,
             "positions": positions,
             "max_new_tokens": max_new_tokens,
             "method": method,
-            "judge": judge,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
+            "judge_params": assignments(judge_params, "--judge-param"),
             "judge_train_limit": judge_train_limit,
             "max_ratio": max_ratio,
             "min_distinct2": min_distinct2,
         }
+        if judge in CLASSIFIER_JUDGES:
+            given["judge"] = judge
+        else:
+            given["judge_evaluator"] = judge
         if layers:
-            params["layers"] = layers
+            given["layers"] = layers
         if circuits:
-            params["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
-            params["circuit_factors"] = _floats(circuit_factors, "circuit factor")
+            given["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
+            given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
         if prompts_file:
-            params["prompts"] = _prompts_file(prompts_file)
+            given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
-        res = run_step(step, session, params, as_json)
+        engine = make_engine(ray_address, workers, batch_cells, session.manifest["model"]["device"])
+        with_engine = SimpleNamespace(run=partial(step.run, engine=engine))
+        res = run_step(with_engine, session, given, as_json)
         if res is None:
             return
         import shutil
@@ -448,8 +482,17 @@ def register_commands(cli):
     @cli.command()
     @click.argument("session_path")
     @click.option(
-        "--kind", required=True, type=click.Choice(["comma", "patch", "direction", "head"])
+        "--kind",
+        required=True,
+        help="comma, patch, direction or head (or the name of its intervention: "
+        "comma_zeroing, directional_patch, directional_ablation, head_ablation)",
     )
+    @click.option(
+        "--intervention",
+        default=None,
+        help="a registered intervention to run in the kind's protocol instead of its own",
+    )
+    @assignments_option("--param", "a parameter of the intervention")
     @click.option("--heads", default=None, help="L.H,... for --kind head")
     @click.option(
         "--layers", default="all", show_default=True, help="layers the ablation / patch acts on"
@@ -466,14 +509,28 @@ def register_commands(cli):
         "--limit", type=int, default=30, show_default=True, help="held-out texts per emotion"
     )
     @click.option("--json", "as_json", is_flag=True)
-    def ablate(session_path, kind, heads, layers, layer, mode, control_seeds, limit, as_json):
+    def ablate(
+        session_path,
+        kind,
+        intervention,
+        params,
+        heads,
+        layers,
+        layer,
+        mode,
+        control_seeds,
+        limit,
+        as_json,
+    ):
         """Comma zeroing vs a random control, directional patching / ablation, head removal."""
         from ..session import Session
         from ..steps import ablate as step
 
         session = Session.open(session_path)
-        params = {
+        given = {
             "kind": kind,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
             "heads": heads,
             "layers": layers,
             "layer": layer,
@@ -481,7 +538,7 @@ def register_commands(cli):
             "control_seeds": control_seeds,
             "limit": limit,
         }
-        res = run_step(step, session, params, as_json)
+        res = run_step(step, session, given, as_json)
         if res is None:
             return
         print_ablate(Console(highlight=False), res)

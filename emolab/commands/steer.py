@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..hookspecs import hookimpl
-from ._common import console, csv_list, run_step
+from ._common import assignments, assignments_option, console, csv_list, run_step
 
 
 @hookimpl
@@ -47,7 +47,18 @@ def register_commands(cli):
     @click.option("--method", default=None, help="which vector set of the session")
     @click.option("--vectors", "vector_file", default=None, help="a published vector file instead")
     @click.option("--max-new-tokens", type=int, default=24, show_default=True)
-    @click.option("--evaluators", default="label_logit_shift", show_default=True)
+    @click.option(
+        "--evaluators",
+        default="label_logit_shift",
+        show_default=True,
+        help="registered evaluators, comma-separated (see `emolab plugins`)",
+    )
+    @click.option(
+        "--intervention",
+        default=None,
+        help="a registered intervention (default: residual_add, or enhance with --circuit)",
+    )
+    @assignments_option("--param", "a parameter of the intervention, e.g. --param angle=30")
     @click.option("--json", "as_json", is_flag=True)
     @click.option(
         "--circuit",
@@ -75,6 +86,8 @@ def register_commands(cli):
         vector_file,
         max_new_tokens,
         evaluators,
+        intervention,
+        params,
         as_json,
         success=False,
         judge_train_limit=16000,
@@ -86,7 +99,7 @@ def register_commands(cli):
         from ..steps import steer as step
 
         session = Session.open(session_path)
-        params = {
+        given = {
             "emotion": emotion,
             "layer": layer,
             "alpha": alpha,
@@ -98,12 +111,14 @@ def register_commands(cli):
             "evaluators": csv_list(evaluators),
             "circuit": circuit,
             "circuit_factor": circuit_factor,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
             "success": success,
             "judge_train_limit": judge_train_limit,
         }
         if prompts:
-            params["prompts"] = list(prompts)
-        result = run_step(step, session, params, as_json)
+            given["prompts"] = list(prompts)
+        result = run_step(step, session, given, as_json)
         if result is None:
             return
         from ..report import print_steer

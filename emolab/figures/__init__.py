@@ -202,6 +202,24 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+def plot_file(path: Path, fmt: str = "png", out: Path | None = None) -> list[Path]:
+    """The figure of a vector file (a published set): its recorded accuracy by layer and
+    the cosines between its emotion directions at the recorded peak."""
+    from ..session import read_vectors
+
+    check_format(fmt)
+    vectors, meta = read_vectors(Path(path))
+    if "mean_acc_by_layer" not in meta or "peak_layer" not in meta:
+        raise BadInput(
+            f"{path}: records no accuracy by layer (only vectors/publish.py sets do); "
+            "plot the session it came from instead"
+        )
+    folder = Path(out) if out is not None else Path(path).parent
+    with style():
+        fig = accuracy.vector_set(vectors, meta, Path(path).stem)
+        return [save(fig, folder / f"{Path(path).stem}.{fmt}", fmt)]
+
+
 def plot(
     session: Session, what: str | None = None, fmt: str = "png", out: Path | None = None
 ) -> list[Path]:

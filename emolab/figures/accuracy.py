@@ -128,3 +128,47 @@ def cosines(data: dict, emotions: list[str], title: str = "") -> Figure:
     fig.colorbar(im, ax=axes, shrink=0.8, label="cosine similarity")
     fig.suptitle(title or f"Cosines between emotions at layer {layer}")
     return fig
+
+
+def vector_set(vectors: dict, meta: dict, name: str) -> Figure:
+    """A published vector file on its own: the held-out accuracy by layer its metadata
+    records (chance drawn, recorded peak marked) and, at that peak, the cosines between the
+    emotion directions raw and after subtracting their mean (the shared component that
+    anisotropy puts in every direction)."""
+    import json
+
+    by_layer = {int(k): float(v) for k, v in json.loads(meta["mean_acc_by_layer"]).items()}
+    peak = int(meta["peak_layer"])
+    emotions = list(dict.fromkeys(k.split("/", 1)[0] for k in vectors))
+    fig, axes = figure(WIDE_IN, 2.5, ncols=3, width_ratios=[1.3, 1, 1])
+    ax = axes[0]
+    xs = sorted(by_layer)
+    ax.plot(xs, [by_layer[x] for x in xs], color=colour(0), marker="o", ms=2.5,
+            label=meta.get("method", "direction"))  # fmt: skip
+    ax.plot([peak], [by_layer[peak]], marker="*", ms=9, color=colour(0), mec="black", mew=0.5,
+            ls="none", label="peak layer as recorded")  # fmt: skip
+    ax.axhline(CHANCE, color="black", lw=0.6, ls="--", label="chance (0.5)")
+    ax.set_ylim(0.4, 1.0)
+    ax.set_xlabel("layer (block output)")
+    ax.set_ylabel("held-out balanced accuracy")
+    ax.set_title(f"{name}: accuracy by layer (file metadata)")
+    ax.legend(loc="upper left")
+    v = np.stack([vectors[f"{e}/blocks.{peak}.hook_resid_post"] for e in emotions]).astype(float)
+    im = None
+    for bx, mat, title in (
+        (axes[1], v, f"directions at layer {peak}, raw"),
+        (axes[2], v - v.mean(0), "minus their mean"),
+    ):
+        u = mat / np.linalg.norm(mat, axis=1, keepdims=True)
+        cos = u @ u.T
+        im = bx.imshow(cos, cmap=DIVERGING, vmin=-1, vmax=1)
+        bx.set_xticks(range(len(emotions)), emotions, rotation=45, ha="right")
+        bx.set_yticks(range(len(emotions)), emotions if bx is axes[1] else [])
+        bx.set_title(title)
+        bx.spines[:].set_visible(False)
+        for i in range(len(emotions)):
+            for j in range(len(emotions)):
+                bx.text(j, i, f"{cos[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
+                        color="white" if abs(cos[i, j]) > 0.6 else "black")  # fmt: skip
+    fig.colorbar(im, ax=axes[1:], shrink=0.8, label="cosine similarity")
+    return fig

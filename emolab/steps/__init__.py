@@ -21,3 +21,17 @@ STEPS: dict[str, Callable] = {
     "compare": compare.run,
     "crosslingual": crosslingual.run,
 }
+# what each step declares: replay passes a logged step only the parameters its kind declares
+# (logs written before the declarations also held derived values)
+PARAMS = {
+    "extract": extract.PARAMS,
+    "layers": layers.PARAMS,
+    "steer": steer.PARAMS,
+    "heads": heads.PARAMS,
+    "align": align.PARAMS,
+    "sweep": sweep.PARAMS,
+    "ablate": ablate.PARAMS,
+    "finetune": finetune.PARAMS,
+    "compare": compare.PARAMS,
+    "crosslingual": crosslingual.PARAMS,
+}

@@ -21,25 +21,43 @@ from .. import plugins
 from ..api import Run
 from ..data import list_prompt
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import label_token_ids, last_logits
 from ..session import Session
-from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
+from ..units import parse_heads, parse_layers
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 
-KINDS = ("comma", "patch", "direction", "head")
-DEFAULTS = {
-    "kind": "comma",
-    "layers": "all",
-    "mode": "zero",
-    "control_seeds": 3,
-    "heads": None,
-    "layer": None,
-    "limit": 30,
-    "positive": "good,great,amazing,wonderful,perfect",
-    "negative": "bad,terrible,awful,horrible,disgusting",
-    "seed": 0,
-    "method": None,
+# each experiment and the registered intervention it applies by default
+INTERVENTION = {
+    "comma": "comma_zeroing",
+    "patch": "directional_patch",
+    "direction": "directional_ablation",
+    "head": "head_ablation",
 }
+KINDS = tuple(INTERVENTION)
+PARAMS = (
+    Param(
+        "kind",
+        str,
+        "comma",
+        "which experiment (or its intervention's name)",
+        KINDS + tuple(INTERVENTION.values()),
+    ),
+    Param("layers", (str, list), "all", "layers ablated", item=int),
+    Param("mode", str, "zero", "zero or mean ablation", ("zero", "mean")),
+    Param("control_seeds", int, 3, "random-position controls", min=0),
+    Param("heads", str, None, "L.H,... heads (kind=head)"),
+    Param("layer", int, None, "layer read (default: the steering layer)", min=0),
+    Param("limit", int, 30, "texts per class", min=1),
+    Param("positive", str, "good,great,amazing,wonderful,perfect", "positive words"),
+    Param("negative", str, "bad,terrible,awful,horrible,disgusting", "negative words"),
+    Param("seed", int, 0),
+    Param("method", str, None, "which vector set of the session"),
+    Param("intervention", str, None, "a registered intervention in place of the kind's own"),
+    Param("intervention_params", dict, {}, "extra parameters for that intervention"),
+)
+DEFAULTS = defaults(PARAMS)
 
 
 def _reviews(split: str):
@@ -53,14 +71,13 @@ def _logit_diff(model, texts, hooks, a: str, b: str) -> np.ndarray:
     return np.asarray(ev.per_prompt(Run(model, texts), hooks))
 
 
-def _hooks(name: str, model, **kw):
-    params = {
-        k: v
-        for k, v in kw.items()
-        if k in {p.name for p in plugins.get("interventions", name).params}
-    }
-    context = {k: v for k, v in kw.items() if k not in params}
-    inter = plugins.get("interventions", name, **params)
+def _hooks(p: dict, model, **kw):
+    """Hooks of the experiment's intervention: the keywords it declares set it (then the
+    user's `intervention_params`), the rest go to `hooks` as context (vector, texts...)."""
+    declared = {q.name for q in plugins.get("interventions", p["intervention"]).params}
+    own = {k: v for k, v in kw.items() if k in declared}
+    context = {k: v for k, v in kw.items() if k not in declared}
+    inter = configured("interventions", p["intervention"], own, p["intervention_params"])
     return guarded("interventions", inter, "hooks", model, **context)
 
 
@@ -69,12 +86,10 @@ def comma(model, p: dict, progress: Progress) -> tuple[dict, dict]:
     seeds = list(range(int(p["control_seeds"])))
     progress.task(f"comma ablation on {len(texts)} reviews", 2 + len(seeds))
     conds = {"none": []}
-    conds["commas"] = _hooks(
-        "comma_zeroing", model, layers=p["layers"], mode=p["mode"], mean_texts=texts
-    )
+    conds["commas"] = _hooks(p, model, layers=p["layers"], mode=p["mode"], mean_texts=texts)
     for s in seeds:
         conds[f"random#{s}"] = _hooks(
-            "comma_zeroing",
+            p,
             model,
             layers=p["layers"],
             mode=p["mode"],
@@ -129,7 +144,7 @@ def patch(model, p: dict, progress: Progress) -> tuple[dict, dict]:
         for src, dst, label in ((pos_t, neg_t, "pos_into_neg"), (neg_t, pos_t, "neg_into_pos")):
             progress.check()
             hooks = _hooks(
-                "directional_patch",
+                p,
                 model,
                 layers=",".join(map(str, layers)),
                 vector=vec,
@@ -186,11 +201,7 @@ def direction(session: Session, model, p: dict, progress: Progress) -> tuple[dic
             ("random", rng.normal(size=v.shape).astype(np.float32)),
         ):
             hooks = (
-                []
-                if vec is None
-                else _hooks(
-                    "directional_ablation", model, layers=",".join(map(str, lay)), vector=vec
-                )
+                [] if vec is None else _hooks(p, model, layers=",".join(map(str, lay)), vector=vec)
             )
             logits = last_logits(model, prompts, hooks)[:, cols]
             row[cond] = {
@@ -214,7 +225,7 @@ def head(session: Session, model, p: dict, progress: Progress) -> tuple[dict, di
 
     if not p["heads"]:
         raise BadInput("--kind head needs --heads L.H,... (e.g. 12.3,14.0)")
-    hooks = _hooks("head_ablation", model, heads=p["heads"], mode="zero")
+    hooks = _hooks(p, model, heads=p["heads"], mode="zero")
     vectors, meta = session.load_vectors(p["method"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e]
     labels = emotions + [meta.get("baseline", "neutral")]
@@ -276,25 +287,19 @@ def _last_resid(model, texts, layer: int, hooks) -> np.ndarray:
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
-    if p["kind"] not in KINDS:
-        raise BadInput(f"unknown ablation kind '{p['kind']}' (known: {', '.join(KINDS)})")
-    if int(p["limit"]) < 1 or int(p["control_seeds"]) < 0:
-        raise BadInput("limit must be >= 1 and control_seeds >= 0")
+    p = validate(PARAMS, params, "ablate")
+    if isinstance(p["layers"], list):
+        p["layers"] = ",".join(map(str, p["layers"]))
+    p["kind"] = next((k for k, v in INTERVENTION.items() if v == p["kind"]), p["kind"])
+    p["intervention"] = p["intervention"] or INTERVENTION[p["kind"]]
+    configured("interventions", p["intervention"], {}, p["intervention_params"])
     if p["kind"] == "head":  # a bad head fails before any work
-        from ..builtins.interventions._util import parse_heads
-
         if not p["heads"]:
             raise BadInput("--kind head needs --heads L.H,... (e.g. 12.3,14.0)")
         m = session.manifest["model"]
         parse_heads(p["heads"], int(m["layers"]), int(m["heads"]))
     model = session_model(session)
-    names = {
-        "comma": ["comma_zeroing"],
-        "patch": ["directional_patch"],
-        "direction": ["directional_ablation"],
-        "head": ["head_ablation"],
-    }[p["kind"]]
+    names = [p["intervention"]]
     used = {
         **plugin_versions("interventions", names),
         **plugin_versions("evaluators", ["logit_diff"]),

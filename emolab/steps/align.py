@@ -15,25 +15,30 @@ import numpy as np
 
 from .. import plugins
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, guarded, plugin_versions, session_model
+from .guard import Guarded
 
 METHODS = ("procrustes", "cca", "cka", "rsa")
-DEFAULTS = {
-    "session_b": None,
-    "method": "all",
-    "layer_a": None,
-    "layer_b": None,
-    "dim": 32,
-    "standardize": True,  # z-score each feature (train statistics) before every method
-    "draws": 200,
-    "seed": 0,
-    "transfer": False,
-    "transfer_alpha": 0.3,
-    "transfer_prompts": 4,
-    "transfer_judge": "auto",  # the classifier evaluator when installed, else label_logit_shift
-}
+PARAMS = (
+    Param("session_b", str, None, "the second session (same texts, other model)"),
+    Param("method", (str, list), "all", "registered aligners, or all", item=str),
+    Param("layer_a", int, None, "layer of A (default: its steering layer)", min=0),
+    Param("layer_b", int, None, "layer of B (default: its steering layer)", min=0),
+    Param("dim", int, 32, "PCA dimension (aligners that declare `dim`)", min=1),
+    Param("standardize", bool, True, "z-score each feature (train statistics) first"),
+    Param("draws", int, 200, "permutation draws per score", min=1),
+    Param("seed", int, 0),
+    Param("transfer", bool, False, "steer B with A's vector mapped into B"),
+    Param("transfer_alpha", float, 0.3, "relative strength of the transfer steering"),
+    Param("transfer_prompts", int, 4, "neutral prompts steered", min=1),
+    Param("transfer_judge", str, "auto", "evaluator of the transfer (auto: classifier if any)"),
+    Param("transfer_aligner", str, "procrustes", "the aligner whose map carries the vector"),
+    Param("aligner_params", dict, {}, "parameters for the aligners, by name: {name: {k: v}}"),
+)
+DEFAULTS = defaults(PARAMS)
 RAW_COSINE_NOTE = (
     "Raw cosine compares coordinates of two unrelated bases: rotating one model's residual "
     "basis (and its weights with it) leaves the model's function unchanged, so even identical "
@@ -173,7 +178,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     'all'), layer_a / layer_b (default: each session's steering layer), dim, draws, seed,
     transfer (steer B with A's mapped vector; loads model B)."""
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "align")
     if not p["session_b"]:
         raise BadInput("align needs a second session")
     methods = list(METHODS) if p["method"] == "all" else [p["method"]]
@@ -322,13 +327,13 @@ def _method(
 ) -> dict:
     """One method's scores, each with its permutation baseline."""
     if m == "cka":
-        aligner = reg.get("aligners", "cka")
+        aligner = Guarded("aligners", reg.get("aligners", "cka"))
         a_all, b_all = np.concatenate([a_tr, a_te]), np.concatenate([b_tr, b_te])
         score = guarded("aligners", aligner, "score", a_all, b_all)
         null = aligner.permutation_baseline(a_all, b_all, draws, int(rng.integers(1 << 31)))
         return {"cka": summary(score, null)}
     if m == "rsa":
-        aligner = reg.get("aligners", "rsa")
+        aligner = Guarded("aligners", reg.get("aligners", "rsa"))
         y_all = np.concatenate([y_tr, y_te])
         ca = centroids(np.concatenate([a_tr, a_te]), y_all, labels)
         cb = centroids(np.concatenate([b_tr, b_te]), y_all, labels)
@@ -340,7 +345,7 @@ def _method(
             "rdm_a": aligner.rdm(ca).tolist(),
             "rdm_b": aligner.rdm(cb).tolist(),
         }
-    aligner = reg.get("aligners", m, dim=p["dim"])
+    aligner = Guarded("aligners", reg.get("aligners", m, dim=p["dim"]))
     fitted = guarded("aligners", aligner, "fit", a_tr, b_tr)
     if m == "cca":
         corr = fitted.correlations(a_te, b_te)
@@ -410,7 +415,7 @@ def transfer(
     if judge == "auto":
         judge = "classifier" if "classifier" in reg.names("evaluators") else "label_logit_shift"
     model = session_model(sb)
-    fitted = reg.get("aligners", "procrustes", dim=p["dim"]).fit(a_tr, b_tr)
+    fitted = Guarded("aligners", reg.get("aligners", "procrustes", dim=p["dim"])).fit(a_tr, b_tr)
     norms = np.asarray(sb.read_json("layer_norms.json")["mean_resid_norm"])
     prompts = list(NEUTRAL_PROMPTS[: int(p["transfer_prompts"])])
     rng = np.random.default_rng(int(p["seed"]))

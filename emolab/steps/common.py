@@ -10,11 +10,12 @@ from .. import plugins
 from ..errors import BadInput, UnknownName
 from ..models import LoadedModel, load
 from ..session import Session
+from .guard import guarded  # noqa: F401 - steps import it from here
 
 
 def session_model(session: Session) -> LoadedModel:
     meta = session.manifest["model"]
-    return load(meta["name"], meta.get("device", "cpu"))
+    return load(meta["name"], meta.get("device", "cpu"), meta.get("dtype", "float32"))
 
 
 def plugin_versions(kind: str, names: Sequence[str]) -> dict[str, dict]:
@@ -32,28 +33,14 @@ def plugin_versions(kind: str, names: Sequence[str]) -> dict[str, dict]:
     return out
 
 
-def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
-    """'all', '3', '2,5,8', '10-20' or a list -> layer indices, range-checked."""
-    if spec is None or spec == "all":
-        return list(range(n_layers))
-    if isinstance(spec, str):
-        out: list[int] = []
-        for part in spec.split(","):
-            part = part.strip()
-            try:
-                if "-" in part[1:]:
-                    a, b = part.split("-", 1)
-                    out.extend(range(int(a), int(b) + 1))
-                else:
-                    out.append(int(part))
-            except ValueError:
-                raise BadInput(f"bad layer list '{spec}' (use all, 5, 2,5,8 or 10-20)") from None
-    else:
-        out = list(spec)
-    for layer in out:
-        if not 0 <= layer < n_layers:
-            raise BadInput(f"layer {layer} out of range: the model has layers 0-{n_layers - 1}")
-    return out
+def configured(kind: str, name: str, own: dict, given: dict):
+    """The registered component `name`, set from the step's values that it declares (`own`:
+    layer, alpha, ... as the step knows them) and then the user's own parameters (`given`,
+    e.g. from `--param`), validated against its declaration before any model loads."""
+    reg = plugins.registry()
+    declared = {p.name for p in reg.get(kind, name).params}
+    values = {k: v for k, v in own.items() if k in declared and v is not None}
+    return reg.get(kind, name, **{**values, **given})
 
 
 def emotion_vector(vectors: dict[str, np.ndarray], emotion: str, n_layers: int) -> np.ndarray:
@@ -72,10 +59,11 @@ def emotion_vector(vectors: dict[str, np.ndarray], emotion: str, n_layers: int) 
     return out
 
 
-def dataset_source(dataset: str, seed: int):
-    """The dataset component, its split shuffle seeded with the session's seed when it has
-    one (user files: the split is then reproducible and recorded)."""
-    source = plugins.get("datasets", dataset)
+def dataset_source(dataset: str, seed: int, dataset_params: dict | None = None):
+    """The dataset component, set from the user's `dataset_params` (text_column, ...) and its
+    split shuffle seeded with the session's seed when it has one (user files: the split is
+    then reproducible and recorded)."""
+    source = plugins.get("datasets", dataset, **(dataset_params or {}))
     if any(prm.name == "seed" for prm in getattr(source, "params", ())):
         source = source.with_params(seed=int(seed))
     return source
@@ -89,41 +77,24 @@ def record_dataset(session: Session, rec: dict, dataset: str, role: str = "datas
             session.add_input(rec, role, dataset[len(prefix) :])
 
 
-def guarded(kind: str, component, method: str, *args, **kwargs):
-    """Call a plugin component; an exception from its code becomes one clear line naming it."""
-    from ..errors import EmolabError, PluginFailed
-
-    try:
-        return getattr(component, method)(*args, **kwargs)
-    except EmolabError:
-        raise
-    except Exception as exc:
-        owner = plugins.registry().plugin_of(kind, component.name)
-        raise PluginFailed(
-            f"{kind[:-1]} '{component.name}' (plugin {owner.name} {owner.version}) raised "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def new_session(path, model_name: str, device: str = "cpu", seed: int = 0) -> Session:
-    """Create a session for `model_name` (loading it first, so a bad name fails early)."""
+def new_session(
+    path, model_name: str, device: str = "cpu", seed: int = 0, dtype: str = "float32"
+) -> Session:
+    """Create a session for `model_name` (loading it first, so a bad name fails early); the
+    manifest records the dtype, the device it resolved to and any device map."""
     from pathlib import Path
 
     if Path(path).exists() and not Path(path).is_dir():
         from ..errors import SessionError
 
         raise SessionError(f"{path}: is a file, not a session folder")
-    model = load(model_name, device)
-    return Session.create(
-        path, {**model.describe(), "name": model_name, "device": device}, seed=seed
-    )
+    model = load(model_name, device, dtype)
+    return Session.create(path, {**model.describe(), "name": model_name}, seed=seed)
 
 
-def open_or_create(path, model_name: str, device: str = "cpu") -> Session:
+def open_or_create(path, model_name: str, device: str = "cpu", dtype: str = "float32") -> Session:
     """An existing session (whose model must match) or a new one at `path`."""
     from pathlib import Path
-
-    from ..errors import BadInput
 
     if Path(path).is_dir() and (Path(path) / "manifest.json").exists():
         s = Session.open(path)
@@ -132,4 +103,4 @@ def open_or_create(path, model_name: str, device: str = "cpu") -> Session:
         if s.steps():
             raise BadInput(f"{path}: session already holds an extraction; use a new --session")
         return s
-    return new_session(path, model_name, device)
+    return new_session(path, model_name, device, dtype=dtype)

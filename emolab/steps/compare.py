@@ -12,44 +12,38 @@ It is logged in the base session (the first one), whose artifacts get the tables
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import plugins
 from ..errors import BadInput
 from ..labels import LabelTokens, label_logits, prompt, resolve
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
 from .align import check_same_texts
 from .common import emotion_vector, session_model
 from .finetune import checkpoint_info
-from .layers import _unit, binary_scores, multiclass_accuracy
+from .guard import guarded
+from .layers import _unit, binary_scores, multiclass_accuracy, to_csv
 
-DEFAULTS = {
-    "others": [],  # checkpoint sessions, in training order
-    "layer": None,  # steering layer (default: the base session's steering layer)
-    "alphas": [0.1, 0.2],
-    "n_texts": 8,  # neutral test texts the label-logit rise is averaged over
-    "method": None,
-    "fall": 0.8,  # last/base sensitivity below this: falls; above 1/fall: rises
-}
+PARAMS = (
+    Param("others", list, [], "checkpoint sessions, in training order", item=str),
+    Param("layer", int, None, "steering layer (default: the base session's)", min=0),
+    Param("alphas", list, [0.1, 0.2], "strengths", item=float),
+    Param("n_texts", int, 8, "neutral test texts the label-logit rise is averaged over", min=1),
+    Param("method", str, None, "which vector set"),
+    Param(
+        "fall",
+        float,
+        0.8,
+        "last/base sensitivity below this: falls; above 1/fall: rises",
+        min=0.0,
+        max=1.0,
+    ),
+)
+DEFAULTS = defaults(PARAMS)
 CHART_WIDTH = 40
-
-
-def _fmt_num(x: float) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
-
-
-def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt_num(v) for k, v in r.items()})
-    return buf.getvalue()
 
 
 def check_compatible(base: Session, other: Session) -> None:
@@ -165,7 +159,7 @@ def sensitivity(
                     scale="relative",
                     positions="all",
                 )
-                hooks = inter.hooks(model, vector=vecs[e], norms=norms)
+                hooks = guarded("interventions", inter, "hooks", model, vector=vecs[e], norms=norms)
                 shift = (label_logits(model, prompts, tokens, hooks) - clean).mean(0)
                 rises.append(float(shift[col]))
                 others = [shift[i] for i, lab in enumerate(labels) if lab != e]
@@ -225,7 +219,7 @@ def chart(sens: list[dict], emotions: list[str], names: dict[int, str]) -> str:
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "compare")
     others = [str(o) for o in p["others"]]
     if not others:
         raise BadInput("compare needs the base session and at least one checkpoint session")

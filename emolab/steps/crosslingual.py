@@ -23,24 +23,28 @@ from ..capture import capture, resid_hooks
 from ..data import EKMAN6
 from ..errors import BadInput
 from ..labels import LabelTokens, label_logits, parallel_texts, prompt, resolve
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
-from .common import parse_layers, session_model
+from ..units import parse_layers
+from .common import session_model
 from .compare import to_csv
+from .guard import fit_directions, guarded
 from .layers import _unit
 
 LANGS = ("en", "ja")
-DEFAULTS = {
-    "emotions": list(EKMAN6),
-    "baseline": "neutral",
-    "layers": None,  # default: two thirds of the depth
-    "alpha": 0.3,  # relative to the layer's mean residual norm
-    "texts": None,  # jsonl of parallel rows; default: the shipped set
-    "n_prompts": 8,
-    "position": "mean",  # mean over tokens: the last token of 8 sentences is mostly punctuation
-    "random_draws": 8,  # random directions per emotion; their spread is the chance level
-    "seed": 0,
-}
+PARAMS = (
+    Param("emotions", list, list(EKMAN6), "emotions", item=str),
+    Param("baseline", str, "neutral", "the label every direction points away from"),
+    Param("layers", (str, list), None, "layers (default: two thirds of the depth)", item=int),
+    Param("alpha", float, 0.3, "relative to the layer's mean residual norm"),
+    Param("texts", str, None, "jsonl of parallel rows (default: the shipped set)"),
+    Param("n_prompts", int, 8, "prompts steered per language", min=1),
+    Param("position", str, "mean", "which token's residual", ("last", "mean", "commas")),
+    Param("random_draws", int, 8, "random directions per emotion (the chance level)", min=1),
+    Param("seed", int, 0),
+)
+DEFAULTS = defaults(PARAMS)
 
 
 def read_parallel(path: str | None) -> list[dict]:
@@ -67,7 +71,7 @@ def read_parallel(path: str | None) -> list[dict]:
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "crosslingual")
     emotions, baseline = list(p["emotions"]), p["baseline"]
     if not emotions:
         raise BadInput("no emotions given")
@@ -113,7 +117,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 check=progress.check,
             )
             vecs[lang] = {
-                e: ext.fit(acts[lang][y == e], acts[lang][y == baseline]) for e in emotions
+                e: fit_directions(ext, acts[lang][y == e], acts[lang][y == baseline])
+                for e in emotions
             }
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(np.concatenate([acts["en"], acts["ja"]]), axis=-1).mean(0)
@@ -159,7 +164,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                             progress.check()
                             full = np.zeros((model.n_layers, model.d_model), dtype=np.float32)
                             full[layer] = v
-                            hk = inter.hooks(model, vector=full, norms=norms)
+                            hk = guarded(
+                                "interventions", inter, "hooks", model, vector=full, norms=norms
+                            )
                             shift = (
                                 label_logits(model, prompts[target], tokens[target], hk) - clean
                             ).mean(0)

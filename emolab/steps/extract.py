@@ -11,34 +11,13 @@ from ..capture import capture, capture_named, resid_hooks
 from ..data import EKMAN6, examples_hash, select
 from ..errors import BadInput, UnknownName
 from ..hooks import path_of
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
-from .common import (
-    dataset_source,
-    guarded,
-    parse_layers,
-    plugin_versions,
-    record_dataset,
-    session_model,
-)
+from ..units import parse_layers
+from .common import dataset_source, plugin_versions, record_dataset, session_model
+from .guard import fit_directions, guarded
 
-DEFAULTS = {
-    "dataset": "goemotions-ekman",
-    "emotions": None,  # None: the dataset's own labels, less the baseline
-    "baseline": None,  # None: 'neutral' when the dataset has it, else its last label
-    "methods": ["mean_diff"],
-    "layers": "all",
-    "position": "last",
-    "limit": 100,
-    "test_limit": 50,
-    "dev_limit": None,  # None: as many as test_limit; dev texts choose layers, never fit
-    "contrast": "baseline",
-    "batch_size": 16,
-    "source": "comprehension",
-    "gen_tokens": 40,
-    "seed": 0,
-    "hooks": [],  # extra TL hook names to capture (any name; non-fast ones via the bridge)
-}
 SOURCES = ("comprehension", "generation")
 # What each emotion is contrasted with when a direction is fit:
 # baseline: the neutral texts (the steering studies' emotion - neutral);
@@ -47,15 +26,45 @@ SOURCES = ("comprehension", "generation")
 # all: every train text of every label, the emotion included (the direction from the
 #   centroid of all classes to the emotion's, as in the 20-emotion study's centring).
 CONTRASTS = ("baseline", "others", "all")
+PARAMS = (
+    Param("dataset", str, "goemotions-ekman", "a registered dataset"),
+    Param("dataset_params", dict, {}, "the dataset's own parameters (text_column, ...)"),
+    Param("emotions", list, None, "labels to extract (default: the dataset's own)", item=str),
+    Param("baseline", str, None, "label the directions point away from (default: neutral)"),
+    Param("methods", list, ["mean_diff"], "registered extractors", item=str),
+    Param("layers", (str, list), "all", "all, 5, 2,5,8, 10-20 or a list", item=int),
+    Param("position", str, "last", "which token's residual", ("last", "mean", "commas")),
+    Param("limit", int, 100, "train examples per label", min=1),
+    Param("test_limit", int, 50, "held-out examples per label", min=1),
+    Param("dev_limit", int, None, "dev examples per label (default: test_limit)", min=1),
+    Param("contrast", str, "baseline", "what each emotion is contrasted with", CONTRASTS),
+    Param("batch_size", int, 16, "texts per forward pass", min=1),
+    Param("source", str, "comprehension", "read labelled text or the model's own writing", SOURCES),
+    Param("gen_tokens", int, 40, "tokens the model writes per text (source=generation)", min=1),
+    Param("seed", int, 0),
+    Param(
+        "hooks", list, [], "extra TL hook names to capture (non-fast ones via the bridge)", item=str
+    ),
+)
+DEFAULTS = defaults(PARAMS)
 
 
-def resolve_labels(dataset: str, emotions, baseline) -> tuple[list[str], str]:
+def resolve_labels(
+    dataset: str, emotions, baseline, dataset_params: dict | None = None
+) -> tuple[list[str], str]:
     """Emotions and baseline, with the dataset's own labels filling what was not given: the
     Ekman six where the dataset has them, else all its labels, so `--dataset tigges-reviews`
     alone means positive vs negative instead of failing on 'anger'."""
     if emotions and baseline:
         return list(emotions), baseline
-    own = list(plugins.get("datasets", dataset).labels(dataset))
+    own = list(
+        guarded(
+            "datasets",
+            plugins.get("datasets", dataset, **(dataset_params or {})),
+            "labels",
+            dataset,
+        )
+    )
     if not baseline:
         baseline = "neutral" if "neutral" in own or not own else own[-1]
     if not emotions:
@@ -73,10 +82,18 @@ def contrast_rows(y: np.ndarray, emotion: str, baseline: str, contrast: str) -> 
     return np.ones(len(y), dtype=bool)
 
 
-def load_split(dataset: str, split: str, labels, limit: int | None, seed: int = 0):
-    """Examples of `labels` from one split, at most `limit` each, plus their flat lists."""
-    source = dataset_source(dataset, seed)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+def load_split(
+    dataset: str,
+    split: str,
+    labels,
+    limit: int | None,
+    seed: int = 0,
+    dataset_params: dict | None = None,
+):
+    """Examples of `labels` from one split, at most `limit` each, plus their flat lists.
+    `dataset_params` set the source's declared parameters (text_column, ...)."""
+    source = dataset_source(dataset, seed, dataset_params)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
             raise BadInput(f"dataset '{dataset}' has no '{label}' examples in split '{split}'")
@@ -84,38 +101,47 @@ def load_split(dataset: str, split: str, labels, limit: int | None, seed: int = 
     return examples, np.array([ex.label for ex in examples])
 
 
-def dev_split(dataset: str, labels, limit: int | None, seed: int = 0) -> list:
+def dev_split(
+    dataset: str, labels, limit: int | None, seed: int = 0, dataset_params: dict | None = None
+) -> list:
     """The dev texts that choose layers and settings; empty when the dataset's dev split
     lacks a label (a small user file), and choices then fall back to the train split."""
     try:
-        return load_split(dataset, "dev", labels, limit, seed)[0]
+        return load_split(dataset, "dev", labels, limit, seed, dataset_params)[0]
     except (BadInput, UnknownName):
         return []
 
 
+def check(params: dict) -> dict:
+    """The complete parameters, with the dataset's and the extractors' own checked too: what
+    a face calls before it creates a session (which loads the model)."""
+    p = validate(PARAMS, params, "extract")
+    plugins.get("datasets", p["dataset"], **p["dataset_params"])
+    for name in p["methods"]:
+        plugins.get("extractors", name)
+    return p
+
+
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
-    p["emotions"], p["baseline"] = resolve_labels(p["dataset"], p["emotions"], p["baseline"])
+    p = validate(PARAMS, params, "extract")
+    ds = p["dataset_params"]
+    p["emotions"], p["baseline"] = resolve_labels(p["dataset"], p["emotions"], p["baseline"], ds)
     emotions, baseline = p["emotions"], p["baseline"]
-    if p["contrast"] not in CONTRASTS:
-        raise BadInput(f"unknown contrast '{p['contrast']}' (known: {', '.join(CONTRASTS)})")
     if p["dev_limit"] is None:
         p["dev_limit"] = p["test_limit"]
     if not emotions:
         raise BadInput("no emotions given")
     if baseline in emotions:
         raise BadInput(f"baseline '{baseline}' is also listed as an emotion")
-    if p["source"] not in SOURCES:
-        raise BadInput(f"unknown source '{p['source']}' (known: {', '.join(SOURCES)})")
     reg = plugins.registry()
     extractors = [reg.get("extractors", m) for m in p["methods"]]
     labels = emotions + [baseline]
     split_seed = int(session.manifest.get("seed", 0))
     if p["source"] == "comprehension":
-        train, y_train = load_split(p["dataset"], "train", labels, p["limit"], split_seed)
-    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], split_seed)
-    dev = dev_split(p["dataset"], labels, p["dev_limit"], split_seed)
+        train, y_train = load_split(p["dataset"], "train", labels, p["limit"], split_seed, ds)
+    test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], split_seed, ds)
+    dev = dev_split(p["dataset"], labels, p["dev_limit"], split_seed, ds)
     model = session_model(session)
     layers = parse_layers(p["layers"], model.n_layers)
     hooks = resid_hooks(model, layers)
@@ -202,11 +228,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                                 if keep
                             ],
                         }
-                        dirs = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+                        dirs = fit_directions(ext, pos, neg, context)
                     else:
-                        dirs = guarded("extractors", ext, "fit", pos, neg)
-                    if not np.isfinite(dirs).all():
-                        raise BadInput(f"{ext.name} produced NaN/inf for '{emo}'")
+                        dirs = fit_directions(ext, pos, neg)
                     for i, hook in enumerate(hooks):
                         vectors[vector_key(emo, hook)] = dirs[i]
                     done += 1

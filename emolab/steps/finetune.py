@@ -27,25 +27,29 @@ from ..errors import BadInput
 from ..io import TEMP_PREFIX, atomic_write, recover_dir, replace_dir, temp_dir
 from ..labels import LabelTokens, accuracy, answer_ids, prompt, resolve
 from ..models import LoadedModel
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
-from .common import dataset_source, parse_layers, record_dataset, session_model
+from ..units import parse_layers
+from .common import dataset_source, record_dataset, session_model
+from .guard import guarded
 
-DEFAULTS = {
-    "dataset": "goemotions-ekman",
-    "labels": None,  # None: every label of the dataset
-    "steps": 200,
-    "save_every": 50,
-    "batch_size": 8,
-    "lr": 3e-5,
-    "weight_decay": 0.0,
-    "limit": 300,  # train examples per label (balanced)
-    "test_limit": 20,  # test examples per label for the accuracy of each checkpoint
-    "max_text_tokens": 48,
-    "train_layers": "all",  # or a layer list: only those blocks train
-    "lang": "en",
-    "seed": 0,
-}
+PARAMS = (
+    Param("dataset", str, "goemotions-ekman", "a registered dataset"),
+    Param("labels", list, None, "labels trained (default: every label)", item=str),
+    Param("steps", int, 200, "optimizer steps"),
+    Param("save_every", int, 50, "steps between checkpoints"),
+    Param("batch_size", int, 8, "texts per step"),
+    Param("lr", float, 3e-5, "learning rate"),
+    Param("weight_decay", float, 0.0, "AdamW weight decay", min=0.0),
+    Param("limit", int, 300, "train examples per label (balanced)"),
+    Param("test_limit", int, 20, "test examples per label for each checkpoint"),
+    Param("max_text_tokens", int, 48, "tokens kept per text"),
+    Param("train_layers", (str, list), "all", "only these blocks train", item=int),
+    Param("lang", str, "en", "language of the label words"),
+    Param("seed", int, 0),
+)
+DEFAULTS = defaults(PARAMS)
 # Settings a resumed run must share with the checkpoint it resumes from.
 FIXED = (
     "dataset",
@@ -92,7 +96,7 @@ def checkpoint_info(folder: str | Path) -> dict | None:
 
 def dataset_labels(dataset: str, wanted) -> list[str]:
     source = plugins.get("datasets", dataset)
-    have = list(source.labels(dataset))
+    have = list(guarded("datasets", source, "labels", dataset))
     if not have:
         raise BadInput(f"dataset '{dataset}' has no labels: fine-tuning needs labelled texts")
     if not wanted:
@@ -112,7 +116,7 @@ def load_examples(
     dataset: str, split: str, labels: list[str], limit: int, seed: int = 0
 ) -> list[Example]:
     source = dataset_source(dataset, seed)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     empty = [label for label, items in groups.items() if not items]
     if empty:
         raise BadInput(f"dataset '{dataset}' has no '{empty[0]}' examples in split '{split}'")
@@ -232,7 +236,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     import torch
 
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "finetune")
     for key in ("steps", "save_every", "batch_size", "limit", "test_limit", "max_text_tokens"):
         if int(p[key]) < 1:
             raise BadInput(f"{key.replace('_', '-')} must be at least 1, got {p[key]}")

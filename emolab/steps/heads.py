@@ -27,6 +27,7 @@ from ..data import list_prompt
 from ..errors import BadInput
 from ..hooks import StopForward, apply_hooks, stop_after
 from ..models import LoadedModel
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import label_token_ids
 from ..session import Session
@@ -35,20 +36,30 @@ from .common import emotion_vector, session_model
 METHODS = ("attribution", "ablation")
 METRICS = ("projection", "label_logit")
 SUMMARY_CHARS = ",.;:!?"
-DEFAULTS = {
-    "emotion": None,
-    "method": "attribution",
-    "compare": False,
-    "metric": "projection",
-    "layer": None,
-    "n_texts": 8,
-    "neurons": False,
-    "top_k": 10,
-    "verify": 0,  # exact ablation of the top-k heads by |attribution| (0: off)
-    "batch_size": 8,
-    "flag_mass": 0.25,
-    "flag_ratio": 2.0,
-}
+PARAMS = (
+    Param("emotion", str, None, "whose direction the heads write"),
+    Param(
+        "method", str, "attribution", "attribution (one backward pass) or ablation (exact)", METHODS
+    ),
+    Param("compare", bool, False, "run both methods and compare their rankings"),
+    Param("metric", str, "projection", "what a head moves", ("projection", "label_logit")),
+    Param("layer", int, None, "read layer (default: the steering layer)", min=0),
+    Param("n_texts", int, 8, "emotion texts averaged over", min=1),
+    Param("neurons", bool, False, "rank MLP neurons too"),
+    Param("top_k", int, 10, "units listed", min=1),
+    Param("verify", int, 0, "exact ablation of the top-k heads by |attribution| (0: off)", min=0),
+    Param("batch_size", int, 8, "texts per forward pass", min=1),
+    Param(
+        "flag_mass",
+        float,
+        0.25,
+        "attention mass on summary tokens that flags a head",
+        min=0.0,
+        max=1.0,
+    ),
+    Param("flag_ratio", float, 2.0, "how much above its share a flagged head must attend", min=0.0),
+)
+DEFAULTS = defaults(PARAMS)
 
 
 class Setup:
@@ -386,7 +397,7 @@ def prepare(session: Session, p: dict) -> Setup:
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "heads")
     setup = prepare(session, p)
     raw_texts = [
         t for lab, t in session.read_json("examples.json")["train"] if lab == p["emotion"]

@@ -3,8 +3,6 @@ chance level (random and shuffled-label directions), plus norms and cosines."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
@@ -14,11 +12,28 @@ from threadpoolctl import threadpool_limits
 from .. import plugins
 from ..capture import capture
 from ..errors import BadInput
+from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, record_dataset, session_model
+from .guard import fit_directions
 
 BASELINE_SEEDS = 5
+PARAMS = (
+    Param("dataset", str, None, "score the vectors on another dataset's test split (no refit)"),
+    Param("dataset_params", dict, {}, "that dataset's own parameters (text_column, ...)"),
+    Param("limit", int, 100, "test examples per label of --dataset", min=1),
+    Param(
+        "source",
+        str,
+        "comprehension",
+        "generation: also fit on the model's own writing",
+        ("comprehension", "generation"),
+    ),
+    Param("samples", int, None, "texts per label written by the model (source=generation)", min=1),
+    Param("gen_tokens", int, 40, "tokens per written text (source=generation)", min=1),
+    Param("seed", int, 0),
+)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -126,7 +141,7 @@ def analyse(
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = _unit(ext.fit(a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        w = _unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
                         shuf_u.append(w)
                         shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
                 shuf_units.append(shuf_u)
@@ -228,12 +243,11 @@ def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    """One row per dict, written by pandas (floats to 4 places): the frame
+    `emolab.tables` reads back is the one written here."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", na_rep="nan")
 
 
 def surface_features(texts) -> np.ndarray:
@@ -290,8 +304,6 @@ def fit_vectors(
     progress: Progress,
 ) -> dict[str, np.ndarray]:
     """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    from .common import guarded
-
     ext = plugins.registry().get("extractors", method)
     out = {}
     for e in emotions:
@@ -308,9 +320,9 @@ def fit_vectors(
                 "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
                 "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
             }
-            out[e] = guarded("extractors", ext, "fit_in_context", pos, neg, context)
+            out[e] = fit_directions(ext, pos, neg, context)
         else:
-            out[e] = guarded("extractors", ext, "fit", pos, neg)
+            out[e] = fit_directions(ext, pos, neg)
     return out
 
 
@@ -421,8 +433,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     `source` ('generation': also fit on the model's own writing and compare, with a paired
     Wilcoxon test)."""
     progress = progress or Progress()
-    if params.get("source", "comprehension") not in ("comprehension", "generation"):
-        raise BadInput(f"unknown source '{params['source']}' (known: comprehension, generation)")
+    params = validate(PARAMS, params, "layers")
     arrays, meta = session.load_arrays("activations.safetensors")
     ex = session.read_json("examples.json")
     emotions, baseline = meta["emotions"].split(","), meta["baseline"]
@@ -438,7 +449,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     dataset = params.get("dataset")
     n_layers = int(session.manifest["model"]["layers"])
     # many small fits: BLAS threads only contend (10x slower on a busy 2-core box)
-    with session.step("layers", dict(params)) as rec, threadpool_limits(1, user_api="blas"):
+    with session.step("layers", params) as rec, threadpool_limits(1, user_api="blas"):
         if dataset:
             from .extract import load_split
 
@@ -449,8 +460,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                     dataset,
                     "test",
                     emotions + [baseline],
-                    params.get("limit", 100),
+                    params["limit"],
                     int(session.manifest.get("seed", 0)),
+                    params["dataset_params"],
                 )
             except Exception as exc:
                 raise BadInput(
@@ -486,7 +498,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         )
         summary = summarise(rows, emotions, n_layers)
         sources = None
-        if params.get("source", "comprehension") == "generation":
+        if params["source"] == "generation":
             sources = compare_sources(
                 session,
                 params,

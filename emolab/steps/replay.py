@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import plugins
 from ..errors import BadInput, SessionError
-from ..models import load
+from ..models import load, tolerance
 from ..progress import Progress
 from ..session import Session
 from . import replay_compare as rc
@@ -50,14 +50,14 @@ def replay(
     src: str | Path,
     out: str | Path | None = None,
     device: str | None = None,
-    rtol: float = 1e-3,
-    atol: float = 1e-4,
+    rtol: float | None = None,
+    atol: float | None = None,
     progress: Progress | None = None,
     strict: bool = False,
 ) -> tuple[Session, Comparison]:
     """Re-run every finished step of `src` into a new session and compare. `strict`: a
     plugin whose version differs from the original's is a mismatch, not just a note."""
-    from . import STEPS
+    from . import PARAMS, STEPS
 
     progress = progress or Progress()
     original = Session.open(src)
@@ -83,7 +83,11 @@ def replay(
         )
     meta = original.manifest["model"]
     device = device or "cpu"
-    model = load(meta["name"], device)
+    dtype = meta.get("dtype", "float32")
+    model = load(meta["name"], device, dtype)
+    dt_rtol, dt_atol = tolerance(dtype)  # unless given: what the session's dtype allows
+    rtol = dt_rtol if rtol is None else rtol
+    atol = dt_atol if atol is None else atol
     if meta.get("sha256") and model.meta.get("sha256") != meta["sha256"]:
         raise BadInput(
             f"model '{meta['name']}' weights differ from the session's "
@@ -102,7 +106,9 @@ def replay(
         return [model.tokenizer.decode([i]) for i in ids]
 
     for ev in steps:
-        STEPS[ev["kind"]](new, dict(ev["params"]), progress)
+        declared = {q.name for q in PARAMS.get(ev["kind"], ())} or set(ev["params"])
+        params = {k: v for k, v in ev["params"].items() if k in declared}
+        STEPS[ev["kind"]](new, params, progress)
         mine = new.steps()[-1]
         tag = f"{ev['kind']}#{ev['seq']}"
         rc.metrics(cmp, tag, ev.get("metrics") or {}, mine.get("metrics") or {}, rtol, atol)

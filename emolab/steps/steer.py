@@ -10,29 +10,45 @@ from .. import plugins
 from ..api import Run
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import generate
 from ..session import Session, check_width
-from .common import emotion_vector, guarded, plugin_versions, session_model
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 
-DEFAULTS = {
-    "layer": None,  # None: the session's dev-chosen setting (see `default_setting`)
-    "alpha": None,
-    "scale": "relative",
-    "positions": "all",
-    "method": None,
-    "prompts": list(NEUTRAL_PROMPTS[:4]),
-    "max_new_tokens": 24,
-    "evaluators": ["label_logit_shift"],
-    "vector_file": None,
-    "circuit": None,  # k: enhance the emotion's top-k heads (latest `heads` map) instead
-    "circuit_factor": 2.0,
-    # success rate (judge's top label = target and the text surgical) beside the unsteered
-    # text and a random direction of the same size; needs the judge (trained once, cached)
-    "success": False,
-    "judge": "ensemble",
-    "judge_train_limit": 16000,
-}
+PARAMS = (
+    Param("emotion", str, None, "which emotion's vector to add"),
+    Param(
+        "layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0
+    ),
+    Param("alpha", float, None, "strength (default: the session's dev-chosen alpha)"),
+    Param(
+        "scale",
+        str,
+        "relative",
+        "relative: alpha x the layer's mean residual norm",
+        ("relative", "absolute"),
+    ),
+    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("method", str, None, "which vector set of the session"),
+    Param("prompts", list, list(NEUTRAL_PROMPTS[:4]), "prompts to continue", item=str),
+    Param("max_new_tokens", int, 24, "tokens generated per prompt", min=1),
+    Param("evaluators", list, ["label_logit_shift"], "registered evaluators", item=str),
+    Param("vector_file", str, None, "a published vector file instead of the session's"),
+    Param("circuit", int, None, "enhance the emotion's top-k heads (latest heads map)", min=1),
+    Param("circuit_factor", float, 2.0, "multiplier for the circuit heads"),
+    Param("intervention", str, None, "a registered intervention (default: residual_add)"),
+    Param("intervention_params", dict, {}, "that intervention's own parameters"),
+    Param(
+        "success",
+        bool,
+        False,
+        "success rate beside the unsteered text and a same-size random direction (judge)",
+    ),
+    Param("judge", str, "ensemble", "the classifier's judge", ("ensemble", "minilm", "tfidf")),
+    Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
+)
+DEFAULTS = defaults(PARAMS)
 FALLBACK_ALPHA = 0.3
 
 
@@ -128,19 +144,31 @@ def default_setting(session: Session, emotion: str, method: str | None = None) -
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
-    if "emotion" not in p or not p["emotion"]:
+    p = validate(PARAMS, params, "steer")
+    if not p["emotion"]:
         raise BadInput("steer needs an emotion")
     prompts = [str(x) for x in p["prompts"]]
     if not prompts or any(not x.strip() for x in prompts):
         raise BadInput("empty prompt")
-    model = session_model(session)
     setting = default_setting(session, p["emotion"], p["method"])
     choices = {}
     for k in ("layer", "alpha"):
         if p[k] is None:
             p[k] = setting[k]
             choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
+    circuit_units = None
+    if p["circuit"] is not None:
+        from .heads import circuit_heads
+
+        spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
+        own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
+    else:
+        own = {k: p[k] for k in ("layer", "alpha", "scale", "positions")}
+    p["intervention"] = p["intervention"] or ("residual_add" if p["circuit"] is None else "enhance")
+    inter = configured("interventions", p["intervention"], own, p["intervention_params"])
+    reg = plugins.registry()
+    evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
+    model = session_model(session)
     vectors, meta = vectors_for(session, p["method"], p["vector_file"], p["emotion"])
     emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
         {k.split("/", 1)[0] for k in vectors}
@@ -154,32 +182,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     if not np.isfinite(vec[int(p["layer"])]).all():
         raise BadInput(f"no '{p['emotion']}' vector at layer {p['layer']} in this vector set")
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
-    reg = plugins.registry()
-    kind = "residual_add" if p["circuit"] is None else "enhance"
-    if p["circuit"] is not None:
-        from .heads import circuit_heads
-
-        spec, p["circuit_units"] = circuit_heads(session, p["emotion"], int(p["circuit"]))
-        inter = reg.get(
-            "interventions",
-            "enhance",
-            heads=spec,
-            factor=p["circuit_factor"],
-            positions=p["positions"],
-        )
-    else:
-        inter = reg.get(
-            "interventions",
-            "residual_add",
-            layer=p["layer"],
-            alpha=p["alpha"],
-            scale=p["scale"],
-            positions=p["positions"],
-        )
     hooks = guarded("interventions", inter, "hooks", model, vector=vec, norms=norms)
-    evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
     used = {
-        **plugin_versions("interventions", [kind]),
+        **plugin_versions("interventions", [p["intervention"]]),
         **plugin_versions("evaluators", p["evaluators"]),
     }
     judge = ppl = None
@@ -264,6 +269,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         )
         rec["outputs"] = [f"artifacts/{name}"]
         rec["metrics"] = metrics
+        if circuit_units is not None:
+            rec["inputs"]["circuit_units"] = circuit_units
     progress.done()
     return {
         "params": p,
@@ -272,6 +279,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "steered": steered,
         "random": random_texts,
         "metrics": metrics,
+        "circuit_units": circuit_units,
         "choices": choices,
     }
 

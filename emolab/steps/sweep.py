@@ -20,39 +20,66 @@ import json
 
 import numpy as np
 
-from .. import plugins
-from ..data import NEUTRAL_PROMPTS, list_prompt
+from ..api import Run
+from ..data import EKMAN6, NEUTRAL_PROMPTS, list_prompt
 from ..engine import Serial
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
+from ..units import parse_layers
 from . import success as sx
-from .common import emotion_vector, guarded, parse_layers, plugin_versions, session_model
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .heads import circuit_heads
 from .steer import vectors_for
 from .sweep_cells import RANDOM, RESIDUAL, SweepWork, failed_cell
 
-DEFAULTS = {
-    "emotions": ["anger", "disgust", "fear", "joy", "sadness", "surprise"],
-    "layers": None,  # default: a third, half and two thirds of the depth
-    "alphas": [0.15, 0.3, 0.5, 0.75],
-    "scale": "relative",
-    "positions": "all",
-    "method": None,
-    "vector_file": None,
-    "prompts": list(NEUTRAL_PROMPTS),
-    "max_new_tokens": 24,
-    "batch_size": 20,
-    "judge": "ensemble",
-    "judge_train_limit": 16000,
-    "max_ratio": 3.0,
-    "min_distinct2": 0.5,
-    "max_distinct_drop": 0.6,
-    "min_surgical_share": 0.5,
-    "circuits": [],  # top-k head counts for circuit modulation (empty: residual only)
-    "circuit_factors": [2.0, 4.0],
-}
+PARAMS = (
+    Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
+    Param(
+        "layers", (str, list), None, "layers of the grid (default: 1/3, 1/2, 2/3 depth)", item=int
+    ),
+    Param("alphas", list, [0.15, 0.3, 0.5, 0.75], "strengths of the grid", item=float),
+    Param(
+        "scale",
+        str,
+        "relative",
+        "relative: alpha x the layer's mean residual norm",
+        ("relative", "absolute"),
+    ),
+    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("method", str, None, "which vector set of the session"),
+    Param("vector_file", str, None, "a published vector file instead of the session's"),
+    Param("prompts", list, list(NEUTRAL_PROMPTS), "prompts to continue", item=str),
+    Param("max_new_tokens", int, 24, "tokens generated per prompt"),
+    Param("batch_size", int, 20, "prompts per generate call", min=1),
+    Param(
+        "judge", str, "ensemble", "the classifier evaluator's judge (judge_evaluator=classifier)"
+    ),
+    Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
+    Param("judge_evaluator", str, "classifier", "the registered evaluator that judges P(target)"),
+    Param("judge_params", dict, {}, "that evaluator's own parameters"),
+    Param("max_ratio", float, 3.0, "perplexity ratio above which a text is explosive"),
+    Param("min_distinct2", float, 0.5, "distinct-2 below which a text is repetitive"),
+    Param("max_distinct_drop", float, 0.6, "distinct-2 drop that counts as repetitive"),
+    Param(
+        "min_surgical_share",
+        float,
+        0.5,
+        "share of single texts that must be surgical",
+        min=0.0,
+        max=1.0,
+    ),
+    Param("circuits", list, [], "top-k head counts for circuit modulation", item=int, min=1),
+    Param("circuit_factors", list, [2.0, 4.0], "multipliers for the circuit heads", item=float),
+    Param("intervention", str, "residual_add", "the registered intervention of the grid"),
+    Param("intervention_params", dict, {}, "that intervention's own fixed parameters"),
+)
+DEFAULTS = defaults(PARAMS)
+# added after sweeps were first keyed: left out of the key at their defaults, so older
+# sweep files still resume
+LATER = ("judge_evaluator", "judge_params", "intervention", "intervention_params")
 GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
 COLUMNS = (
     "emotion",
@@ -113,7 +140,9 @@ def check_params(p: dict) -> None:
 
 def sweep_key(p: dict, vector_meta: dict) -> str:
     """What makes a cell's numbers: everything but the grid itself."""
-    fixed = {k: p[k] for k in DEFAULTS if k not in GRID}
+    fixed = {
+        k: p[k] for k in DEFAULTS if k not in GRID and not (k in LATER and p[k] == DEFAULTS[k])
+    }
     h = hashlib.sha256(json.dumps([fixed, vector_meta], sort_keys=True, default=str).encode())
     return h.hexdigest()[:10]
 
@@ -166,7 +195,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     """`engine`: how cells run (engine.Serial by default, Batched, RayExecutor); it never
     changes a number, so it is not a parameter of the sweep."""
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
+    p = validate(PARAMS, params, "sweep")
     p["alphas"] = [float(a) for a in p["alphas"]]
     p["emotions"] = list(p["emotions"])
     p["circuits"] = [int(k) for k in p["circuits"]]
@@ -188,16 +217,26 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     circuit_specs = circuit_grid(session, p)
     all_emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(vecs)
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
-    reg = plugins.registry()
-    judge = reg.get(
-        "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
+    judge = configured(
+        "evaluators",
+        p["judge_evaluator"],
+        {"judge": p["judge"], "train_limit": p["judge_train_limit"]},
+        p["judge_params"],
+    )
+    residual = RESIDUAL if p["intervention"] == "residual_add" else p["intervention"]
+    # an unknown intervention or parameter fails here, before the model loads
+    configured(
+        "interventions",
+        p["intervention"],
+        cell_params(p, p["layers"][0], 0.0),
+        p["intervention_params"],
     )
     key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
     cells = read_cells(session, name)
     grid = [
-        (e, RESIDUAL, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
+        (e, residual, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
     ] + [
         (e, f"circuit-top{k}", -1, f)
         for e in p["emotions"]
@@ -213,17 +252,15 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
         or not np.isfinite(cells[g]["success"])  # a cell from before success rates
     ]
-    kinds = ["residual_add"] + (["enhance"] if p["circuits"] else [])
+    kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
         **plugin_versions("interventions", kinds),
-        **plugin_versions("evaluators", ["classifier", "perplexity_ratio"]),
+        **plugin_versions("evaluators", [p["judge_evaluator"], "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
         if p["vector_file"]:
             session.add_input(rec, "vector_file", p["vector_file"])
         model = session_model(session)
-        progress.task("judge: load or train the classifier", 0)
-        j = guarded("evaluators", judge, "judge_obj")
         base_path = session.artifact(f"sweep-{key}-baseline.json")
         if base_path.is_file():
             base = session.read_json(base_path.name)["texts"]
@@ -233,19 +270,24 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
                 model, prompts, (), p["max_new_tokens"], p["batch_size"], check=progress.check
             )
             session.write_json(base_path.name, {"prompts": prompts, "texts": base})
-        base_probs = j.proba(base, p["judge"])
+        progress.task(f"judge: load {p['judge_evaluator']}", 0)
+        # the judge on the unsteered texts, once per emotion: it loads (or trains) once and
+        # travels with the work; an emotion it has no label for fails before any cell
+        base_on: dict[str, np.ndarray] = {}  # per emotion: unsteered text's top label is it
+        for emo in p["emotions"]:
+            base_run = Run(model, prompts, base, base, (), all_emotions, emo)
+            judged_base = guarded("evaluators", judge, "evaluate", base_run)
+            if "judge_probs" in base_run.extra:
+                col = list(base_run.extra["judge_labels"]).index(emo)
+                base_on[emo] = np.asarray(base_run.extra["judge_probs"]).argmax(1) == col
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
         base_logits = last_logits(model, lists)[:, cols]
-        if any(e not in j.labels for e in p["emotions"]):
-            from ..errors import UnknownName
-
-            bad = next(e for e in p["emotions"] if e not in j.labels)
-            raise UnknownName(f"the judge has no label '{bad}' (labels: {', '.join(j.labels)})")
         work = SweepWork(
             session.model_name,
-            model.device,
+            session.manifest["model"].get("device", "cpu"),
+            session.manifest["model"].get("dtype", "float32"),
             {k: p[k] for k in DEFAULTS if k != "prompts"},
             prompts,
             lists,
@@ -255,14 +297,14 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             all_emotions,
             cols,
             base,
-            base_probs,
             base_logits,
-            j,
+            judge,
+            residual,
         )
         engine = engine or Serial()
         rec["engine"] = engine.describe()
         halves = sx.prompt_halves(len(prompts))
-        randoms = random_controls(work, engine, todo, p, progress)
+        randoms = random_controls(work, engine, todo, p, progress, residual)
         progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
         for i, cell in engine.map(work, todo, progress.check):
             if "error" in cell and len(cell) == 1:
@@ -270,23 +312,31 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             steered = cell.pop("steered")
             cell.update(
                 success_columns(
-                    cell, cell.pop("probs", None), cell.pop("regimes", None), j, base_probs,
-                    randoms, halves, p["scale"],
+                    cell,
+                    cell.pop("probs", None),
+                    cell.pop("labels", None),
+                    cell.pop("regimes", None),
+                    base_on,
+                    randoms,
+                    halves,
+                    p["scale"],
+                    residual,
                 )
-            )  # fmt: skip
-            cells[cell_key(cell)] = cell
-            write_cells(session, name, cells)
+            )
             line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
+            # texts before the cell: a kill in between only recomputes the cell
             session.write_artifact(
                 texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
             )
+            cells[cell_key(cell)] = cell
+            write_cells(session, name, cells)
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
         # the best cell per emotion is chosen on the dev prompts and reported on the test ones
-        best = sx.best_on_dev([r for r in rows if r["intervention"] == RESIDUAL])
-        best_circuit = sx.best_on_dev([r for r in rows if r["intervention"] != RESIDUAL])
+        best = sx.best_on_dev([r for r in rows if r["intervention"] == residual])
+        best_circuit = sx.best_on_dev([r for r in rows if r["intervention"] != residual])
         head = sx.headline(best)
         table = step_outputs(session, rec["seq"], grid, cells, texts_name)
         rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
@@ -324,9 +374,9 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         "resumed": len(grid) - len(todo),
         "computed": len(todo),
         "judge": {
-            "name": p["judge"],
-            "accuracy": j.accuracy(p["judge"]),
-            "macro_f1": j.scores[p["judge"]]["macro_f1"],
+            "name": p["judge"] if p["judge_evaluator"] == "classifier" else p["judge_evaluator"],
+            "accuracy": float(judged_base.get("judge_accuracy", np.nan)),
+            "macro_f1": float(judged_base.get("judge_macro_f1", np.nan)),
         },
     }
 
@@ -349,6 +399,11 @@ def step_outputs(
     return [f"artifacts/sweep-{seq:03d}.csv", f"artifacts/sweep-{seq:03d}-texts.jsonl"]
 
 
+def cell_params(p: dict, layer: int, alpha: float) -> dict:
+    """What the sweep knows about one residual cell; its intervention takes what it declares."""
+    return {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
+
+
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
     """(emotion, 'circuit-top<k>') -> the head spec from the session's latest head map."""
     return {
@@ -358,49 +413,60 @@ def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
     }
 
 
-def random_controls(work, engine, todo: list[tuple], p: dict, progress: Progress) -> dict:
+def random_controls(
+    work, engine, todo: list[tuple], p: dict, progress: Progress, residual: str
+) -> dict:
     """Judge probabilities and per-text regimes of a random direction of the same size for
     every (layer, alpha) a residual cell to compute needs. With relative alpha the random
     push is the same for every emotion (the hook rescales it), so it runs once per
     (layer, alpha); with absolute alpha once per emotion too."""
     per_emotion = p["scale"] == "absolute"
-    need = sorted({(c[0] if per_emotion else "", c[2], c[3]) for c in todo if c[1] == RESIDUAL})
+    need = sorted({(c[0] if per_emotion else "", c[2], c[3]) for c in todo if c[1] == residual})
     cells = [(e or p["emotions"][0], RANDOM, layer, a) for e, layer, a in need]
     if not cells:
         return {}
     progress.task(f"random-direction controls ({len(cells)})", len(cells))
     out = {}
     for i, res in engine.map(work, cells, progress.check):
-        if "probs" in res:
-            out[need[i]] = (res["probs"], res["regimes"])
+        if res.get("probs") is not None:
+            out[need[i]] = (res["probs"], list(res["labels"]), res["regimes"])
         progress.update(i + 1)
     return out
 
 
 def success_columns(
-    cell: dict, probs, regimes, judge, base_probs, randoms: dict, halves: dict, scale: str
+    cell: dict,
+    probs,
+    labels,
+    regimes,
+    base_on: dict,
+    randoms: dict,
+    halves: dict,
+    scale: str,
+    residual: str,
 ) -> dict:
     """The success columns of one cell (see steps/success.py): steered, unsteered and the
-    random control, on the dev and test prompt halves. NaN for a failed cell."""
+    random control, on the dev and test prompt halves. NaN for a failed cell, and for a
+    judge evaluator that reports no per-text probabilities (`run.extra["judge_probs"]`)."""
     nan = float("nan")
-    if probs is None:
-        return {c: nan for c in SUCCESS_COLUMNS}
     emo = cell["emotion"]
-    col = judge.labels.index(emo)
+    if probs is None or emo not in base_on:
+        return {c: nan for c in SUCCESS_COLUMNS}
+    probs = np.asarray(probs)
+    col = list(labels).index(emo)
     ok = sx.success_flags(probs, col, regimes)
     out = {
         "success": round(float(ok.mean()), 5),
         **sx.split_rates(ok, halves, "success"),
-        **sx.split_rates(sx.success_flags(base_probs, col, None), halves, "success_baseline"),
+        **sx.split_rates(base_on[emo], halves, "success_baseline"),
         "success_random_dev": nan,
         "success_random_test": nan,
     }
     rkey = (emo if scale == "absolute" else "", cell["layer"], cell["alpha"])
-    if cell["intervention"] == RESIDUAL and rkey in randoms:
-        r_probs, r_regimes = randoms[rkey]
-        out.update(
-            sx.split_rates(sx.success_flags(r_probs, col, r_regimes), halves, "success_random")
-        )
+    if cell["intervention"] == residual and rkey in randoms:
+        r_probs, r_labels, r_regimes = randoms[rkey]
+        flags = sx.success_flags(np.asarray(r_probs), list(r_labels).index(emo), r_regimes)
+        out.update(sx.split_rates(flags, halves, "success_random"))
     for h, idx in halves.items():
         out[f"p_target_{h}"] = round(float(probs[idx, col].mean()), 5) if idx else nan
     return out

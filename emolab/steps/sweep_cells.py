@@ -1,8 +1,9 @@
 """One sweep cell's computation, as a `engine.Work`: steered texts, their judge scores, the
 label-logit shift and the perplexity regime for (emotion, intervention, layer, alpha).
 
-The driver (steps/sweep.py) computes what every cell shares once — baseline texts and their
-judge probabilities, the label-list logits, the vectors — and puts it here; an executor then
+The driver (steps/sweep.py) computes what every cell shares once — baseline texts, the
+judge evaluator loaded (it remembers its baseline scores), the label-list logits, the
+vectors — and puts it here; an executor then
 runs cells in this process or on Ray workers, which load the model once (`start`). Cells of
 one group share a pass: `generate_cells` and `last_logits_cells` give each cell's rows its
 own hooks, and the judge and perplexity are scored per cell exactly as alone.
@@ -19,7 +20,17 @@ from ..api import Run
 from ..runner import generate_cells, last_logits_cells
 
 RESIDUAL = "residual"
-RANDOM = "random"  # the control: a random direction of the vector's size, residual_add
+# the judge evaluator's metrics that become cell columns (NaN where it reports none)
+JUDGE_COLUMNS = (
+    "p_target_baseline",
+    "p_target",
+    "p_target_rise",
+    "top_is_target",
+    "p_target_minilm",
+    "p_target_tfidf",
+    "judge_agreement",
+)
+RANDOM = "random"  # the control: a random direction of the vector's size
 REGIMES = ("surgical", "repetitive", "explosive")
 
 Cell = tuple  # (emotion, intervention, layer, alpha)
@@ -29,6 +40,7 @@ Cell = tuple  # (emotion, intervention, layer, alpha)
 class SweepWork:
     model_name: str
     device: str
+    dtype: str
     p: dict
     prompts: list[str]
     lists: list[str]
@@ -38,9 +50,9 @@ class SweepWork:
     all_emotions: list[str]
     cols: list[int]
     base: list[str]
-    base_probs: np.ndarray
     base_logits: np.ndarray
-    judge: Any  # classifier.Judge: it travels with the work, so no worker trains one
+    judge: Any  # the judge evaluator, loaded: it travels with the work, so no worker trains one
+    residual: str  # the grid's name for cells of the sweep's intervention (not circuits)
     _live: dict = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict:
@@ -57,7 +69,7 @@ class SweepWork:
         p = self.p
         reg = plugins.registry()
         self._live = {
-            "model": load(self.model_name, self.device),
+            "model": load(self.model_name, self.device, self.dtype),
             "reg": reg,
             "ppl": reg.get(
                 "evaluators",
@@ -81,15 +93,11 @@ class SweepWork:
             from .success import random_like
 
             vector = random_like(vector)
-        if kind in (RESIDUAL, RANDOM):
-            inter = reg.get(
-                "interventions",
-                "residual_add",
-                layer=layer,
-                alpha=alpha,
-                scale=p["scale"],
-                positions=p["positions"],
-            )
+        if kind in (self.residual, RANDOM):
+            from .common import configured
+
+            own = {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
+            inter = configured("interventions", p["intervention"], own, p["intervention_params"])
         else:
             inter = reg.get(
                 "interventions",
@@ -115,33 +123,19 @@ class SweepWork:
         from .common import guarded
 
         emo, kind, layer, alpha = cell
-        p, j = self.p, self.judge
-        col = j.labels.index(emo)
-        parts = j.proba_parts(steered)
-        probs = (
-            np.mean(list(parts.values()), axis=0) if p["judge"] == "ensemble" else parts[p["judge"]]
-        )
-        agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
+        model = self._live["model"]
+        run = Run(model, self.prompts, self.base, steered, hooks, self.all_emotions, emo)
+        judged = guarded("evaluators", self.judge, "evaluate", run)
         shift = (logits - self.base_logits).mean(0)
         k = self.all_emotions.index(emo)
         others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-        run = Run(
-            self._live["model"], self.prompts, self.base, steered, hooks, self.all_emotions, emo
-        )
         m = guarded("evaluators", self._live["ppl"], "evaluate", run)
-        base_p = float(self.base_probs[:, col].mean())
         return {
             "emotion": emo,
             "intervention": kind,
             "layer": layer,
             "alpha": alpha,
-            "p_target_baseline": round(base_p, 5),
-            "p_target": round(float(probs[:, col].mean()), 5),
-            "p_target_rise": round(float(probs[:, col].mean() - base_p), 5),
-            "top_is_target": round(float((probs.argmax(1) == col).mean()), 5),
-            "p_target_minilm": round(float(parts["minilm"][:, col].mean()), 5),
-            "p_target_tfidf": round(float(parts["tfidf"][:, col].mean()), 5),
-            "judge_agreement": round(agree, 5),
+            **{c: round(float(judged.get(c, np.nan)), 5) for c in JUDGE_COLUMNS},
             "label_logit_shift": round(float(shift[k]), 5),
             "label_logit_shift_vs_others": round(float(shift[k] - others), 5),
             "perplexity_ratio": round(m["perplexity_ratio"], 5),
@@ -152,9 +146,12 @@ class SweepWork:
             "heads": self.heads.get((emo, kind), ""),
             "error": "",
             "steered": steered,
-            # per text, for the success rate the driver computes (popped, never written)
-            "probs": probs,
-            "regimes": run.extra["regimes"],
+            # per text, for the success rate the driver computes (popped, never written):
+            # the judge's probabilities (from an evaluator that reports them, see api.Run)
+            # and the perplexity evaluator's regimes
+            "probs": run.extra.get("judge_probs"),
+            "labels": run.extra.get("judge_labels"),
+            "regimes": run.extra.get("regimes"),
         }
 
 
@@ -171,13 +168,7 @@ def failed_cell(cell: Cell, heads: str, error: str) -> dict:
         **{
             c: nan
             for c in (
-                "p_target_baseline",
-                "p_target",
-                "p_target_rise",
-                "top_is_target",
-                "p_target_minilm",
-                "p_target_tfidf",
-                "judge_agreement",
+                *JUDGE_COLUMNS,
                 "label_logit_shift",
                 "label_logit_shift_vs_others",
                 "perplexity_ratio",

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 TABS = (
@@ -47,6 +47,14 @@ def middle_cut(name: str, width: int) -> str:
         return name
     head = (width - 1) // 2
     return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
+
+
+class SteadyInput(Input):
+    """An input whose cursor does not blink: calmer over a slow SSH link, and a screen
+    snapshot never catches it half-way."""
+
+    def on_mount(self) -> None:
+        self.cursor_blink = False
 
 
 class NavBar(Static):

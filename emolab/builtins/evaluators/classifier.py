@@ -25,9 +25,13 @@ class Classifier(Evaluator):
     )
 
     def judge_obj(self):
-        from ...classifier import load_judge
+        """The trained judge, kept on this configured copy: a sweep's copy travels to its
+        workers with the judge inside, so no worker trains one."""
+        if "_judge" not in self.__dict__:
+            from ...classifier import load_judge
 
-        return load_judge(self.task, train_limit=self.train_limit)
+            self._judge = load_judge(self.task, train_limit=self.train_limit)
+        return self._judge
 
     def scores(self, texts, target: str) -> np.ndarray:
         j = self.judge_obj()
@@ -35,7 +39,11 @@ class Classifier(Evaluator):
             raise UnknownName(
                 f"the {self.task} judge has no label '{target}' (labels: {', '.join(j.labels)})"
             )
-        return j.proba(list(texts), self.judge)
+        key = (self.task, self.judge, self.train_limit, tuple(texts))
+        cache = self.__dict__.setdefault("_seen", {})  # a sweep judges one baseline per cell
+        if key not in cache:
+            cache[key] = j.proba(list(texts), self.judge)
+        return cache[key]
 
     def evaluate(self, run: Run) -> dict[str, float]:
         if not run.target:
@@ -47,10 +55,16 @@ class Classifier(Evaluator):
         parts = j.proba_parts(list(run.steered_texts))
         agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
         col = j.labels.index(run.target)
+        # per text, for success rates (top label = target): the sweep reads these
+        run.extra["judge_probs"] = steered
+        run.extra["judge_labels"] = list(j.labels)
         out = {
             "p_target": float(steered[:, col].mean()),
             "top_is_target": float((steered.argmax(1) == col).mean()),
+            "p_target_minilm": float(parts["minilm"][:, col].mean()),
+            "p_target_tfidf": float(parts["tfidf"][:, col].mean()),
             "judge_accuracy": j.accuracy(self.judge),
+            "judge_macro_f1": float(j.scores[self.judge]["macro_f1"]),
             "judge_agreement": agree,
         }
         if run.baseline_texts:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...api import HookContext
-from ...errors import BadInput, UnknownName
+from ...errors import BadInput
 
 POSITIONS = ("all", "prompt", "generated")
 
@@ -24,32 +24,6 @@ def position_mask(act, ctx: HookContext, mode: str = "all"):
     if generating or mask is None or mask.shape[-1] != seq:
         return torch.ones(b, seq, dtype=torch.bool, device=act.device)
     return mask.to(act.device).bool()
-
-
-def parse_layer_spec(spec: str | int, n_layers: int) -> list[int]:
-    """'all', '5', '2,5,8' or '10-20' -> layers, with a one-line error when out of range."""
-    from ...steps.common import parse_layers
-
-    return parse_layers(str(spec), n_layers)
-
-
-def parse_heads(spec: str, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
-    """'L.H,L.H' -> [(layer, head)]: the notation of the head-attribution literature."""
-    out = []
-    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
-        try:
-            layer, head = (int(x) for x in part.split("."))
-        except ValueError:
-            raise BadInput(f"bad head '{part}' (use L.H, e.g. 3.1)") from None
-        if not (0 <= layer < n_layers and 0 <= head < n_heads):
-            raise UnknownName(
-                f"unknown head '{part}' (the model has layers 0-{n_layers - 1} and heads "
-                f"0-{n_heads - 1})"
-            )
-        out.append((layer, head))
-    if not out:
-        raise BadInput("no heads given (use L.H,... e.g. 3.1,4.0)")
-    return out
 
 
 def unit_rows(

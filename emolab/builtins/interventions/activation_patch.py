@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ._util import parse_layer_spec
+from ...units import parse_layers
 
 
 class ActivationPatch(Intervention):
@@ -45,7 +45,7 @@ class ActivationPatch(Intervention):
         if not source_texts:
             raise BadInput("activation_patch needs source texts")
         offsets = self.offsets()
-        layers = parse_layer_spec(self.layers, model.n_layers)
+        layers = parse_layers(str(self.layers), model.n_layers)
         names = [f"blocks.{layer}.{self.point}" for layer in layers]
         src = capture(model, list(source_texts), names, "all")  # list of [len, hooks, d]
         route: dict[tuple, int] = {}

@@ -10,7 +10,8 @@ import numpy as np
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ._util import parse_layer_spec, position_mask
+from ...units import parse_layers
+from ._util import position_mask
 
 
 class CommaZeroing(Intervention):
@@ -41,7 +42,7 @@ class CommaZeroing(Intervention):
 
         from ...capture import comma_ids
 
-        layers = parse_layer_spec(self.layers, model.n_layers)
+        layers = parse_layers(str(self.layers), model.n_layers)
         commas = torch.tensor(sorted(comma_ids(model)), device=model.device)
         names = [f"blocks.{layer}.{self.point}" for layer in layers]
         means: list = [None] * len(names)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
-from ._util import parse_layer_spec, position_mask, unit_rows
+from ...units import parse_layers
+from ._util import position_mask, unit_rows
 
 
 class DirectionalAblation(Intervention):
@@ -24,7 +25,7 @@ class DirectionalAblation(Intervention):
         """`vector`: `[d]` or `[layers, d]` (only its direction matters)."""
         import torch
 
-        layers = parse_layer_spec(self.layers, model.n_layers)
+        layers = parse_layers(str(self.layers), model.n_layers)
         units = unit_rows(vector, layers, model.d_model, "direction")
         pairs = []
         for layer in layers:

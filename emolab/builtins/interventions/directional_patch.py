@@ -7,7 +7,8 @@ import numpy as np
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ._util import parse_layer_spec, position_mask, unit_rows
+from ...units import parse_layers
+from ._util import position_mask, unit_rows
 
 
 class DirectionalPatch(Intervention):
@@ -34,7 +35,7 @@ class DirectionalPatch(Intervention):
 
         if not source_texts:
             raise BadInput("directional_patch needs source texts (the run to copy from)")
-        layers = parse_layer_spec(self.layers, model.n_layers)
+        layers = parse_layers(str(self.layers), model.n_layers)
         units = unit_rows(vector, layers, model.d_model, "direction")
         hooks = [f"blocks.{layer}.hook_resid_post" for layer in layers]
         acts = capture(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput, UnknownName
-from ._util import parse_heads, position_mask
+from ...units import parse_heads
+from ._util import position_mask
 
 
 def parse_neurons(spec: str, n_layers: int, d_mlp: int) -> list[tuple[int, int]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ._util import parse_heads, position_mask
+from ...units import parse_heads
+from ._util import position_mask
 
 
 class HeadAblation(Intervention):

@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
+from ..widgets import SteadyInput
+
 
 def registry_names(kind: str) -> list[str]:
     """Names of the registered components of `kind` a user can pick as they are (sources
@@ -101,9 +103,9 @@ class ExtractForm(FormScreen):
             ),
         )
         yield self.field(
-            "emotions", Input("anger,disgust,fear,joy,sadness,surprise", id="f-emotions")
+            "emotions", SteadyInput("anger,disgust,fear,joy,sadness,surprise", id="f-emotions")
         )
-        yield self.field("limit", Input("60", id="f-limit"))
+        yield self.field("limit", SteadyInput("60", id="f-limit"))
         yield Label("methods (space toggles)", classes="field-title")
         yield SelectionList[str](
             *[(n, n, n == "mean_diff") for n in registry_names("extractors")],
@@ -145,7 +147,7 @@ class SteerOptions(FormScreen):
         self.max_new_tokens = max_new_tokens
 
     def fields(self) -> ComposeResult:
-        yield self.field("tokens", Input(str(self.max_new_tokens), id="f-tokens"))
+        yield self.field("tokens", SteadyInput(str(self.max_new_tokens), id="f-tokens"))
         yield Label("evaluators (space toggles)", classes="field-title")
         yield SelectionList[str](
             *[(n, n, n in self.evaluators) for n in registry_names("evaluators")],
@@ -162,3 +164,36 @@ class SteerOptions(FormScreen):
             return self.fail("tokens must be between 1 and 512")
         chosen = list(self.query_one("#f-evaluators", SelectionList).selected)
         self.dismiss({"evaluators": chosen, "max_new_tokens": tokens})
+
+
+class AlignForm(FormScreen):
+    """Which registered aligner (or all) and how many permutation draws -> the align step."""
+
+    TITLE_TEXT = "align the open session (A) with the highlighted one (B)"
+
+    def __init__(self, session_a: str, session_b: str) -> None:
+        super().__init__()
+        self.pair = f"A {session_a}  ·  B {session_b}"
+
+    def fields(self) -> ComposeResult:
+        yield Label(self.pair, classes="field-title")
+        yield self.field(
+            "aligner",
+            Select(
+                [("all", "all"), *registry_choices("aligners")],
+                value="all",
+                allow_blank=False,
+                id="f-aligner",
+                compact=True,
+            ),
+        )
+        yield self.field("draws", SteadyInput("200", id="f-draws"))
+
+    def submit(self) -> None:
+        try:
+            draws = int(self.query_one("#f-draws", Input).value.strip())
+        except ValueError:
+            return self.fail("draws must be a whole number")
+        if draws < 1:
+            return self.fail("draws must be at least 1")
+        self.dismiss({"method": str(self.query_one("#f-aligner", Select).value), "draws": draws})

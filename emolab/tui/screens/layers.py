@@ -119,9 +119,10 @@ class LayersScreen(LabScreen):
                 for r in rows
             ],
         )
+        chosen = summary.get("chosen_on", "test")
         self.query_one("#layer-peak", Static).update(
-            f"peak L{summary['peak_layer']} · mean acc {summary['peak_acc']:.2f} · "
-            f"7-way {summary['peak_acc7']:.2f}"
+            f"peak L{summary['peak_layer']} ({chosen}) · test {summary['peak_acc']:.2f} · "
+            f"7w {summary['peak_acc7']:.2f}"
         )
         if rows:
             table.move_cursor(row=min(max(row_before, 0), len(rows) - 1))

@@ -1,4 +1,5 @@
-"""The log screen: the session's steps as logged, with each step's params and outputs."""
+"""The log screen: the session's steps as logged, with each step's params and outputs, and
+the key that writes the whole log as one HTML page (`emolab report`)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,32 @@ import json
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from ..widgets import fmt
 from .base import LabScreen
 
 
+def metric_line(metrics: dict, room: int) -> str:
+    """As many whole `name=value` pairs as fit `room` columns (plain metrics before the
+    per-emotion ones), then how many more there are."""
+    keys = sorted(metrics, key=lambda k: ("/" in k, k))
+    pairs = [f"{k}={metrics[k]:.3g}" for k in keys if isinstance(metrics[k], (int, float))]
+    shown: list[str] = []
+    for pair in pairs:
+        rest = len(metrics) - len(shown) - 1
+        tail = f" +{rest}" if rest else ""
+        if len(" ".join([*shown, pair]) + tail) > room:
+            break
+        shown.append(pair)
+    more = len(metrics) - len(shown)
+    return " ".join(shown) + (f" +{more}" if more else "")
+
+
 class LogScreen(LabScreen):
     MODE = "log"
+    BINDINGS = [Binding("w", "write_report", "write HTML report")]
 
     def body(self) -> ComposeResult:
         yield Static(id="log-title", classes="title")
@@ -37,20 +56,15 @@ class LogScreen(LabScreen):
             if session is None
             else f"step log of {session.name} · {session.status()} · {len(events)} steps"
         )
+        room = max(40, (self.size.width or 80) - 38)
         for ev in events:
-            metrics = ev.get("metrics", {})
-            first = sorted(metrics, key=lambda k: ("/" in k, k))[:2]
-            shown = " ".join(
-                f"{k}={metrics[k]:.3g}" for k in first if isinstance(metrics[k], (int, float))
-            )
-            more = f" +{len(metrics) - 2}" if len(metrics) > 2 else ""
             status = Text(ev["status"], style="green" if ev["status"] == "ok" else "red")
             table.add_row(
                 str(ev["seq"]),
                 ev["kind"],
                 status,
                 fmt(ev.get("duration_s"), ".1f"),
-                (shown + more)[:40],
+                metric_line(ev.get("metrics", {}), room),
             )
         self.show(len(events) - 1 if events else 0)
         if events:
@@ -74,3 +88,23 @@ class LogScreen(LabScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show(event.cursor_row)
+
+    def action_write_report(self) -> None:
+        """SESSION/report.html, as `emolab report SESSION` writes it (in a worker: the
+        figures take a moment)."""
+        session = self.need_session()
+        if session is None:
+            return
+
+        def job(progress):
+            from ... import html_report
+
+            progress.task("render the HTML report", 1)
+            path = html_report.write(session)
+            progress.update(1)
+            return path
+
+        def done(path) -> None:
+            self.lab.set_work(message=f"wrote {path}", level="info")
+
+        self.lab.start_work("report", job, done)

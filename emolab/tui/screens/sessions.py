@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from ...errors import EmolabError
 from ...session import Session
 from .base import LabScreen
-from .forms import ExtractForm
+from .forms import AlignForm, ExtractForm
 
 
 class SessionsScreen(LabScreen):
@@ -22,6 +22,7 @@ class SessionsScreen(LabScreen):
         Binding("enter", "open", "open"),
         Binding("n", "new", "new extraction"),
         Binding("r", "replay", "replay"),
+        Binding("a", "align", "align"),
         Binding("f", "refresh", "refresh"),
     ]
 
@@ -139,3 +140,39 @@ class SessionsScreen(LabScreen):
             )
 
         self.lab.start_work(f"replay {path.name}", job, done)
+
+    def action_align(self) -> None:
+        """Align the open session (A) with the highlighted one (B), by any registered
+        aligner; the scores beside their permutation baselines land in the log."""
+        session_a, path_b = self.need_session(), self.selected()
+        if session_a is None or path_b is None:
+            return
+        if path_b.resolve() == session_a.path.resolve():
+            self.lab.set_work(
+                message="highlight a second session to align the open one with",
+                level="warning",
+            )
+            return
+
+        def start(form: dict | None) -> None:
+            if not form:
+                return
+            params = {"session_b": str(path_b), **form}
+
+            def job(progress):
+                from ...steps import align
+
+                return align.run(session_a, params, progress)
+
+            self.lab.start_work(f"align {session_a.name} ~ {path_b.name}", job, done)
+
+        def done(result: dict) -> None:
+            scores = [
+                f"{key} {val['score']:.2f} (p {val['p_value']:.2g})"
+                for out in result["methods"].values()
+                for key, val in out.items()
+                if isinstance(val, dict) and "score" in val
+            ]
+            self.lab.set_work(message="aligned: " + ", ".join(scores[:4]), level="info")
+
+        self.app.push_screen(AlignForm(session_a.name, path_b.name), start)

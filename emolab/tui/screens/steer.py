@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Static
 
 from ... import results
-from ..widgets import printable
+from ..widgets import SteadyInput, printable
 from .base import LabScreen
 from .forms import SteerOptions, registry_names
 
@@ -67,7 +67,7 @@ def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
     )
 
 
-class PromptInput(Input):
+class PromptInput(SteadyInput):
     """The prompt box: enter generates, esc hands the keys back to the screen."""
 
     BINDINGS = [Binding("escape", "leave", "done editing")]

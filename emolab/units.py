@@ -1,0 +1,51 @@
+"""Layer and head specs as users type them ('all', '10-20', 'L.H,...'), parsed with one-line
+errors. The steps and the interventions both read them, so they live below both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import BadInput, UnknownName
+
+
+def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """'all', '3', '2,5,8', '10-20' or a list -> layer indices, range-checked."""
+    if spec is None or spec == "all":
+        return list(range(n_layers))
+    if isinstance(spec, str):
+        out: list[int] = []
+        for part in spec.split(","):
+            part = part.strip()
+            try:
+                if "-" in part[1:]:
+                    a, b = part.split("-", 1)
+                    out.extend(range(int(a), int(b) + 1))
+                else:
+                    out.append(int(part))
+            except ValueError:
+                raise BadInput(f"bad layer list '{spec}' (use all, 5, 2,5,8 or 10-20)") from None
+    else:
+        out = list(spec)
+    for layer in out:
+        if not 0 <= layer < n_layers:
+            raise BadInput(f"layer {layer} out of range: the model has layers 0-{n_layers - 1}")
+    return out
+
+
+def parse_heads(spec: str, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
+    """'L.H,L.H' -> [(layer, head)]: the notation of the head-attribution literature."""
+    out = []
+    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+        try:
+            layer, head = (int(x) for x in part.split("."))
+        except ValueError:
+            raise BadInput(f"bad head '{part}' (use L.H, e.g. 3.1)") from None
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
+            raise UnknownName(
+                f"unknown head '{part}' (the model has layers 0-{n_layers - 1} and heads "
+                f"0-{n_heads - 1})"
+            )
+        out.append((layer, head))
+    if not out:
+        raise BadInput("no heads given (use L.H,... e.g. 3.1,4.0)")
+    return out
