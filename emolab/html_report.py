@@ -247,7 +247,7 @@ def render(session: Session) -> str:
 
 def write(session: Session, out: Path | None = None) -> Path:
     """Render and write atomically (default SESSION/report.html)."""
-    from .session import atomic_write
+    from .io import atomic_write
 
     path = Path(out) if out is not None else session.path / "report.html"
     atomic_write(path, render(session).encode("utf-8"))

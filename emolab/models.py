@@ -369,9 +369,10 @@ def torch_dtype(dtype: str):
     return getattr(torch, dtype)
 
 
-def loaded_once(key: tuple, make) -> LoadedModel:
-    """The process-wide cache of loaded models: `make()` runs once per key (name, device,
-    dtype). The registry (`plugins.load_model`) knows how to make a model from its name."""
+def loaded_once(name: str, device: str, dtype: str, make) -> LoadedModel:
+    """The process-wide cache of loaded models: `make()` runs once per (name, device, dtype).
+    The registry (`plugins.load_model`) knows how to make a model from its name."""
+    key = (name, device, dtype)
     with _LOAD_LOCK:
         if key not in _LOADED:
             _LOADED[key] = make()

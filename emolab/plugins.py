@@ -264,10 +264,9 @@ def get(kind: str, name: str, **params) -> Component:
 
 def load_model(name: str, device: str = "cpu", dtype: str = "float32"):
     """Load (once per process) the model registered as `name` on `device` in `dtype`:
-    loading by name is the registry's job, so `models.py` never imports the registry.
-
-    A source whose `load` takes `dtype` loads in it (hf: models straight from their files,
-    with device_map="auto" on cuda); any other is loaded as it comes and cast."""
+    loading by name is the registry's job, so `models.py` (the machinery) never imports
+    the registry. A source whose `load` takes `dtype` loads in it (hf: models straight from
+    their files, with device_map="auto" on cuda); any other is loaded as it comes and cast."""
     import inspect
 
     from .errors import ModelUnavailable
@@ -296,7 +295,7 @@ def load_model(name: str, device: str = "cpu", dtype: str = "float32"):
         _ = model.blocks  # an architecture without a hook map fails here, in one line
         return model
 
-    return loaded_once((name, device, dtype), make)
+    return loaded_once(name, device, dtype, make)
 
 
 __all__ = ["registry", "reset", "get", "load_model", "Registry", "PluginInfo", "UnknownName"]

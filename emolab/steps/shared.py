@@ -12,7 +12,7 @@ from ..session import Session
 
 def default_layer(session: Session) -> int:
     """The readout layer other steps default to: the latest layer analysis's peak (chosen on
-    the dev texts), else two thirds of the depth."""
+    the dev texts, as its log event records), else two thirds of the depth."""
     method = (session.methods() or [None])[0]
     for ev in reversed(session.steps()):
         if ev["kind"] == "layers" and ev.get("status") == "ok":
