@@ -22,7 +22,7 @@ def cell_hooks(model, seed_alpha_layer):
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
 def test_generate_cells_equals_one_cell_at_a_time(name):
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     model = load(name)
     grid = [(0, 0.5, 1), (1, 1.5, 1), (2, 3.0, 1), (0, 2.0, 2), (1, 0.0, 3)]

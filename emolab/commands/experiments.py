@@ -52,8 +52,12 @@ def _prompts_file(path: str) -> list[str]:
 
 
 def print_eval(con: Console, res: dict) -> None:
+    skipped = (
+        f", {res['skipped']} with labels the judge lacks left out" if res.get("skipped") else ""
+    )
     t = Table(
-        title=f"judge on {res['dataset']} test ({res['n']} single-label texts)", box=box.SIMPLE_HEAD
+        title=f"judge on {res['dataset']} {res.get('split', 'test')} ({res['n']} texts{skipped})",
+        box=box.SIMPLE_HEAD,
     )
     t.add_column("judge")
     t.add_column("acc", justify="right")
@@ -255,8 +259,15 @@ def register_commands(cli):
         "--eval",
         "eval_dataset",
         default=None,
-        type=click.Choice(["goemotions-ekman", "goemotions"]),
-        help="report the judge's test accuracy and per-class F1",
+        help="report the judge's accuracy and per-class F1 on a dataset (any name, also "
+        "csv:FILE / jsonl:FILE)",
+    )
+    @click.option(
+        "--split",
+        default="test",
+        show_default=True,
+        type=click.Choice(["train", "dev", "test", "all"]),
+        help="which split of --eval's dataset (a file is split 70/10/20; all: every row)",
     )
     @JUDGE
     @click.option(
@@ -267,7 +278,7 @@ def register_commands(cli):
         help="texts the MiniLM head trains on (the tf-idf judge uses all)",
     )
     @click.option("--json", "as_json", is_flag=True)
-    def classify(texts, eval_dataset, judge, train_limit, as_json):
+    def classify(texts, eval_dataset, split, judge, train_limit, as_json):
         """The external emotion classifier: probabilities, or its accuracy on a test set."""
         from .. import classifier as clf
 
@@ -280,15 +291,28 @@ def register_commands(cli):
         with cli_progress(as_json) as progress:
             progress.task("judge (trained once, then cached)", 0)
             j = clf.load_judge(task, train_limit=train_limit, progress=progress, say=say)
-        if eval_dataset:
+        if eval_dataset in ("goemotions-ekman", "goemotions") and split == "test":
             res = {
                 "dataset": eval_dataset,
+                "split": "test",
                 "n": j.scores[judge]["n"],
+                "skipped": 0,
                 "train_n": j.scores["train_n"],
                 "judges": {k: j.scores[k] for k in clf.JUDGES},
                 "accuracy": j.scores[judge]["accuracy"],
                 "macro_f1": j.scores[judge]["macro_f1"],
             }
+        elif eval_dataset:
+            from .. import plugins
+
+            source = plugins.get("datasets", eval_dataset)
+            parts = ("train", "dev", "test") if split == "all" else (split,)
+            examples = [ex for s in parts for ex in source.load(eval_dataset, s)]
+            res = clf.evaluate_examples(examples, f"{eval_dataset} ({split})", task, train_limit)
+            res["split"] = split
+            res["accuracy"] = res["judges"][judge]["accuracy"]
+            res["macro_f1"] = res["judges"][judge]["macro_f1"]
+        if eval_dataset:
             if as_json:
                 return out_json(res)
             print_eval(Console(highlight=False), res)
