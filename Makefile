@@ -29,8 +29,10 @@ test: $(STAMP)
 	$(MAKE) faults
 
 # kill -9 extract/sweep/finetune at random moments + hypothesis over user and session files
+# (FAULTS_ARGS e.g. "--kills 20 --cases 200 --workers 4"; defaults: 20, 200, min(4, cores))
+FAULTS_ARGS ?=
 faults: $(STAMP)
-	EMOLAB_THREADS=1 $(PY) tests/faults.py
+	EMOLAB_THREADS=1 $(PY) tests/faults.py $(FAULTS_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run.py

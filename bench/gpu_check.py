@@ -57,7 +57,7 @@ def throughput(dtype: str) -> tuple[float, float]:
     from emolab import plugins
     from emolab.capture import capture
     from emolab.data import NEUTRAL_PROMPTS
-    from emolab.models import load
+    from emolab.plugins import load_model as load
     from emolab.runner import generate
 
     model = load("smollm2-135m", "cuda", dtype)
@@ -89,7 +89,8 @@ def main() -> int:
         print("gpu-check needs a CUDA device; torch sees none here", file=sys.stderr)
         return 2
     from emolab.data import NEUTRAL_PROMPTS
-    from emolab.models import load, tolerance
+    from emolab.models import tolerance
+    from emolab.plugins import load_model as load
     from emolab.steps import extract, layers, sweep
     from emolab.steps.common import new_session
     from emolab.steps.replay import replay

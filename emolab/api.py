@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -19,7 +19,28 @@ from .params import Param, validate
 if TYPE_CHECKING:
     import torch
 
-    from .models import LoadedModel
+
+class Model(Protocol):
+    """What a component may rely on in a loaded model: the plain Hugging Face causal LM and
+    its tokenizer, and the shape numbers. `emolab.models.Model` is one; the contracts
+    name only this, so a plugin needs nothing outside this module."""
+
+    name: str
+    hf: Any
+    tokenizer: Any
+    device: str
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def n_layers(self) -> int: ...
+
+    @property
+    def d_model(self) -> int: ...
+
+    @property
+    def n_heads(self) -> int: ...
 
 
 class Component:
@@ -127,7 +148,7 @@ class Intervention(Component):
     intervention the model (and the run's data) before hooks are asked for.
     """
 
-    def hooks(self, model: LoadedModel, **context: Any) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: Model, **context: Any) -> list[tuple[str, HookFn]]:
         raise NotImplementedError
 
 
@@ -142,7 +163,7 @@ class Run:
     success columns are then NaN.
     """
 
-    model: LoadedModel
+    model: Model
     prompts: Sequence[str]
     baseline_texts: Sequence[str] = ()
     steered_texts: Sequence[str] = ()
@@ -160,7 +181,7 @@ class Evaluator(Component):
 
 
 class ModelSource(Component):
-    """A named model (or a `prefix:` family of them) -> a LoadedModel.
+    """A named model (or a `prefix:` family of them) -> a loaded model (a `Model`).
 
     `spec` is the full name the user typed (e.g. `hf:gpt2`) for prefixed sources.
     """
@@ -175,7 +196,7 @@ class ModelSource(Component):
     def available(self, spec: str) -> tuple[bool, str]:
         return True, ""
 
-    def load(self, spec: str, device: str = "cpu") -> LoadedModel:
+    def load(self, spec: str, device: str = "cpu") -> Model:
         raise NotImplementedError
 
 

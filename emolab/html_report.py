@@ -11,9 +11,10 @@ import json
 import math
 from pathlib import Path
 
-from . import __version__, figures, results
+from . import figures, results
 from .errors import EmolabError
 from .session import Session
+from .version import __version__
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:60rem;margin:2rem auto;
@@ -246,7 +247,7 @@ def render(session: Session) -> str:
 
 def write(session: Session, out: Path | None = None) -> Path:
     """Render and write atomically (default SESSION/report.html)."""
-    from .session import atomic_write
+    from .io import atomic_write
 
     path = Path(out) if out is not None else session.path / "report.html"
     atomic_write(path, render(session).encode("utf-8"))

@@ -369,38 +369,13 @@ def torch_dtype(dtype: str):
     return getattr(torch, dtype)
 
 
-def load(name: str, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
-    """Load (once per process) the model registered as `name` on `device` in `dtype`.
-
-    A source whose `load` takes `dtype` loads in it (hf: models straight from their files,
-    with device_map="auto" on cuda); any other is loaded as it comes and cast."""
-    import inspect
-
-    from . import plugins
-
-    device = resolve_device(device)
-    torch_dtype(dtype)
+def loaded_once(name: str, device: str, dtype: str, make) -> LoadedModel:
+    """The process-wide cache of loaded models: `make()` runs once per (name, device, dtype).
+    The registry (`plugins.load_model`) knows how to make a model from its name."""
     key = (name, device, dtype)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            source = plugins.get("models", name)
-            ok, why = source.available(name)
-            if not ok:
-                raise ModelUnavailable(f"model '{name}' is not available here: {why}")
-            try:
-                if "dtype" in inspect.signature(source.load).parameters:
-                    model = source.load(name, device, dtype=dtype)
-                else:
-                    model = cast(source.load(name, device), dtype)
-            except Exception as exc:
-                if "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc):
-                    raise ModelUnavailable(
-                        f"model '{name}' does not fit on {device} in {dtype} "
-                        "(try --dtype bfloat16, or a GPU box with more memory)"
-                    ) from None
-                raise
-            _ = model.blocks  # an architecture without a hook map fails here, in one line
-            _LOADED[key] = model
+            _LOADED[key] = make()
         return _LOADED[key]
 
 

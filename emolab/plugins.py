@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pluggy
 
-from . import __version__, hookspecs
+from . import hookspecs
 from .api import Aligner, Component, DatasetSource, Evaluator, Extractor, Intervention, ModelSource
 from .errors import UnknownName, unknown
+from .version import __version__
 
 DEFAULT_PLUGINS = (
     "emolab.builtins.models",
@@ -261,4 +262,40 @@ def get(kind: str, name: str, **params) -> Component:
     return registry().get(kind, name, **params)
 
 
-__all__ = ["registry", "reset", "get", "Registry", "PluginInfo", "UnknownName"]
+def load_model(name: str, device: str = "cpu", dtype: str = "float32"):
+    """Load (once per process) the model registered as `name` on `device` in `dtype`:
+    loading by name is the registry's job, so `models.py` (the machinery) never imports
+    the registry. A source whose `load` takes `dtype` loads in it (hf: models straight from
+    their files, with device_map="auto" on cuda); any other is loaded as it comes and cast."""
+    import inspect
+
+    from .errors import ModelUnavailable
+    from .models import cast, loaded_once, resolve_device, torch_dtype
+
+    device = resolve_device(device)
+    torch_dtype(dtype)
+
+    def make():
+        source = get("models", name)
+        ok, why = source.available(name)
+        if not ok:
+            raise ModelUnavailable(f"model '{name}' is not available here: {why}")
+        try:
+            if "dtype" in inspect.signature(source.load).parameters:
+                model = source.load(name, device, dtype=dtype)
+            else:
+                model = cast(source.load(name, device), dtype)
+        except Exception as exc:
+            if "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc):
+                raise ModelUnavailable(
+                    f"model '{name}' does not fit on {device} in {dtype} "
+                    "(try --dtype bfloat16, or a GPU box with more memory)"
+                ) from None
+            raise
+        _ = model.blocks  # an architecture without a hook map fails here, in one line
+        return model
+
+    return loaded_once(name, device, dtype, make)
+
+
+__all__ = ["registry", "reset", "get", "load_model", "Registry", "PluginInfo", "UnknownName"]

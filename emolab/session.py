@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .errors import BadInput, SessionError
 from .io import append_line, atomic_write, sha256_file
+from .version import __version__
 
 SCHEMA_VERSION = 1
 VECTORS = "vectors.safetensors"

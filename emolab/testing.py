@@ -18,7 +18,7 @@ def load_or_skip(name: str):
     """A real model, or the test skipped with the reason it is not available here (its
     weight wheel is not installed)."""
     from emolab import plugins
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     ok, why = plugins.get("models", name).available(name)
     if not ok:
@@ -29,7 +29,7 @@ def load_or_skip(name: str):
 @pytest.fixture(scope="session")
 def tiny_model():
     """The seeded random 4-layer Llama (d_model 64, 4 heads)."""
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     return load("tiny-llama")
 

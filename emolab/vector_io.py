@@ -137,7 +137,7 @@ def _gguf_bytes(layers: dict[int, np.ndarray], meta: dict[str, str]) -> bytes:
 
 
 def write(vectors: dict[str, np.ndarray], meta: dict[str, str], fmt: str, path: Path) -> Path:
-    from .session import atomic_write
+    from .io import atomic_write
 
     data = to_bytes(vectors, meta, fmt)
     atomic_write(Path(path), data)

@@ -285,13 +285,15 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    import click
     import torch  # noqa: F401 - imported once here, inherited by every forked run
     import transformers  # noqa: F401
 
     import emolab.cli  # noqa: F401
     from emolab import plugins
 
-    plugins.registry()
+    # import every command module now: forked runs then never import code edited meanwhile
+    plugins.registry().add_commands(click.Group())
     t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="emolab-faults-"))
     (work / "prompts.txt").write_text(PROMPTS)

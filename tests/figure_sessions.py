@@ -28,5 +28,5 @@ def analysed(root: Path) -> Path:
 
 def multilingual(root: Path) -> Path:
     s = new_session(root / "crosslingual", "tiny-llama")
-    crosslingual.run(s, {"layers": "2", "prompts": 2, "random_draws": 2})
+    crosslingual.run(s, {"layers": "2", "n_prompts": 2, "random_draws": 2})
     return s.path

@@ -7,7 +7,8 @@ import pytest
 from emolab import plugins
 from emolab.errors import BadInput
 from emolab.hooks import POINTS, apply_hooks
-from emolab.models import LoadedModel, cast, load, tolerance
+from emolab.models import LoadedModel, cast, tolerance
+from emolab.plugins import load_model as load
 
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4)
 

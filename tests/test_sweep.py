@@ -130,7 +130,7 @@ def test_best_surgical_needs_a_surgical_share():
 
 
 def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, small_judge):
-    from emolab.steps import heads
+    from emolab.steps import heads, shared
 
     with pytest.raises(BadInput, match="no head map for 'joy'"):
         sweep.run(tiny_session, small(circuits=[2]))
@@ -141,7 +141,7 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     res = sweep.run(tiny_session, grid)
     kinds = [(r["intervention"], r["layer"], r["alpha"]) for r in res["rows"]]
     assert kinds == [("residual", 2, 0.3), ("circuit-top2", -1, 1.0), ("circuit-top2", -1, 3.0)]
-    spec = heads.circuit_heads(tiny_session, "joy", 2)[0]
+    spec = shared.circuit_heads(tiny_session, "joy", 2)[0]
     identity, scaled = res["rows"][1:]
     assert identity["heads"] == scaled["heads"] == spec
     # scaling heads by 1 changes nothing: same texts as the baseline, same judge numbers

@@ -486,9 +486,14 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         await pilot.press("right_square_bracket", "plus", "plus", "minus")
         assert app.screen.steer_layer == min(layer + 1, 3)
         assert app.screen.alpha == pytest.approx(0.35)
-        # options: the evaluators are the registry's, a plugin's among them
+        # options: interventions and evaluators are the registry's, a plugin's among them
         await pilot.press("o")
         form = app.screen
+        steer_by = form.query_one("#f-intervention")
+        offered = [v for _, v in steer_by._options]
+        assert sorted(offered) == plugins.registry().names("interventions")
+        assert offered[0] == steer_by.value == "residual_add"  # the current one first
+        steer_by.value = "directional_ablation"
         chooser = form.query_one("#f-evaluators")
         names = [chooser.get_option_at_index(i).value for i in range(chooser.option_count)]
         assert names == plugins.registry().names("evaluators") and "length_change" in names
@@ -513,6 +518,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         metrics = text_of(app, "#steer-metrics")
         assert "label_logit_shift" in metrics and "length_change" in metrics
         assert "not judged" in text_of(app, "#steered-judge")
+        assert text_of(app, "#steered-title").endswith("· directional_ablation")
         # tokens streamed into both panes before the result replaced them
         assert {k for k, _, _ in streamed} == {"baseline", "steered"}
         assert text_of(app, "#steered").startswith(printable(streamed[-1][2]))
@@ -521,6 +527,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
     steer = Session.open(lab).steps()[-1]
     assert steer["kind"] == "steer" and steer["params"]["prompts"] == ["Tell me about the weather."]
     assert steer["params"]["evaluators"] == ["label_logit_shift", "length_change"]
+    assert steer["params"]["intervention"] == "directional_ablation"
     assert steer["params"]["max_new_tokens"] == 10
 
 

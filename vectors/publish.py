@@ -13,13 +13,17 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
+from emolab import results
 from emolab.session import Session
 
 
 def main(session_path: str, method: str, out: str, command: str) -> None:
     s = Session.open(session_path)
     vectors, meta = s.load_vectors(method)
-    layers = json.loads(s.artifact("layers.json").read_text())
+    found = results.latest(s, "layers", suffix=".json")  # the newest `layers` step's file
+    if found is None:
+        raise SystemExit(f"{session_path}: run `emolab layers {session_path}` first")
+    layers = json.loads(found.path.read_text())
     summ = layers["summary"][method]
     meta = {
         **meta,

@@ -346,7 +346,7 @@ def register_commands(cli):
     def labels(model_name, lang, labels, as_json):
         """Each label's first token in a model's tokenizer, and labels that share one."""
         from ..labels import resolve
-        from ..models import load
+        from ..plugins import load_model as load
 
         model = load(model_name)
         tokens = resolve(model.tokenizer, csv_list(labels), lang, model.name)

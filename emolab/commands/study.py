@@ -16,10 +16,13 @@ def print_study(con, res: dict) -> None:
     p = res["params"]
     t = Table(
         title=f"study: {len(p['models'])} models x {len(p['emotions'])} emotions",
-        caption="peak: layer of the best mean held-out accuracy (depth = layer / last layer), "
+        caption="peak: layer of the best mean accuracy on the split it names (depth = layer / "
+        "last layer); accuracies are the test split's, "
         "beside random and shuffled-label directions and the generation-based directions at "
-        "that layer; success: share of steered texts the judge labels as the target at each "
-        "emotion's best surgical alpha (sweep at the peak layer); regimes: cells per regime",
+        "that layer; success: share of test-prompt scenarios whose steered text the judge "
+        "labels as the target and that stayed surgical, at each emotion's dev-chosen alpha "
+        "(sweep at the peak layer), with (unsteered/random direction); regimes: cells per "
+        "regime",
         box=box.SIMPLE_HEAD,
     )
     for col in (
@@ -38,13 +41,14 @@ def print_study(con, res: dict) -> None:
     for r in res["rows"]:
         t.add_row(
             r["model"],
-            f"{r['peak_layer']}/{r['layers']}",
+            f"{r['peak_layer']}/{r['layers']} ({r['peak_chosen_on']})",
             f"{r['peak_depth']:.2f}",
             f"{r['peak_acc']:.3f}",
             f"{r['acc_random']:.3f}",
             f"{r['acc_shuffled']:.3f}",
             f"{r['acc_generation']:.3f}",
-            f"{r['success_rate']:.2f}",
+            f"{r['success_test']:.2f} ({r['success_baseline_test']:.2f}/"
+            f"{r['success_random_test']:.2f})",
             f"{r['best_p_target_rise']:+.3f}",
             f"{r['surgical']}/{r['repetitive']}/{r['explosive']}/{r['failed']}",
         )

@@ -91,7 +91,7 @@ def to_bytes(fig: Figure, fmt: str, dpi: float | None = None) -> bytes:
 
 def save(fig: Figure, path: Path, fmt: str) -> Path:
     """Write the figure atomically (a cut-off run never leaves half a file)."""
-    from ..session import atomic_write
+    from ..io import atomic_write
 
     atomic_write(path, to_bytes(fig, fmt))
     return path

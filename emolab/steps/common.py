@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import plugins
 from ..errors import BadInput, UnknownName
-from ..models import LoadedModel, load
+from ..models import LoadedModel
+from ..plugins import load_model as load
 from ..session import Session
 from .guard import guarded  # noqa: F401 - steps import it from here
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import plugins
 from ..errors import BadInput, SessionError
-from ..models import load, tolerance
+from ..models import tolerance
+from ..plugins import load_model as load
 from ..progress import Progress
 from ..session import Session
 from . import replay_compare as rc

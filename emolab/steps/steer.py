@@ -15,12 +15,11 @@ from ..progress import Progress
 from ..runner import generate
 from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
+from .shared import circuit_heads
 
 PARAMS = (
     Param("emotion", str, None, "which emotion's vector to add"),
-    Param(
-        "layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0
-    ),
+    Param("layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0),
     Param("alpha", float, None, "strength (default: the session's dev-chosen alpha)"),
     Param(
         "scale",
@@ -93,20 +92,6 @@ def vectors_for(
     return session.load_vectors(method)
 
 
-def default_layer(session: Session) -> int:
-    """The readout layer other steps default to: the latest layer analysis's peak (chosen on
-    the dev texts), else two thirds of the depth."""
-    method = (session.methods() or [None])[0]
-    for ev in reversed(session.steps()):
-        if ev["kind"] == "layers" and ev.get("status") == "ok":
-            if (ev.get("params") or {}).get("dataset"):
-                continue
-            c = (ev.get("choices") or {}).get(f"peak_layer/{method}")
-            if c is not None:
-                return int(c["value"])
-    return int(session.manifest["model"]["layers"] * 2 // 3)
-
-
 def default_setting(session: Session, emotion: str, method: str | None = None) -> dict:
     """Layer and alpha to steer with when none is given, and what chose them: the latest
     sweep's best cell for the emotion (chosen on its dev prompts), else the latest layer
@@ -158,8 +143,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
     circuit_units = None
     if p["circuit"] is not None:
-        from .heads import circuit_heads
-
         spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
         own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
     else:

@@ -25,6 +25,7 @@ from ..errors import BadInput
 from ..progress import Progress
 from ..session import Session, atomic_write
 from . import extract, layers, sweep
+from . import success as sx
 from .common import new_session
 
 DEFAULTS = {
@@ -52,6 +53,7 @@ COLUMNS = (
     "model",
     "layers",
     "peak_layer",
+    "peak_chosen_on",
     "peak_depth",
     "peak_acc",
     "acc_random",
@@ -59,7 +61,9 @@ COLUMNS = (
     "acc_generation",
     "wilcoxon_p",
     "sweep_layer",
-    "success_rate",
+    "success_test",
+    "success_baseline_test",
+    "success_random_test",
     "best_p_target_rise",
     "surgical",
     "repetitive",
@@ -191,7 +195,8 @@ def summarise(model: str, session: Session, curve: dict, peak: int, cells, p: di
     gen = [r["acc_generation"] for r in src if r["method"] == method and r["layer"] == peak]
     tests = (curve.get("sources") or {}).get("tests", {}).get(method, {})
     residual = [c for c in cells if c["intervention"] == sweep.RESIDUAL]
-    best = sweep.best_surgical(residual)
+    best = sx.best_on_dev(residual)  # chosen on the dev prompts, reported on the test ones
+    head = sx.headline(best)
     regimes = Counter(c["regime"] for c in residual)
     n_layers = int(session.manifest["model"]["layers"])
 
@@ -202,6 +207,8 @@ def summarise(model: str, session: Session, curve: dict, peak: int, cells, p: di
         "model": model,
         "layers": n_layers,
         "peak_layer": peak,
+        # the layer is chosen on this split; the accuracies are the test split's
+        "peak_chosen_on": curve["summary"][method].get("chosen_on", "test"),
         "peak_depth": round(peak / max(n_layers - 1, 1), 3),
         "peak_acc": mean("acc"),
         "acc_random": mean("acc_random"),
@@ -209,13 +216,14 @@ def summarise(model: str, session: Session, curve: dict, peak: int, cells, p: di
         "acc_generation": round(float(np.mean(gen)), 4) if gen else float("nan"),
         "wilcoxon_p": round(float(tests.get("acc_wilcoxon_p", float("nan"))), 4),
         "sweep_layer": peak,
-        # share of steered texts the judge gives the target label, at each emotion's best
-        # surgical setting (0 for an emotion with none), averaged over emotions
-        "success_rate": round(
-            float(np.mean([b["top_is_target"] if b else 0.0 for b in best.values()])), 4
-        ),
+        # steps/success.py: judge's top label is the target and the text stayed surgical, at
+        # each emotion's dev-chosen alpha, on the test prompts, beside unsteered and random
+        **{
+            k: round(float(head.get(k, float("nan"))), 4)
+            for k in ("success_test", "success_baseline_test", "success_random_test")
+        },
         "best_p_target_rise": round(
-            float(np.mean([b["p_target_rise"] if b else 0.0 for b in best.values()])), 4
+            float(np.mean([b["p_target_rise"] for b in best.values() if b] or [np.nan])), 4
         ),
         **{k: regimes.get(k, 0) for k in ("surgical", "repetitive", "explosive", "failed")},
         "session": str(session.path),

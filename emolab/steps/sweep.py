@@ -31,7 +31,7 @@ from ..session import Session
 from ..units import parse_layers
 from . import success as sx
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .heads import circuit_heads
+from .shared import circuit_heads
 from .steer import vectors_for
 from .sweep_cells import RANDOM, RESIDUAL, SweepWork, failed_cell
 

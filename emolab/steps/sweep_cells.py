@@ -64,7 +64,7 @@ class SweepWork:
         if self._live:
             return
         from .. import plugins
-        from ..models import load
+        from ..plugins import load_model as load
 
         p = self.p
         reg = plugins.registry()

@@ -51,14 +51,17 @@ def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
     base_success = metrics.get("success_rate_baseline", metrics.get("top_is_target_baseline"))
 
     def line(p: float | None, won: float | None, rise: float | None = None) -> Text:
+        """Two lines that fit a pane at 80 columns: P(target) (and its rise), success."""
         text = Text("judge ", style="dim")
         text.append(f"P({target}) ", style="dim")
         text.append("-" if p is None else f"{p:.2f}", style="bold")
         if rise is not None:
             text.append(f" ({rise:+.2f})", style="green" if rise > 0 else "red")
+        text.append("\n")
         if won is not None:
-            text.append(" · success ", style="dim")
+            text.append("success ", style="dim")
             text.append(f"{100 * won:.0f}%", style="bold")
+            text.append(f" (top label {target})", style="dim")
         return text
 
     return (
@@ -97,6 +100,7 @@ class SteerScreen(LabScreen):
         self.steer_layer: int | None = None
         self.alpha = 0.3
         self.max_new_tokens = 32
+        self.intervention = "residual_add"
         self.evaluators: list[str] | None = None
         self.session_path: Path | None = None
 
@@ -123,7 +127,7 @@ class SteerScreen(LabScreen):
         if self.evaluators is None:
             self.evaluators = default_evaluators()
         if session is not None and session.path != self.session_path:
-            from ...steps.steer import default_layer
+            from ...steps.shared import default_layer
 
             self.session_path = session.path
             self.steer_layer = default_layer(session) if session.methods() else None
@@ -182,11 +186,13 @@ class SteerScreen(LabScreen):
     def action_options(self) -> None:
         def chosen(form: dict | None) -> None:
             if form:
+                self.intervention = form["intervention"]
                 self.evaluators = form["evaluators"]
                 self.max_new_tokens = form["max_new_tokens"]
                 self.show_params()
 
-        self.app.push_screen(SteerOptions(self.evaluators or [], self.max_new_tokens), chosen)
+        options = SteerOptions(self.intervention, self.evaluators or [], self.max_new_tokens)
+        self.app.push_screen(options, chosen)
 
     def action_generate(self) -> None:
         session = self.need_session()
@@ -200,6 +206,7 @@ class SteerScreen(LabScreen):
             "prompts": [self.query_one("#prompt", Input).value],
             "max_new_tokens": self.max_new_tokens,
             "evaluators": list(self.evaluators or []),
+            "intervention": self.intervention,
         }
 
         def job(progress):
@@ -231,8 +238,10 @@ class SteerScreen(LabScreen):
     def show(self, baseline: str, steered_text: str, m: dict, params: dict) -> None:
         self.query_one("#baseline", Static).update(Text(printable(baseline)))
         self.query_one("#steered", Static).update(Text(printable(steered_text)))
+        how = params.get("intervention") or "residual_add"
         self.query_one("#steered-title", Static).update(
             f"steered: {params.get('emotion')} L{params.get('layer')} a={params.get('alpha')}"
+            + ("" if how == "residual_add" else f" · {how}")
         )
         base, steered = verdicts(m, params.get("emotion", ""))
         self.query_one("#baseline-judge", Static).update(base)
