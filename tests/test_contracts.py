@@ -121,7 +121,12 @@ def test_the_log_records_the_complete_validated_parameters(tiny_session):
     logged = step["params"]
     assert set(logged) == {q.name for q in steer.PARAMS}
     assert logged["alpha"] == 0.5 and logged["intervention"] == "residual_add"
-    assert logged["layer"] is None and "layer" in step["choices"]  # replay re-makes the choice
+    # a defaulted layer is logged as None, its value and what chose it under `choices`, so
+    # a replay re-makes the choice and checks it
+    from emolab.steps.shared import default_layer
+
+    assert logged["layer"] is None
+    assert tiny_session.steps()[-1]["choices"]["layer"]["value"] == default_layer(tiny_session)
 
 
 # -- the CLI: one line, exit 2 ----------------------------------------------------------

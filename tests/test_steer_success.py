@@ -15,7 +15,9 @@ def test_default_setting_follows_the_log_choices(tiny_session):
         "alpha": steer.FALLBACK_ALPHA,
         "chosen_on": "layers, dev",
     }
-    assert shared.default_layer(tiny_session) == got["layer"]
+    from emolab.steps.shared import default_layer
+
+    assert default_layer(tiny_session) == got["layer"]
 
 
 def test_steer_success_beside_controls_and_sweep_choice(tiny_session, small_judge):

@@ -15,21 +15,23 @@ from __future__ import annotations
 
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
+from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
 from . import extract, layers, steer, sweep
 from .success import prompt_halves
 
-DEFAULTS = {
-    "limit": 60,
-    "method": "mean_diff",
-    "position": "mean",
-    "emotions": ["joy", "sadness"],  # joy and one negative emotion
-    "alphas": [0.3, 0.5],
-    "prompts": list(NEUTRAL_PROMPTS[:8]),
-    "max_new_tokens": 20,
-    "judge_train_limit": 16000,
-}
+PARAMS = (
+    Param("limit", int, 60, "train texts per label", min=4),
+    Param("method", str, "mean_diff", "the extractor"),
+    Param("position", str, "mean", "token pooling", ("last", "mean", "commas")),
+    Param("emotions", list, ["joy", "sadness"], "joy and one negative emotion", item=str),
+    Param("alphas", list, [0.3, 0.5], "alphas of the quick dev sweep", item=float),
+    Param("prompts", list, list(NEUTRAL_PROMPTS[:8]), "even: dev, odd: test", item=str),
+    Param("max_new_tokens", int, 20, "tokens generated per prompt", min=2),
+    Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=50),
+)
+DEFAULTS = defaults(PARAMS)
 
 HOW_TO_READ = (
     "How to read it: success = share of test prompts (never used to choose the layer or "
@@ -48,9 +50,7 @@ def sweep_layers(n_layers: int, peak: int) -> list[int]:
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
-    p = {**DEFAULTS, **params}
-    if int(p["limit"]) < 4:
-        raise BadInput("the demo needs at least 4 train texts per label (--limit)")
+    p = validate(PARAMS, params, "demo")
     prompts = [str(x) for x in p["prompts"]]
     if len(prompts) < 2:
         raise BadInput("the demo needs at least 2 prompts: a dev half and a test half")
