@@ -2,7 +2,7 @@
 
 import pytest
 
-from emolab.steps import layers, shared, steer, sweep
+from emolab.steps import layers, steer, sweep
 
 
 def test_default_setting_follows_the_log_choices(tiny_session):
