@@ -234,7 +234,8 @@ def test_cli_align_refuses_different_texts(run_cli, tiny_session, tmp_path):
     ("args", "message"),
     [
         (["--layer-a", "9"], "layer 9 of session A was not captured"),
-        (["--draws", "0"], "draws must be at least 1"),
+        (["--draws", "0"], "parameter 'draws' must be at least 1"),
+        (["--method", "nosuch"], "unknown aligner 'nosuch' (known: cca, cka, procrustes, rsa)"),
     ],
 )
 def test_cli_align_bad_input(run_cli, tiny_session, gpt2_session_dir, args, message):
@@ -267,3 +268,19 @@ def test_transfer_steering_runs_mapped_own_and_random(tiny_session, gpt2_session
     for kind in ("mapped", "own", "random"):
         assert np.isfinite(tr["metrics"][f"{kind}/label_logit_shift"])
     assert "transfer/mapped/label_logit_shift" in tiny_session.steps()[-1]["metrics"]
+
+
+def test_a_registered_third_party_aligner_is_refused_in_one_line(
+    plugin_dir, run_cli, tiny_session, gpt2_session_dir
+):
+    (plugin_dir / "ridge.py").write_text(
+        "from emolab.api import Aligner\nfrom emolab.hookspecs import hookimpl\n"
+        "class Ridge(Aligner):\n    name = 'ridge'\n    description = 'x'\n"
+        "@hookimpl\ndef register_aligners(register):\n    register(Ridge())\n"
+    )
+    from emolab import plugins
+
+    plugins.reset()
+    r = run_cli("align", tiny_session.path, gpt2_session_dir, "--method", "ridge")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "aligner 'ridge' is registered, but the align step runs only" in r.output

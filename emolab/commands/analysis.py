@@ -208,9 +208,9 @@ def register_commands(cli):
     @click.argument("session_b")
     @click.option(
         "--method",
-        type=click.Choice(["procrustes", "cca", "cka", "rsa", "all"]),
         default="all",
         show_default=True,
+        help="registered aligners, comma-separated (procrustes, cca, cka, rsa), or all",
     )
     @click.option("--layer-a", type=int, default=None, help="default: A's steering layer")
     @click.option("--layer-b", type=int, default=None, help="default: B's steering layer")

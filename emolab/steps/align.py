@@ -181,10 +181,16 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     p = validate(PARAMS, params, "align")
     if not p["session_b"]:
         raise BadInput("align needs a second session")
-    methods = list(METHODS) if p["method"] == "all" else [p["method"]]
+    given = [p["method"]] if isinstance(p["method"], str) else p["method"]
+    given = [m.strip() for g in given for m in g.split(",") if m.strip()]
+    methods = list(METHODS) if given == ["all"] else given
     for m in methods:
+        plugins.registry().get("aligners", m)  # an unknown name: one line listing the known
         if m not in METHODS:
-            raise BadInput(f"unknown alignment method '{m}' (known: {', '.join(METHODS)}, all)")
+            raise BadInput(
+                f"aligner '{m}' is registered, but the align step runs only "
+                f"{', '.join(METHODS)} so far (third-party aligners: not done yet)"
+            )
     if int(p["draws"]) < 1:
         raise BadInput("draws must be at least 1")
     sb = Session.open(p["session_b"])
