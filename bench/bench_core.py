@@ -26,7 +26,7 @@ def main() -> None:
     from emolab import plugins
     from emolab.capture import capture, capture_named
     from emolab.data import NEUTRAL_PROMPTS, read_goemotions
-    from emolab.models import load
+    from emolab.plugins import load_model as load
     from emolab.runner import chat
 
     model = load("smollm2-135m")
@@ -107,7 +107,8 @@ def main() -> None:
         row(f"steered generate / plain HF generate (batch {bs})", r, f"<= {target}", r <= target)
 
     code = (
-        "import time; t=time.time(); from emolab.models import load; load('smollm2-135m');"
+        "import time; t=time.time(); from emolab.plugins import load_model;"
+        " load_model('smollm2-135m');"
         "print(time.time()-t)"
     )
     secs = float(

@@ -27,7 +27,7 @@ def main() -> None:
     from emolab import plugins
     from emolab.capture import capture, resid_hooks
     from emolab.data import by_label, read_goemotions
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     model = load("smollm2-135m")
     groups = by_label(read_goemotions("goemotions/ekman", "train")[1])

@@ -17,7 +17,7 @@ def main() -> None:
 
     from emolab import plugins
     from emolab.data import NEUTRAL_PROMPTS
-    from emolab.models import load
+    from emolab.plugins import load_model as load
     from emolab.runner import generate, last_logits
 
     model = load("smollm2-135m")

@@ -5,7 +5,7 @@ The notebook API (`docs/api.md`): `emolab.open(path)`, `emolab.create(path, mode
 pandas load only when one of these is called.
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401 - emolab.__version__
 
 
 def open(path):  # noqa: A001 - emolab.open reads like the builtin it shadows only here

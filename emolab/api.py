@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -19,7 +19,28 @@ from .params import Param, validate
 if TYPE_CHECKING:
     import torch
 
-    from .models import LoadedModel
+
+class Model(Protocol):
+    """What a component may rely on in a loaded model: the plain Hugging Face causal LM and
+    its tokenizer, and the shape numbers. `emolab.models.Model` is one; the contracts
+    name only this, so a plugin needs nothing outside this module."""
+
+    name: str
+    hf: Any
+    tokenizer: Any
+    device: str
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def n_layers(self) -> int: ...
+
+    @property
+    def d_model(self) -> int: ...
+
+    @property
+    def n_heads(self) -> int: ...
 
 
 class Component:
@@ -127,15 +148,22 @@ class Intervention(Component):
     intervention the model (and the run's data) before hooks are asked for.
     """
 
-    def hooks(self, model: LoadedModel, **context: Any) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: Model, **context: Any) -> list[tuple[str, HookFn]]:
         raise NotImplementedError
 
 
 @dataclass
 class Run:
-    """One intervention run, as evaluators see it."""
+    """One intervention run, as evaluators see it.
 
-    model: LoadedModel
+    Evaluators may leave per-text results in `extra` for the step that called them: the
+    perplexity evaluator puts `regimes` (one per steered text); a judge puts `judge_probs`
+    (`[texts, labels]`) and `judge_labels`, from which the sweep counts success (top label =
+    target and the text surgical). A judge without them still gives its metrics; the sweep's
+    success columns are then NaN.
+    """
+
+    model: Model
     prompts: Sequence[str]
     baseline_texts: Sequence[str] = ()
     steered_texts: Sequence[str] = ()
@@ -153,7 +181,7 @@ class Evaluator(Component):
 
 
 class ModelSource(Component):
-    """A named model (or a `prefix:` family of them) -> a LoadedModel.
+    """A named model (or a `prefix:` family of them) -> a loaded model (a `Model`).
 
     `spec` is the full name the user typed (e.g. `hf:gpt2`) for prefixed sources.
     """
@@ -168,7 +196,7 @@ class ModelSource(Component):
     def available(self, spec: str) -> tuple[bool, str]:
         return True, ""
 
-    def load(self, spec: str, device: str = "cpu") -> LoadedModel:
+    def load(self, spec: str, device: str = "cpu") -> Model:
         raise NotImplementedError
 
 

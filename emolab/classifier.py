@@ -454,3 +454,33 @@ def classify(
             for t, row in zip(texts, probs, strict=False)
         ],
     }
+
+
+def evaluate_examples(
+    examples: Sequence, name: str, task: str = "ekman", train_limit: int | None = TRAIN_LIMIT
+) -> dict:
+    """The judge's accuracy on any labelled texts (a dataset's split, a user's file): each
+    judge scored on the texts whose label it knows; texts with other labels are counted and
+    left out, and texts sharing no label with the judge are refused."""
+    j = load_judge(task, train_limit=train_limit)
+    known = [ex for ex in examples if ex.label in j.labels]
+    if not known:
+        have = sorted({ex.label for ex in examples})
+        raise BadInput(
+            f"{name} shares no label with the {task} judge "
+            f"(its labels: {', '.join(have[:12]) or 'none'}; the judge's: {', '.join(j.labels)})"
+        )
+    texts, y = [ex.text for ex in known], [ex.label for ex in known]
+    parts = j.proba_parts(texts)
+    parts["ensemble"] = np.mean([parts["minilm"], parts["tfidf"]], axis=0)
+    scores = {
+        judge: evaluate(y, [j.labels[i] for i in parts[judge].argmax(1)], j.labels)
+        for judge in JUDGES
+    }
+    return {
+        "dataset": name,
+        "n": len(known),
+        "skipped": len(examples) - len(known),
+        "train_n": j.scores["train_n"],
+        "judges": scores,
+    }

@@ -135,7 +135,7 @@ def ray_init(address: str | None = None, num_cpus: int = 2) -> bool:
     }
     try:
         if address:
-            os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "10")
+            probe(address)
             ray.init(address=address, **kw)
         else:
             os.environ.pop("RAY_ADDRESS", None)  # an empty RAY_ADDRESS means "start one"
@@ -144,6 +144,24 @@ def ray_init(address: str | None = None, num_cpus: int = 2) -> bool:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BadInput(f"cannot reach the Ray cluster at {address or 'local'}: {first}") from None
     return True
+
+
+def probe(address: str, timeout: float = 3.0) -> None:
+    """Ray retries an unreachable head for minutes; a TCP connect says so in seconds."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInput(f"bad Ray address '{address}' (use HOST:PORT, ray://HOST:PORT or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BadInput(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}"
+        ) from None
 
 
 _ACTOR = None

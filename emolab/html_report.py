@@ -11,9 +11,10 @@ import json
 import math
 from pathlib import Path
 
-from . import __version__, figures, results
+from . import figures, results
 from .errors import EmolabError
 from .session import Session
+from .version import __version__
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:60rem;margin:2rem auto;

@@ -61,6 +61,16 @@ def atomic_write(path: str | Path, data: bytes | str | Iterable[bytes]) -> Path:
     return path
 
 
+def commit_file(tmp: str | Path, final: str | Path) -> Path:
+    """Finish a file a streaming writer (e.g. `tarfile`) built at `tmp` beside `final`:
+    fsync it, rename it over `final`, fsync the folder."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fsync_dir(Path(final).parent)
+    return Path(final)
+
+
 def append_line(path: str | Path, line: str) -> None:
     """Append one newline-terminated line and fsync it: the only write that is not a
     rename, kept for the append-only step log, whose reader treats an unterminated last

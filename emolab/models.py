@@ -102,6 +102,21 @@ ARCHES = {
     "mistral": Arch(
         "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
     ),
+    "gemma": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "gemma2": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "qwen3": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
+    "phi": Arch(
+        "model.layers", "self_attn", "self_attn.dense", "mlp", "mlp.fc2", "model.final_layernorm"
+    ),
+    "phi3": Arch(
+        "model.layers", "self_attn", "self_attn.o_proj", "mlp", "mlp.down_proj", "model.norm"
+    ),
     "gpt2": Arch("transformer.h", "attn", "attn.c_proj", "mlp", "mlp.c_proj", "transformer.ln_f"),
     "gpt_neox": Arch(
         "gpt_neox.layers",
@@ -145,7 +160,11 @@ class LoadedModel:
     def arch(self) -> Arch:
         mt = self.config.model_type
         if mt not in ARCHES:
-            raise BadInput(f"model type '{mt}' has no hook mapping (known: {', '.join(ARCHES)})")
+            raise BadInput(
+                f"model type '{mt}' has no hook map: emolab needs the paths of its blocks, "
+                f"attention, attention output projection, MLP, MLP output projection and final "
+                f"norm (models.ARCHES; known: {', '.join(sorted(ARCHES))})"
+            )
         return ARCHES[mt]
 
     @property
@@ -282,53 +301,101 @@ def file_sha256(path: Path) -> str:
     return hashed(path, cache_dir() / "sha256.json")
 
 
-def load_folder(name: str, folder: str, device: str, meta: dict, **kw) -> LoadedModel:
-    """Load an HF folder (or hub id) as float32 with a reload function for the bridge."""
-    import torch
+def load_folder(
+    name: str,
+    folder: str,
+    device: str,
+    meta: dict,
+    dtype: str = "float32",
+    device_map: str | None = None,
+    **kw,
+) -> LoadedModel:
+    """Load an HF folder (or hub id) in `dtype` with a reload function for the bridge.
+    `device_map="auto"` spreads a model too big for one GPU over all of them (and the CPU);
+    inputs then go to the device of its first block."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     configure_threads()
+    td = torch_dtype(dtype)
 
     def fresh():
-        return finish_loaded(
-            AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kw), device
-        )
+        if device_map:
+            hf = AutoModelForCausalLM.from_pretrained(folder, dtype=td, device_map=device_map, **kw)
+            return hf.eval()
+        return finish_loaded(AutoModelForCausalLM.from_pretrained(folder, dtype=td, **kw), device)
 
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(folder, **kw))
-    return LoadedModel(name, fresh(), tok, meta, device, reload=fresh)
+    hf = fresh()
+    meta = {**meta, "dtype": dtype, "device": device}
+    if device_map:
+        placed = getattr(hf, "hf_device_map", None) or {}
+        meta["device_map"] = {k: str(v) for k, v in placed.items()}
+        device = str(next(hf.parameters()).device)
+    return LoadedModel(name, hf, tok, meta, device, reload=fresh)
 
 
-_LOADED: dict[tuple[str, str], LoadedModel] = {}
+_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda", "auto")
+# replay (rtol, atol) per dtype: bfloat16 keeps 8 mantissa bits (~3 significant digits),
+# float16 10; a replay on another device reorders sums, which those few bits amplify
+TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (1e-2, 1e-3), "bfloat16": (5e-2, 5e-3)}
 
 
-def load(name: str, device: str = "cpu") -> LoadedModel:
-    """Load (once per process) the model registered as `name` on `device`."""
-    from . import plugins
+def tolerance(dtype: str | None) -> tuple[float, float]:
+    """The (rtol, atol) a replay of a session made in `dtype` is held to."""
+    return TOLERANCE.get(dtype or "float32", TOLERANCE["float32"])
 
+
+def resolve_device(device: str) -> str:
+    """'auto' -> cuda when torch sees one, else cpu; anything else checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise BadInput(f"unknown device '{device}' (use cpu, cuda or mps)")
-    if device.startswith("cuda"):
-        import torch
+        raise BadInput(f"unknown device '{device}' (use cpu, cuda, auto or mps)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput("device 'cuda' requested but torch sees no CUDA device here")
+    return device
 
-        if not torch.cuda.is_available():
-            raise BadInput("device 'cuda' requested but torch sees no CUDA device here")
-    key = (name, device)
+
+def torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise BadInput(f"unknown dtype '{dtype}' (use {', '.join(DTYPES)})")
+    return getattr(torch, dtype)
+
+
+def loaded_once(name: str, device: str, dtype: str, make) -> LoadedModel:
+    """The process-wide cache of loaded models: `make()` runs once per (name, device, dtype).
+    The registry (`plugins.load_model`) knows how to make a model from its name."""
+    key = (name, device, dtype)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            source = plugins.get("models", name)
-            ok, why = source.available(name)
-            if not ok:
-                raise ModelUnavailable(f"model '{name}' is not available here: {why}")
-            _LOADED[key] = source.load(name, device)
+            _LOADED[key] = make()
         return _LOADED[key]
+
+
+def cast(model: LoadedModel, dtype: str) -> LoadedModel:
+    """The model in `dtype` (weights cast in place), its reload and manifest entry too."""
+    if model.meta.get("dtype", "float32") == dtype:
+        return model
+    model.hf.to(torch_dtype(dtype))
+    old = model.reload
+    if old is not None:
+        model.reload = lambda: old().to(torch_dtype(dtype))
+    model.meta = {**model.meta, "dtype": dtype}
+    return model
 
 
 def register_loaded(model: LoadedModel) -> None:
     """Make an in-memory model loadable by its name in this process, so steps (which load
     the session's model by name) run on it; `emolab.wrap` uses this."""
     with _LOAD_LOCK:
-        key = (model.name, model.device)
+        key = (model.name, model.device, model.meta.get("dtype", "float32"))
         old = _LOADED.get(key)
         if old is not None and old.hf is not model.hf:
             raise BadInput(f"another model is already loaded as '{model.name}' (pass name=...)")

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pluggy
 
-from . import __version__, hookspecs
+from . import hookspecs
 from .api import Aligner, Component, DatasetSource, Evaluator, Extractor, Intervention, ModelSource
 from .errors import UnknownName, unknown
+from .version import __version__
 
 DEFAULT_PLUGINS = (
     "emolab.builtins.models",
@@ -42,6 +43,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.vectors",
     "emolab.commands.report",
     "emolab.commands.hooks",
+    "emolab.commands.study",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."
@@ -66,6 +68,8 @@ class PluginInfo:
     components: dict[str, list[str]] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    # names this plugin registered that another plugin (a built-in first) already had
+    collisions: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -76,6 +80,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "components": self.components,
             "error": self.error,
+            "collisions": self.collisions,
         }
 
 
@@ -118,6 +123,13 @@ class Registry:
                 def register(component, _info=info, _kind=kind, _base=base) -> None:
                     if not isinstance(component, _base):
                         raise TypeError(f"{component!r} is not a {_base.__name__}")
+                    taken = self.owner.get((_kind, component.name))
+                    if taken is not None:  # first come keeps it: a built-in is never replaced
+                        _info.collisions.append(
+                            f"{_kind[:-1]} '{component.name}' is already registered by {taken}"
+                            " (kept theirs)"
+                        )
+                        return
                     component.version = _info.version
                     self.components[_kind][component.name] = component
                     self.owner[(_kind, component.name)] = _info.name
@@ -250,4 +262,40 @@ def get(kind: str, name: str, **params) -> Component:
     return registry().get(kind, name, **params)
 
 
-__all__ = ["registry", "reset", "get", "Registry", "PluginInfo", "UnknownName"]
+def load_model(name: str, device: str = "cpu", dtype: str = "float32"):
+    """Load (once per process) the model registered as `name` on `device` in `dtype`:
+    loading by name is the registry's job, so `models.py` (the machinery) never imports
+    the registry. A source whose `load` takes `dtype` loads in it (hf: models straight from
+    their files, with device_map="auto" on cuda); any other is loaded as it comes and cast."""
+    import inspect
+
+    from .errors import ModelUnavailable
+    from .models import cast, loaded_once, resolve_device, torch_dtype
+
+    device = resolve_device(device)
+    torch_dtype(dtype)
+
+    def make():
+        source = get("models", name)
+        ok, why = source.available(name)
+        if not ok:
+            raise ModelUnavailable(f"model '{name}' is not available here: {why}")
+        try:
+            if "dtype" in inspect.signature(source.load).parameters:
+                model = source.load(name, device, dtype=dtype)
+            else:
+                model = cast(source.load(name, device), dtype)
+        except Exception as exc:
+            if "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc):
+                raise ModelUnavailable(
+                    f"model '{name}' does not fit on {device} in {dtype} "
+                    "(try --dtype bfloat16, or a GPU box with more memory)"
+                ) from None
+            raise
+        _ = model.blocks  # an architecture without a hook map fails here, in one line
+        return model
+
+    return loaded_once(name, device, dtype, make)
+
+
+__all__ = ["registry", "reset", "get", "load_model", "Registry", "PluginInfo", "UnknownName"]

@@ -188,7 +188,18 @@ def print_steer(con: Console, result: dict) -> None:
     for q, b, s in zip(result["prompts"], result["baseline"], result["steered"]):
         t.add_row(q, b, s)
     con.print(t)
-    for k, v in sorted(result["metrics"].items()):
+    m = result["metrics"]
+    for k, c in (result.get("choices") or {}).items():
+        con.print(f"  {k} {c['value']:g} chosen on: {c['chosen_on']}")
+    if "success" in m:
+        rnd = m.get("success_random", float("nan"))
+        con.print(
+            f"  [bold]success {100 * m['success']:.0f}%[/] of {len(result['prompts'])} prompts "
+            f"(top label {p['emotion']} and the text surgical); unsteered "
+            f"{100 * m['success_baseline']:.0f}%, random direction "
+            + ("-" if rnd != rnd else f"{100 * rnd:.0f}%")
+        )
+    for k, v in sorted(m.items()):
         if "/" not in k:
             con.print(f"  {k}: {v:+.3f}")
     shifts = {

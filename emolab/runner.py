@@ -156,25 +156,38 @@ class RowStreamer:
 
 
 def token_logprobs(
-    model: LoadedModel, contexts: Sequence[str], texts: Sequence[str]
+    model: LoadedModel, contexts: Sequence[str], texts: Sequence[str], batch_size: int = 16
 ) -> list[float]:
-    """Mean log-probability per token of each text given its context (no hooks)."""
+    """Mean log-probability per token of each text given its context (no hooks), `batch_size`
+    (context + text) sequences per forward, right-padded: causal attention keeps padding
+    out of every real position."""
     import torch
 
-    out = []
-    for ctx_text, text in zip(contexts, texts):
+    out = [float("nan")] * len(texts)
+    rows = []
+    for i, (ctx_text, text) in enumerate(zip(contexts, texts)):
         if not text.strip():
-            out.append(float("nan"))
             continue
         c = model.tokenizer(model.with_bos(ctx_text), add_special_tokens=False)["input_ids"]
         t = model.tokenizer(" " + text if ctx_text else text, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([c + t], device=model.device)
+        rows.append((i, c + t, max(len(c), 1)))
+    pad = model.tokenizer.pad_token_id or 0
+    for s in range(0, len(rows), batch_size):
+        batch = rows[s : s + batch_size]
+        width = max(len(ids) for _, ids, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (_, seq, _) in enumerate(batch):
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        ids, mask = ids.to(model.device), mask.to(model.device)
         with torch.no_grad():
-            logp = model.hf(input_ids=ids, use_cache=False).logits.float().log_softmax(-1)
-        start = max(len(c), 1)
-        tgt = ids[0, start:]
-        lp = logp[0, start - 1 : -1].gather(-1, tgt[:, None]).squeeze(-1)
-        out.append(float(lp.mean()))
+            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        logp = logits.float().log_softmax(-1)
+        for r, (i, seq, start) in enumerate(batch):
+            tgt = ids[r, start : len(seq)]
+            lp = logp[r, start - 1 : len(seq) - 1].gather(-1, tgt[:, None]).squeeze(-1)
+            out[i] = float(lp.mean())
     return out
 
 

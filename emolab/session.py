@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .errors import BadInput, SessionError
 from .io import append_line, atomic_write, sha256_file
+from .version import __version__
 
 SCHEMA_VERSION = 1
 VECTORS = "vectors.safetensors"
@@ -115,7 +115,7 @@ class Session:
             raise SessionError(f"{path}: is a file, not a session folder")
         if (path / "manifest.json").exists():
             raise SessionError(f"{path}: a session already exists there (choose a new path)")
-        if path.is_dir() and any(path.iterdir()):
+        if path.is_dir() and any(not _leftover(p) for p in path.iterdir()):
             raise SessionError(f"{path}: folder is not empty (choose a new path)")
         (path / "artifacts").mkdir(parents=True, exist_ok=True)
         manifest = {
@@ -425,6 +425,14 @@ def read_vectors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except (SafetensorError, OSError, ValueError) as exc:
         raise SessionError(f"{path}: corrupt vectors file ({str(exc).splitlines()[0]})") from None
+
+
+def _leftover(p: Path) -> bool:
+    """What a `create` killed before its manifest was written leaves: an empty artifacts
+    folder, the lock, temp files. A new session may be created over them."""
+    if p.name.startswith("."):
+        return True
+    return p.name == "artifacts" and p.is_dir() and not any(p.iterdir())
 
 
 def _valid_event(ev) -> bool:

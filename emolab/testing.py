@@ -18,7 +18,7 @@ def load_or_skip(name: str):
     """A real model, or the test skipped with the reason it is not available here (its
     weight wheel is not installed)."""
     from emolab import plugins
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     ok, why = plugins.get("models", name).available(name)
     if not ok:
@@ -29,7 +29,7 @@ def load_or_skip(name: str):
 @pytest.fixture(scope="session")
 def tiny_model():
     """The seeded random 4-layer Llama (d_model 64, 4 heads)."""
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     return load("tiny-llama")
 
@@ -102,3 +102,31 @@ def load_plugins(monkeypatch):
 
     yield load
     plugins.reset()
+
+
+class DieOnce:
+    """A Work wrapper (see emolab.engine) whose worker process exits, as a crashed or killed
+    worker would, when it is handed a cell of `faults` ({cell: times}): the first `times`
+    times across all processes (counted in the file `marker`). For testing what an
+    executor does when a worker dies."""
+
+    def __init__(self, inner, faults: dict, marker) -> None:
+        self.inner, self.faults, self.marker = inner, dict(faults), str(marker)
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def group(self, cell):
+        return self.inner.group(cell)
+
+    def run(self, cells):
+        from pathlib import Path
+
+        marker = Path(self.marker)
+        deaths = marker.read_text().splitlines() if marker.is_file() else []
+        for cell in cells:
+            if cell in self.faults and deaths.count(repr(cell)) < self.faults[cell]:
+                with open(marker, "a") as f:
+                    f.write(f"{cell!r}\n")
+                os._exit(1)
+        return self.inner.run(cells)

@@ -133,3 +133,15 @@ def test_table_sweep_is_one_row_per_cell(tiny_session, small_judge):
     by_cell = {(r["emotion"], r["layer"], r["alpha"]): r["p_target_rise"] for r in result["rows"]}
     for row in df.itertuples():
         assert row.p_target_rise == pytest.approx(by_cell[(row.emotion, row.layer, row.alpha)])
+
+
+def test_keyword_typos_and_wrong_types_stop_before_anything_runs(tiny_session):
+    lab = emolab.open(tiny_session.path)
+    before = len(tiny_session.events())
+    with pytest.raises(BadInput, match="steer has no parameter 'alpah'"):
+        lab.run("steer", emotion="joy", alpah=1)
+    with pytest.raises(BadInput, match="parameter 'alpha'"):
+        lab.run("steer", emotion="joy", alpha="strong")
+    with pytest.raises(BadInput, match="extract has no parameter 'emotion'"):
+        lab.run("extract", emotion="joy")
+    assert len(tiny_session.events()) == before  # nothing logged

@@ -22,7 +22,7 @@ def cell_hooks(model, seed_alpha_layer):
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
 def test_generate_cells_equals_one_cell_at_a_time(name):
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     model = load(name)
     grid = [(0, 0.5, 1), (1, 1.5, 1), (2, 3.0, 1), (0, 2.0, 2), (1, 0.0, 3)]
@@ -81,3 +81,14 @@ def test_batched_sweep_writes_what_a_serial_sweep_writes(tiny_session_dir, tmp_p
     assert batched["rows"] == serial["rows"]
     assert artifacts(b, batched) == artifacts(a, serial)
     assert [e["engine"]["engine"] for e in b.steps()[-1:]] == ["batched"]
+
+
+def test_token_logprobs_batched_equal_one_text_at_a_time(tiny_model):
+    from emolab.runner import chat, token_logprobs
+
+    ctx = [chat(tiny_model, "Tell me about your day."), chat(tiny_model, "Hi."), "", "x"]
+    texts = ["It was fine, thanks for asking.", "Hello!", "Just a text", "  "]
+    alone = token_logprobs(tiny_model, ctx, texts, batch_size=1)
+    together = token_logprobs(tiny_model, ctx, texts, batch_size=16)
+    assert np.isnan(alone[3]) and np.isnan(together[3])  # an empty text has none
+    np.testing.assert_allclose(together[:3], alone[:3], rtol=0, atol=1e-5)

@@ -15,7 +15,7 @@ EXTRACT = {"limit": 6, "test_limit": 4}
 
 def fake_checkpoint(folder, step, hidden=None):
     """The tiny base model (or a narrower random one) saved as a checkpoint folder."""
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     model = load("tiny-llama")
     if hidden:

@@ -10,7 +10,7 @@ from emolab import plugins
 from emolab.errors import BadInput
 
 METHODS = ["mean_diff", "pca", "kmeans", "logistic", "lda", "das"]
-FAST = ["mean_diff", "pca", "kmeans", "logistic", "lda"]
+FAST = ["mean_diff", "mean_diff_std", "pca", "kmeans", "logistic", "lda"]
 
 
 def planted(n=80, d=32, layers=2, shift=3.0, seed=0):
@@ -79,7 +79,7 @@ def test_one_class_is_refused(method):
         plugins.get("extractors", method).fit(pos, neg[:0])
 
 
-@pytest.mark.parametrize("method", ["pca", "kmeans", "logistic", "lda"])
+@pytest.mark.parametrize("method", ["mean_diff_std", "pca", "kmeans", "logistic", "lda"])
 def test_nan_activations_are_refused(method):
     pos, neg, _ = planted()
     pos[3, 0, 5] = np.nan
@@ -169,7 +169,7 @@ def test_cli_many_methods_one_capture(run_cli, tmp_path):
         "--test-limit",
         3,
         "--method",
-        "mean_diff,pca,kmeans,logistic,lda",
+        ",".join(FAST),
         "--emotions",
         "joy,anger",
         "--session",
@@ -245,3 +245,33 @@ def test_lda_bad_shrinkage():
     for bad, msg in (("lots", "'auto' or a number"), ("1.5", r"in \[0, 1\]")):
         with pytest.raises(BadInput, match=msg):
             plugins.get("extractors", "lda", shrinkage=bad).fit(pos, neg)
+
+
+def test_std_mean_diff_survives_one_massive_dimension():
+    """The SmolLM2 collapse in miniature: one dimension with 100x the spread and a large
+    class offset of its own; the raw mean difference points mostly along it and reads worse
+    on held-out data, the standardised one reads the emotion's small shift."""
+    from emolab.steps.layers import binary_scores
+
+    rng = np.random.default_rng(4)
+    d, n = 32, 300
+
+    def sample(shift):
+        x = rng.standard_normal((n, d))
+        x[:, 0] *= 100.0  # the massive dimension
+        x[:, 1:4] += shift  # the emotion, in ordinary dimensions
+        x[:, 0] += 60.0 * (shift > 0)  # a big, noisy offset along the massive one
+        return x
+
+    pos, neg, pos_te, neg_te = sample(1.0), sample(0.0), sample(1.0), sample(0.0)
+    md = plugins.get("extractors", "mean_diff").fit(pos[:, None], neg[:, None])[0]
+    std = plugins.get("extractors", "mean_diff_std").fit(pos[:, None], neg[:, None])[0]
+    assert abs(md[0]) / np.linalg.norm(md) > 0.9  # raw: mostly the massive dimension
+    assert abs(std[0]) / np.linalg.norm(std) < 0.1
+
+    def acc(w):
+        u = w / np.linalg.norm(w)
+        y = np.r_[np.ones(n), np.zeros(n)].astype(bool)
+        return binary_scores(u, np.r_[pos, neg], y, np.r_[pos_te, neg_te], y)[0]
+
+    assert acc(std) > acc(md) + 0.1

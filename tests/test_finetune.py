@@ -62,7 +62,7 @@ def test_step_is_logged_with_data_hashes_and_metrics(tuned):
 
 def test_checkpoint_loads_as_hf_and_scores_what_was_recorded(tuned):
     from emolab.labels import accuracy, resolve
-    from emolab.models import load
+    from emolab.plugins import load_model as load
     from emolab.steps.extract import load_split
 
     session, result, _ = tuned
@@ -124,7 +124,7 @@ def test_replay_reproduces_the_fine_tune(tuned, tmp_path):
 def test_train_layers_freezes_the_rest(tmp_path):
     session = new_session(tmp_path / "top", "tiny-llama")
     finetune.run(session, {**FAST, "steps": 2, "save_every": 2, "train_layers": "3"})
-    from emolab.models import load
+    from emolab.plugins import load_model as load
 
     base = load("tiny-llama").hf.state_dict()
     tuned = weights(finetune.checkpoints(session.path)[-1])

@@ -7,7 +7,8 @@ its default tokenization. Skipped only when the wheels are absent (`make test` i
 
 import pytest
 
-from emolab.models import bos_prefix, load
+from emolab.models import bos_prefix
+from emolab.plugins import load_model as load
 from emolab.testing import load_or_skip
 
 pytestmark = pytest.mark.real

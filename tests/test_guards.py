@@ -119,3 +119,20 @@ def test_aligner_outputs_are_checked(tmp_path):
 
     with pytest.raises(PluginFailed, match=r"transform of shape \[2, 4\], expected \[30, \*\]"):
         Guarded("aligners", Short(dim=4)).fit(a, b).transform(a)
+
+
+def test_a_dataset_plugin_raising_is_one_error_naming_it(plugin_dir, tmp_path):
+    write(
+        plugin_dir,
+        "baddata",
+        "from emolab.api import DatasetSource\nfrom emolab.hookspecs import hookimpl\n\n"
+        "class Broken(DatasetSource):\n    name = 'broken'\n    description = 'x'\n\n"
+        "    def labels(self, spec):\n        return ['joy', 'neutral']\n\n"
+        "    def load(self, spec, split):\n        raise OSError('disk gone')\n\n"
+        "@hookimpl\ndef register_datasets(register):\n    register(Broken())\n",
+    )
+    s = new_session(tmp_path / "s", "tiny-llama")
+    with pytest.raises(
+        PluginFailed, match=r"dataset 'broken' \(plugin baddata file\) raised OSError"
+    ):
+        extract.run(s, {"dataset": "broken", "emotions": ["joy"], "baseline": "neutral"})

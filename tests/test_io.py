@@ -64,3 +64,10 @@ def test_append_line_wants_a_whole_line(tmp_path):
     io.append_line(tmp_path / "log", "a\n")
     io.append_line(tmp_path / "log", "b\n")
     assert (tmp_path / "log").read_text() == "a\nb\n"
+
+
+def test_commit_file_moves_a_streamed_file_into_place(tmp_path):
+    tmp = tmp_path / ".part"
+    tmp.write_bytes(b"archive")
+    io.commit_file(tmp, tmp_path / "a.tar.gz")
+    assert os.listdir(tmp_path) == ["a.tar.gz"]

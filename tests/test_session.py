@@ -212,3 +212,16 @@ def test_busy_session_exits_2_from_the_cli(tiny_session, run_cli, monkeypatch):
     assert res.exit_code == 2
     assert "another emolab process is writing this session" in res.output
     assert "Traceback" not in res.output
+
+
+def test_create_over_what_a_killed_create_left(tmp_path):
+    path = tmp_path / "s"
+    (path / "artifacts").mkdir(parents=True)
+    (path / ".tmp-manifest.json.x1").write_text("{")
+    Session.create(path, {"name": "tiny-llama"})
+    assert Session.open(path).status() == "empty"
+    other = tmp_path / "o"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(SessionError, match="folder is not empty"):
+        Session.create(other, {"name": "tiny-llama"})

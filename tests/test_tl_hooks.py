@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from emolab.capture import capture, capture_named
-from emolab.errors import UnknownName
+from emolab.errors import BadInput, UnknownName
 from emolab.hooks import BRIDGE, FAST, POINTS, apply_hooks, path_of, route
 from emolab.runner import generate, last_logits
 
@@ -111,6 +111,8 @@ def test_unknown_and_misrouted_hook_names_are_one_line_errors(tiny_model):
         route(tiny_model, ["blocks.1.attn.hook_pattern"], FAST)
     with pytest.raises(UnknownName, match="runs only through the TransformerBridge"):
         capture(tiny_model, TEXTS, ["ln_final.hook_normalized"])
+    with pytest.raises(BadInput, match="'blocks.1.attn.hook_result' never ran"):
+        capture_named(tiny_model, TEXTS, ["blocks.1.attn.hook_result"])
     assert route(tiny_model, ["blocks.1.hook_resid_post"]) == FAST
     assert route(tiny_model, ["blocks.1.hook_resid_post", "hook_embed"]) == BRIDGE
 

@@ -88,7 +88,15 @@ def judged_template(lab_template, small_judge, tmp_path_factory) -> Path:
     mp = pytest.MonkeyPatch()
     small_judge_default(mp, small_judge)
     try:
-        steer.run(Session.open(dst), {**STEER, "evaluators": ["label_logit_shift", "classifier"]})
+        steer.run(
+            Session.open(dst),
+            {
+                **STEER,
+                "evaluators": ["label_logit_shift", "classifier"],
+                "success": True,
+                "judge_train_limit": small_judge,
+            },
+        )
     finally:
         mp.undo()
         plugins.reset()
@@ -234,8 +242,6 @@ def test_layers_screen_table_chart_and_cosines_follow_the_cursor(lab):
 
 
 def test_layers_compute_runs_the_step_in_a_worker(lab):
-    from emolab import results
-
     for out in results.outputs(Session.open(lab), "layers", suffix=".json"):
         out.path.unlink()
 
@@ -337,7 +343,8 @@ def test_align_form_runs_a_registered_aligner_on_two_sessions(lab):
         await pilot.click("#start")
         assert "at least 1" in str(form.query_one("#form-error").render())
         form.query_one("#f-draws").value = "20"
-        await pilot.click("#start")
+        form.query_one("#f-draws").focus()
+        await pilot.press("enter")  # enter in a field starts, as the start button does
         await settle(app, pilot)
         assert app.work["message"].startswith("aligned: cka 1.00"), app.work
 
@@ -483,13 +490,20 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         logged = results.latest(app.session, "steer", suffix=".jsonl")
         first = json.loads(logged.path.read_text().splitlines()[0])
         assert text_of(app, "#steered") == printable(first["steered"])
+        chosen = logged.event["choices"]["layer"]["value"]  # the step chose it, logged None
+        assert text_of(app, "#steered-title").startswith(f"steered: joy L{chosen} a=")
         layer = app.screen.steer_layer
         await pilot.press("right_square_bracket", "plus", "plus", "minus")
         assert app.screen.steer_layer == min(layer + 1, 3)
         assert app.screen.alpha == pytest.approx(0.35)
-        # options: the evaluators are the registry's, a plugin's among them
+        # options: interventions and evaluators are the registry's, a plugin's among them
         await pilot.press("o")
         form = app.screen
+        steer_by = form.query_one("#f-intervention")
+        offered = [v for _, v in steer_by._options]
+        assert sorted(offered) == plugins.registry().names("interventions")
+        assert offered[0] == steer_by.value == "residual_add"  # the current one first
+        steer_by.value = "directional_ablation"
         chooser = form.query_one("#f-evaluators")
         names = [chooser.get_option_at_index(i).value for i in range(chooser.option_count)]
         assert names == plugins.registry().names("evaluators") and "length_change" in names
@@ -497,6 +511,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         chooser.select("label_logit_shift")
         chooser.select("length_change")
         form.query_one("#f-tokens").value = "10"
+        await pilot.pause()
         await pilot.click("#start")
         assert app.screen.evaluators == ["label_logit_shift", "length_change"]
         assert "judge off" in text_of(app, "#steer-params")
@@ -513,6 +528,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         metrics = text_of(app, "#steer-metrics")
         assert "label_logit_shift" in metrics and "length_change" in metrics
         assert "not judged" in text_of(app, "#steered-judge")
+        assert text_of(app, "#steered-title").endswith("· directional_ablation")
         # tokens streamed into both panes before the result replaced them
         assert {k for k, _, _ in streamed} == {"baseline", "steered"}
         assert text_of(app, "#steered").startswith(printable(streamed[-1][2]))
@@ -521,6 +537,7 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
     steer = Session.open(lab).steps()[-1]
     assert steer["kind"] == "steer" and steer["params"]["prompts"] == ["Tell me about the weather."]
     assert steer["params"]["evaluators"] == ["label_logit_shift", "length_change"]
+    assert steer["params"]["intervention"] == "directional_ablation"
     assert steer["params"]["max_new_tokens"] == 10
 
 
@@ -534,12 +551,14 @@ def test_steer_screen_shows_the_judge_beside_the_baseline(judged):
         base, steered = text_of(app, "#baseline-judge"), text_of(app, "#steered-judge")
         assert f"P(joy) {m['p_target_baseline']:.2f}" in base
         assert f"P(joy) {m['p_target']:.2f} ({m['p_target_rise']:+.2f})" in steered
-        success = m.get("success_rate", m["top_is_target"])
-        assert f"success {100 * success:.0f}%" in steered
+        assert f"success {100 * m['success']:.0f}%" in steered
+        assert f"(random dir {100 * m['success_random']:.0f}%)" in steered
+        assert f"success {100 * m['success_baseline']:.0f}%" in base
 
     drive(EmolabApp(judged, root="sessions"), script)
     step = Session.open(judged).steps()[-1]
     assert step["kind"] == "steer" and "classifier" in step["params"]["evaluators"]
+    assert step["params"]["success"] is True  # the step's success rate, by the same judge
 
 
 def test_plugins_screen_shows_broken_plugins(lab, plugin_dir):

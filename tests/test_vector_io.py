@@ -212,7 +212,7 @@ def test_python_api_reads_every_format(run_cli, tiny_session, tmp_path, fmt):
     """VectorSet.from_file: the Python face of `steer --vectors`, same push as the session's."""
     import torch
 
-    from emolab.models import load
+    from emolab.plugins import load_model as load
     from emolab.vectors import VectorSet
 
     export(run_cli, tiny_session.path, fmt, tmp_path / f"v.{fmt}", "--emotion", "joy",

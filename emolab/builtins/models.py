@@ -39,7 +39,7 @@ class SmolLM2(ModelSource):
             return False, str(exc)
         return True, ""
 
-    def load(self, spec: str, device: str = "cpu") -> LoadedModel:
+    def load(self, spec: str, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
         gguf = self.gguf()
         sha = file_sha256(gguf)
         folder = gguf_cached(self.name, gguf, sha)
@@ -52,7 +52,7 @@ class SmolLM2(ModelSource):
             "device": device,
             "bridge_name": self.hf_id,
         }
-        return load_folder(self.name, str(folder), device, meta)
+        return load_folder(self.name, str(folder), device, meta, dtype)
 
 
 class Gemma3(SmolLM2):
@@ -90,7 +90,8 @@ class HFModel(ModelSource):
             return False, "give a hub id or a local folder after 'hf:'"
         return True, ""
 
-    def load(self, spec: str, device: str = "cpu") -> LoadedModel:
+    def load(self, spec: str, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+        """On cuda, device_map="auto": a model bigger than one GPU spreads over all."""
         target = spec[len(self.prefix) :]
         local = Path(target).expanduser()
         meta = {"id": target, "source": "huggingface", "dtype": "float32", "device": device}
@@ -101,7 +102,8 @@ class HFModel(ModelSource):
                 meta["weights"] = weights[0].name
             target = str(local)
         try:
-            return load_folder(spec, target, device, meta)
+            auto = "auto" if device.startswith("cuda") else None
+            return load_folder(spec, target, device, meta, dtype, device_map=auto)
         except OSError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelUnavailable(f"model '{spec}' could not be loaded: {first}") from None

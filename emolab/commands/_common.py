@@ -50,3 +50,17 @@ def csv_list(value: str | None) -> list[str] | None:
         return None
     items = [v.strip() for v in value.split(",") if v.strip()]
     return items
+
+
+def assignments_option(flag: str, what: str):
+    """A repeatable `KEY=VALUE` option (`--param alpha=0.5 --param layer=3`): the values stay
+    strings here and are typed by the component's declared parameters, so a typo or a wrong
+    type is the component's one-line error."""
+    dest = flag.lstrip("-").replace("-", "_") + "s"
+    return click.option(flag, dest, multiple=True, metavar="KEY=VALUE", help=what)
+
+
+def assignments(pairs, flag: str) -> dict[str, str]:
+    from ..params import parse_assignments
+
+    return parse_assignments(pairs, flag)

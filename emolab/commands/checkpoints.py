@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..hookspecs import hookimpl
+from .engine_opts import model_options
 
 
 def _num(x, fmt: str = "+.3f") -> str:
@@ -289,7 +290,7 @@ def register_commands(cli):
         "--position", type=click.Choice(["mean", "last"]), default="mean", show_default=True
     )
     @click.option("--random-draws", default=8, show_default=True, type=int)
-    @click.option("--device", default="cpu", show_default=True)
+    @model_options
     @click.option("--json", "as_json", is_flag=True)
     def crosslingual(
         model_name,
@@ -302,6 +303,7 @@ def register_commands(cli):
         position,
         random_draws,
         device,
+        dtype,
         as_json,
     ):
         """Steer English prompts with Japanese-text vectors and the reverse."""
@@ -315,7 +317,7 @@ def register_commands(cli):
         if random_draws < 1:
             raise BadInput("--random-draws must be at least 1")
         path = Path(session_path) if session_path else default_session_path(model_name)
-        session = new_session(path, model_name, device)
+        session = new_session(path, model_name, device, dtype=dtype)
         params = {
             "emotions": csv_list(emotions),
             "layers": layers,
@@ -344,7 +346,7 @@ def register_commands(cli):
     def labels(model_name, lang, labels, as_json):
         """Each label's first token in a model's tokenizer, and labels that share one."""
         from ..labels import resolve
-        from ..models import load
+        from ..plugins import load_model as load
 
         model = load(model_name)
         tokens = resolve(model.tokenizer, csv_list(labels), lang, model.name)

@@ -1,4 +1,4 @@
-"""`emolab demo`: the main job on the embedded default model."""
+"""`emolab demo`: the main job on the embedded default model (steps/demo.py does the work)."""
 
 from __future__ import annotations
 
@@ -7,37 +7,90 @@ from pathlib import Path
 import click
 
 from ..hookspecs import hookimpl
-from ._common import console, default_session_path
+from ._common import console, csv_list, default_session_path
+
+
+def _pct(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.0f}%"
+
+
+def print_demo(con, res: dict) -> None:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(
+        title=f"steering on {len(res['test_prompts'])} test prompts (not used for any choice)",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in (
+        "emotion",
+        "layer",
+        "alpha",
+        "chosen on",
+        "P(target): unsteered",
+        "steered",
+        "random",
+        "success: unsteered",
+        "steered",
+        "random",
+    ):
+        t.add_column(col, justify="left" if col in ("emotion", "chosen on") else "right")
+    for r in res["summary"]:
+        t.add_row(
+            r["emotion"],
+            str(r["layer"]),
+            f"{r['alpha']:g}",
+            r["chosen_on"],
+            f"{r['p_target_baseline']:.2f}",
+            f"[bold]{r['p_target']:.2f}[/]",
+            f"{r['p_target_random']:.2f}",
+            _pct(r["success_baseline"]),
+            f"[bold]{_pct(r['success'])}[/]",
+            _pct(r["success_random"]),
+        )
+    con.print(t)
+    con.print(res["how_to_read"])
 
 
 @hookimpl
 def register_commands(cli):
     @cli.command()
     @click.option("--model", "model_name", default="smollm2-135m", show_default=True)
-    @click.option("--limit", default=60, show_default=True, type=int)
+    @click.option("--limit", default=60, show_default=True, type=int, help="train texts per label")
+    @click.option(
+        "--emotions", default="joy,sadness", show_default=True, help="emotions to steer toward"
+    )
+    @click.option("--judge-train-limit", default=16000, show_default=True, type=int)
     @click.option("--session", "session_path", default=None)
-    def demo(model_name, limit, session_path):
-        """The main job: extract Ekman-6 vs neutral, analyse layers, steer toward joy and anger."""
+    def demo(model_name, limit, emotions, judge_train_limit, session_path):
+        """The main job: extract, choose layer and alpha on dev data, steer, judge on test."""
         from ..progress_cli import cli_progress
         from ..report import print_layers, print_steer
-        from ..steps import extract, layers, steer
+        from ..steps import demo as step
         from ..steps.common import open_or_create
+        from .experiments import print_sweep
 
         con = console()
         path = Path(session_path) if session_path else default_session_path(model_name)
         con.rule(f"emolab demo on {model_name}")
         session = open_or_create(path, model_name)
         with cli_progress(False) as progress:
-            extract.run(session, {"limit": limit, "test_limit": max(limit // 2, 10)}, progress)
-            result = layers.run(session, {}, progress)
-        print_layers(con, result, "mean_diff")
-        peak = result["summary"]["mean_diff"]["peak_layer"]
-        for emotion in ("joy", "anger"):
-            with cli_progress(False) as progress:
-                res = steer.run(
-                    session, {"emotion": emotion, "layer": peak, "alpha": 0.3}, progress
-                )
-            print_steer(con, res)
+            res = step.run(
+                session,
+                {
+                    "limit": limit,
+                    "emotions": csv_list(emotions),
+                    "judge_train_limit": judge_train_limit,
+                },
+                progress,
+            )
+        print_layers(con, res["layers"], session.methods()[0])
+        con.rule("quick sweep: the dev prompts choose layer and alpha")
+        print_sweep(con, res["sweep"])
+        for r in res["steer"].values():
+            print_steer(con, r)
+        con.rule("result")
+        print_demo(con, res)
         con.rule("saved")
         con.print(f"session: {session.path}")
         con.print(f"replay it (anywhere, no terminal needed): emolab replay {session.path}")

@@ -4,7 +4,9 @@ experiments, thin over emolab.classifier and emolab.steps."""
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 from rich import box
@@ -13,7 +15,10 @@ from rich.table import Table
 
 from ..errors import BadInput
 from ..hookspecs import hookimpl
+from .engine_opts import engine_options, make_engine
 
+# `sweep --judge` values that mean the classifier evaluator with that judge
+CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
 JUDGE = click.option(
     "--judge",
     default="ensemble",
@@ -47,8 +52,12 @@ def _prompts_file(path: str) -> list[str]:
 
 
 def print_eval(con: Console, res: dict) -> None:
+    skipped = (
+        f", {res['skipped']} with labels the judge lacks left out" if res.get("skipped") else ""
+    )
     t = Table(
-        title=f"judge on {res['dataset']} test ({res['n']} single-label texts)", box=box.SIMPLE_HEAD
+        title=f"judge on {res['dataset']} {res.get('split', 'test')} ({res['n']} texts{skipped})",
+        box=box.SIMPLE_HEAD,
     )
     t.add_column("judge")
     t.add_column("acc", justify="right")
@@ -70,6 +79,10 @@ def print_eval(con: Console, res: dict) -> None:
     )
 
 
+def _share(x) -> str:
+    return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
+
+
 def print_sweep(con: Console, res: dict) -> None:
     j = res["judge"]
     t = Table(
@@ -80,7 +93,9 @@ def print_sweep(con: Console, res: dict) -> None:
         "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
         "top: share of texts whose top label is the target; ppl: perplexity ratio; "
         "d2: distinct-2; circuit rows scale the emotion's top-k heads by alpha; "
-        "bold: best surgical per kind",
+        "succ: share of scenarios whose top label is the target AND whose text stays "
+        "surgical, on the dev / test prompt halves; rnd: a random direction of the same size; "
+        "bold: best per kind, chosen on dev prompts",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
@@ -89,6 +104,9 @@ def print_sweep(con: Console, res: dict) -> None:
         "emotion",
         "L",
         "alpha",
+        "succ dev",
+        "succ test",
+        "rnd test",
         "P base",
         "P steer",
         "rise",
@@ -107,6 +125,9 @@ def print_sweep(con: Console, res: dict) -> None:
             r["emotion"],
             r["intervention"].removeprefix("circuit-") + " heads" if circuit else str(r["layer"]),
             f"x{r['alpha']:g}" if circuit else f"{r['alpha']:g}",
+            _share(r["success_dev"]),
+            _share(r["success_test"]),
+            _share(r["success_random_test"]),
             f"{r['p_target_baseline']:.2f}",
             f"{r['p_target']:.2f}",
             f"{r['p_target_rise']:+.2f}",
@@ -119,15 +140,26 @@ def print_sweep(con: Console, res: dict) -> None:
             style="bold green" if r in stars else None,
         )
     con.print(t)
+    halves = res.get("prompt_halves", {})
     for emo, b in res["best"].items():
         if b is None:
-            con.print(f"  {emo}: no surgical residual setting in this grid")
+            con.print(f"  {emo}: no residual setting in this grid")
         else:
             con.print(
-                f"  {emo}: best surgical L{b['layer']} alpha {b['alpha']:g}: P({emo}) "
-                f"{b['p_target_baseline']:.2f} -> {b['p_target']:.2f} "
-                f"({b['p_target_rise']:+.2f}), perplexity x{b['perplexity_ratio']:.2f}"
+                f"  {emo}: L{b['layer']} alpha {b['alpha']:g} (chosen on "
+                f"{len(halves.get('dev', []))} dev prompts): success on "
+                f"{len(halves.get('test', []))} test prompts {_share(b['success_test'])} "
+                f"(unsteered {_share(b['success_baseline_test'])}, random direction "
+                f"{_share(b['success_random_test'])}); P({emo}) {b['p_target_baseline']:.2f} -> "
+                f"{b['p_target']:.2f}, perplexity x{b['perplexity_ratio']:.2f}"
             )
+    h = res.get("headline") or {}
+    if h:
+        con.print(
+            f"[bold]success on test prompts, mean of {h['emotions']:.0f} emotions: "
+            f"{_share(h['success_test'])}[/] (unsteered {_share(h['success_baseline_test'])}, "
+            f"random direction {_share(h['success_random_test'])})"
+        )
     for emo, b in res["best_circuit"].items():
         r = res["best"].get(emo)
         con.print(
@@ -219,7 +251,7 @@ def print_ablate(con: Console, res: dict) -> None:
 @hookimpl
 def register_commands(cli):
     from ..progress_cli import cli_progress
-    from ._common import out_json, run_step
+    from ._common import assignments, assignments_option, out_json, run_step
 
     @cli.command()
     @click.option("--text", "texts", multiple=True, help="text(s) to classify")
@@ -227,8 +259,15 @@ def register_commands(cli):
         "--eval",
         "eval_dataset",
         default=None,
-        type=click.Choice(["goemotions-ekman", "goemotions"]),
-        help="report the judge's test accuracy and per-class F1",
+        help="report the judge's accuracy and per-class F1 on a dataset (any name, also "
+        "csv:FILE / jsonl:FILE)",
+    )
+    @click.option(
+        "--split",
+        default="test",
+        show_default=True,
+        type=click.Choice(["train", "dev", "test", "all"]),
+        help="which split of --eval's dataset (a file is split 70/10/20; all: every row)",
     )
     @JUDGE
     @click.option(
@@ -239,7 +278,7 @@ def register_commands(cli):
         help="texts the MiniLM head trains on (the tf-idf judge uses all)",
     )
     @click.option("--json", "as_json", is_flag=True)
-    def classify(texts, eval_dataset, judge, train_limit, as_json):
+    def classify(texts, eval_dataset, split, judge, train_limit, as_json):
         """The external emotion classifier: probabilities, or its accuracy on a test set."""
         from .. import classifier as clf
 
@@ -252,15 +291,28 @@ def register_commands(cli):
         with cli_progress(as_json) as progress:
             progress.task("judge (trained once, then cached)", 0)
             j = clf.load_judge(task, train_limit=train_limit, progress=progress, say=say)
-        if eval_dataset:
+        if eval_dataset in ("goemotions-ekman", "goemotions") and split == "test":
             res = {
                 "dataset": eval_dataset,
+                "split": "test",
                 "n": j.scores[judge]["n"],
+                "skipped": 0,
                 "train_n": j.scores["train_n"],
                 "judges": {k: j.scores[k] for k in clf.JUDGES},
                 "accuracy": j.scores[judge]["accuracy"],
                 "macro_f1": j.scores[judge]["macro_f1"],
             }
+        elif eval_dataset:
+            from .. import plugins
+
+            source = plugins.get("datasets", eval_dataset)
+            parts = ("train", "dev", "test") if split == "all" else (split,)
+            examples = [ex for s in parts for ex in source.load(eval_dataset, s)]
+            res = clf.evaluate_examples(examples, f"{eval_dataset} ({split})", task, train_limit)
+            res["split"] = split
+            res["accuracy"] = res["judges"][judge]["accuracy"]
+            res["macro_f1"] = res["judges"][judge]["macro_f1"]
+        if eval_dataset:
             if as_json:
                 return out_json(res)
             print_eval(Console(highlight=False), res)
@@ -324,7 +376,21 @@ def register_commands(cli):
         help="also scale each emotion's top-k heads (from `emolab heads`), e.g. 3,10",
     )
     @click.option("--circuit-factors", default="2,4", show_default=True)
-    @JUDGE
+    @click.option(
+        "--judge",
+        default="ensemble",
+        show_default=True,
+        help="a registered evaluator that judges P(target), or the classifier's own judge: "
+        "ensemble, minilm, tfidf",
+    )
+    @assignments_option("--judge-param", "a parameter of the judge evaluator")
+    @click.option(
+        "--intervention",
+        default="residual_add",
+        show_default=True,
+        help="the registered intervention of the grid (it takes layer and alpha per cell)",
+    )
+    @assignments_option("--param", "a fixed parameter of the intervention, e.g. angle=30")
     @click.option(
         "--judge-train-limit",
         type=int,
@@ -346,6 +412,7 @@ def register_commands(cli):
         show_default=True,
         help="distinct-2 below which a cell is repetitive",
     )
+    @engine_options
     @click.option("--json", "as_json", is_flag=True)
     def sweep(
         session_path,
@@ -360,9 +427,15 @@ def register_commands(cli):
         circuits,
         circuit_factors,
         judge,
+        judge_params,
+        intervention,
+        params,
         judge_train_limit,
         max_ratio,
         min_distinct2,
+        ray_address,
+        workers,
+        batch_cells,
         as_json,
     ):
         """Steering grid emotions x layers x alphas, judged and resumable; with --circuits
@@ -370,27 +443,35 @@ def register_commands(cli):
         from ..session import Session
         from ..steps import sweep as step
 
-        params = {
+        given = {
             "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
             "alphas": _floats(alphas, "alpha"),
             "scale": scale,
             "positions": positions,
             "max_new_tokens": max_new_tokens,
             "method": method,
-            "judge": judge,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
+            "judge_params": assignments(judge_params, "--judge-param"),
             "judge_train_limit": judge_train_limit,
             "max_ratio": max_ratio,
             "min_distinct2": min_distinct2,
         }
+        if judge in CLASSIFIER_JUDGES:
+            given["judge"] = judge
+        else:
+            given["judge_evaluator"] = judge
         if layers:
-            params["layers"] = layers
+            given["layers"] = layers
         if circuits:
-            params["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
-            params["circuit_factors"] = _floats(circuit_factors, "circuit factor")
+            given["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
+            given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
         if prompts_file:
-            params["prompts"] = _prompts_file(prompts_file)
+            given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)
-        res = run_step(step, session, params, as_json)
+        engine = make_engine(ray_address, workers, batch_cells, session.manifest["model"]["device"])
+        with_engine = SimpleNamespace(run=partial(step.run, engine=engine))
+        res = run_step(with_engine, session, given, as_json)
         if res is None:
             return
         import shutil
@@ -401,8 +482,17 @@ def register_commands(cli):
     @cli.command()
     @click.argument("session_path")
     @click.option(
-        "--kind", required=True, type=click.Choice(["comma", "patch", "direction", "head"])
+        "--kind",
+        required=True,
+        help="comma, patch, direction or head (or the name of its intervention: "
+        "comma_zeroing, directional_patch, directional_ablation, head_ablation)",
     )
+    @click.option(
+        "--intervention",
+        default=None,
+        help="a registered intervention to run in the kind's protocol instead of its own",
+    )
+    @assignments_option("--param", "a parameter of the intervention")
     @click.option("--heads", default=None, help="L.H,... for --kind head")
     @click.option(
         "--layers", default="all", show_default=True, help="layers the ablation / patch acts on"
@@ -419,14 +509,28 @@ def register_commands(cli):
         "--limit", type=int, default=30, show_default=True, help="held-out texts per emotion"
     )
     @click.option("--json", "as_json", is_flag=True)
-    def ablate(session_path, kind, heads, layers, layer, mode, control_seeds, limit, as_json):
+    def ablate(
+        session_path,
+        kind,
+        intervention,
+        params,
+        heads,
+        layers,
+        layer,
+        mode,
+        control_seeds,
+        limit,
+        as_json,
+    ):
         """Comma zeroing vs a random control, directional patching / ablation, head removal."""
         from ..session import Session
         from ..steps import ablate as step
 
         session = Session.open(session_path)
-        params = {
+        given = {
             "kind": kind,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
             "heads": heads,
             "layers": layers,
             "layer": layer,
@@ -434,7 +538,7 @@ def register_commands(cli):
             "control_seeds": control_seeds,
             "limit": limit,
         }
-        res = run_step(step, session, params, as_json)
+        res = run_step(step, session, given, as_json)
         if res is None:
             return
         print_ablate(Console(highlight=False), res)

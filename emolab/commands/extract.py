@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from ..hookspecs import hookimpl
-from ._common import console, csv_list, default_session_path, run_step
+from ._common import (
+    assignments,
+    assignments_option,
+    console,
+    csv_list,
+    default_session_path,
+    run_step,
+)
+from .engine_opts import model_options
 
 
 @hookimpl
@@ -63,8 +71,9 @@ def register_commands(cli):
         default=None,
         help="also capture these TL hook names (comma-separated; see `emolab hooks`)",
     )
+    @assignments_option("--dataset-param", "a parameter of the dataset, e.g. text_column=body")
     @click.option("--session", "session_path", default=None, help="session folder (new)")
-    @click.option("--device", default="cpu", show_default=True)
+    @model_options
     @click.option("--json", "as_json", is_flag=True)
     def extract(
         model_name,
@@ -81,8 +90,10 @@ def register_commands(cli):
         batch_size,
         source,
         extra_hooks,
+        dataset_params,
         session_path,
         device,
+        dtype,
         as_json,
     ):
         """Extract one direction per emotion at every chosen layer."""
@@ -91,8 +102,6 @@ def register_commands(cli):
 
         if limit < 1 or test_limit < 1 or (dev_limit is not None and dev_limit < 1):
             raise click.BadParameter("limits must be at least 1")
-        path = Path(session_path) if session_path else default_session_path(model_name)
-        session = open_or_create(path, model_name, device)
         params = {
             "dataset": dataset,
             "emotions": csv_list(emotions) if emotions else None,
@@ -107,7 +116,11 @@ def register_commands(cli):
             "batch_size": batch_size,
             "source": source,
             "hooks": csv_list(extra_hooks) or [],
+            "dataset_params": assignments(dataset_params, "--dataset-param"),
         }
+        step.check(params)  # a bad parameter fails before the model loads for the session
+        path = Path(session_path) if session_path else default_session_path(model_name)
+        session = open_or_create(path, model_name, device, dtype)
         result = run_step(step, session, params, as_json, with_session=True)
         if result is None:
             return
@@ -132,8 +145,9 @@ def register_commands(cli):
         type=click.Choice(["comprehension", "generation"]),
         help="generation: also fit on the model's own writing and compare (Wilcoxon)",
     )
+    @assignments_option("--dataset-param", "a parameter of --dataset, e.g. text_column=body")
     @click.option("--json", "as_json", is_flag=True)
-    def layers(session_path, dataset, method, source, as_json):
+    def layers(session_path, dataset, method, source, dataset_params, as_json):
         """Per-layer table: held-out accuracy with its baselines, norms, cosines."""
         from ..session import Session
         from ..steps import layers as step
@@ -142,6 +156,8 @@ def register_commands(cli):
         params = {"dataset": dataset} if dataset else {}
         if source != "comprehension":
             params["source"] = source
+        if dataset_params:
+            params["dataset_params"] = assignments(dataset_params, "--dataset-param")
         result = run_step(step, session, params, as_json, with_session=True)
         if result is None:
             return

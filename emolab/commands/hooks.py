@@ -42,7 +42,7 @@ def register_commands(cli):
         rest through the TransformerBridge. Any of them works in `extract --hooks` and in
         interventions."""
         from ..hooks import vocabulary
-        from ..models import load
+        from ..plugins import load_model as load
 
         rows = vocabulary(load(model_name, device))
         if as_json:

@@ -82,13 +82,25 @@ def register_commands(cli):
         console().print(t)
 
     @cli.command("plugins")
+    @click.option(
+        "--check",
+        is_flag=True,
+        help="exit 2 with one line per problem when a plugin is broken or reuses a taken name",
+    )
     @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-    def plugins_cmd(as_json):
-        """Every plugin: version, hooks, components, and its load error if it is broken."""
+    def plugins_cmd(check, as_json):
+        """Every plugin: version, hooks, components, its load error if it is broken, and any
+        name it tried to register that was already taken."""
         from .. import plugins
+        from ..errors import PluginFailed
 
         reg = plugins.registry()
         rows = [p.as_dict() for p in reg.plugins.values()]
+        if check:
+            problems = [f"{r['name']}: {c}" for r in rows for c in r["collisions"]]
+            problems += [f"{r['name']}: broken: {r['error']}" for r in rows if r["error"]]
+            if problems:
+                raise PluginFailed("; ".join(problems))
         if as_json:
             return out_json(rows)
         from rich.table import Table
@@ -101,6 +113,8 @@ def register_commands(cli):
                 r["version"],
                 r["source"],
                 comps,
-                f"[red]broken: {r['error']}[/]" if r["error"] else "ok",
+                f"[red]broken: {r['error']}[/]"
+                if r["error"]
+                else "; ".join(f"[yellow]{c}[/]" for c in r["collisions"]) or "ok",
             )
         console().print(t)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..hookspecs import hookimpl
+from ..models import DEVICES
 from ._common import console, out_json
 
 
@@ -17,9 +18,9 @@ def register_commands(cli):
     @click.option(
         "--out", default=None, help="new session folder (default: <session>-replay, -replay-2...)"
     )
-    @click.option("--device", default="cpu", show_default=True)
-    @click.option("--rtol", type=float, default=1e-3, show_default=True)
-    @click.option("--atol", type=float, default=1e-4, show_default=True)
+    @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+    @click.option("--rtol", type=float, default=None, help="default: by the session's dtype")
+    @click.option("--atol", type=float, default=None, help="default: by the session's dtype")
     @click.option(
         "--strict", is_flag=True, help="a plugin version that differs is a mismatch, not a note"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..hookspecs import hookimpl
-from ._common import console, csv_list, run_step
+from ._common import assignments, assignments_option, console, csv_list, run_step
 
 
 @hookimpl
@@ -13,8 +13,21 @@ def register_commands(cli):
     @cli.command()
     @click.argument("session_path")
     @click.option("--emotion", required=True)
-    @click.option("--layer", type=int, default=None, help="default: the analysed peak layer")
-    @click.option("--alpha", type=float, default=0.3, show_default=True)
+    @click.option(
+        "--layer",
+        type=int,
+        default=None,
+        help="default: the sweep's or layer analysis's dev choice",
+    )
+    @click.option(
+        "--alpha", type=float, default=None, help="default: the sweep's dev choice, or 0.3"
+    )
+    @click.option(
+        "--success",
+        is_flag=True,
+        help="judge the texts: success rate beside the unsteered text and a random direction",
+    )
+    @click.option("--judge-train-limit", type=int, default=16000, show_default=True)
     @click.option(
         "--scale",
         type=click.Choice(["relative", "absolute"]),
@@ -34,7 +47,18 @@ def register_commands(cli):
     @click.option("--method", default=None, help="which vector set of the session")
     @click.option("--vectors", "vector_file", default=None, help="a published vector file instead")
     @click.option("--max-new-tokens", type=int, default=24, show_default=True)
-    @click.option("--evaluators", default="label_logit_shift", show_default=True)
+    @click.option(
+        "--evaluators",
+        default="label_logit_shift",
+        show_default=True,
+        help="registered evaluators, comma-separated (see `emolab plugins`)",
+    )
+    @click.option(
+        "--intervention",
+        default=None,
+        help="a registered intervention (default: residual_add, or enhance with --circuit)",
+    )
+    @assignments_option("--param", "a parameter of the intervention, e.g. --param angle=30")
     @click.option("--json", "as_json", is_flag=True)
     @click.option(
         "--circuit",
@@ -62,7 +86,11 @@ def register_commands(cli):
         vector_file,
         max_new_tokens,
         evaluators,
+        intervention,
+        params,
         as_json,
+        success=False,
+        judge_train_limit=16000,
         circuit=None,
         circuit_factor=2.0,
     ):
@@ -71,7 +99,7 @@ def register_commands(cli):
         from ..steps import steer as step
 
         session = Session.open(session_path)
-        params = {
+        given = {
             "emotion": emotion,
             "layer": layer,
             "alpha": alpha,
@@ -83,10 +111,14 @@ def register_commands(cli):
             "evaluators": csv_list(evaluators),
             "circuit": circuit,
             "circuit_factor": circuit_factor,
+            "intervention": intervention,
+            "intervention_params": assignments(params, "--param"),
+            "success": success,
+            "judge_train_limit": judge_train_limit,
         }
         if prompts:
-            params["prompts"] = list(prompts)
-        result = run_step(step, session, params, as_json)
+            given["prompts"] = list(prompts)
+        result = run_step(step, session, given, as_json)
         if result is None:
             return
         from ..report import print_steer

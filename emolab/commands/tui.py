@@ -13,6 +13,7 @@ import click
 
 from ..errors import BadInput, EmolabError, UnknownName
 from ..hookspecs import hookimpl
+from ..io import commit_file
 
 
 class PipFailed(EmolabError):
@@ -94,7 +95,7 @@ def export_session(
         with tarfile.open(tmp, "w:gz") as tar:
             for p in files:
                 tar.add(p, arcname=f"{session.name}/{p.relative_to(session.path).as_posix()}")
-        tmp.replace(archive)
+        commit_file(tmp, archive)
     finally:
         tmp.unlink(missing_ok=True)
     return archive, len(files), archive.stat().st_size

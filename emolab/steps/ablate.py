@@ -221,7 +221,7 @@ def direction(session: Session, model, p: dict, progress: Progress) -> tuple[dic
 
 
 def head(session: Session, model, p: dict, progress: Progress) -> tuple[dict, dict]:
-    from .steer import default_layer
+    from .shared import default_layer
 
     if not p["heads"]:
         raise BadInput("--kind head needs --heads L.H,... (e.g. 12.3,14.0)")

@@ -106,7 +106,7 @@ def check_same_texts(a: Session, b: Session) -> tuple[dict, dict]:
 
 def default_layer(session: Session, available: list[int]) -> int:
     """The session's steering default (analysed peak, else 2/3 depth), among captured layers."""
-    from .steer import default_layer as steer_default
+    from .shared import default_layer as steer_default
 
     want = steer_default(session)
     return min(available, key=lambda layer: abs(layer - want))

@@ -8,14 +8,15 @@ import numpy as np
 
 from .. import plugins
 from ..errors import BadInput, UnknownName
-from ..models import LoadedModel, load
+from ..models import LoadedModel
+from ..plugins import load_model as load
 from ..session import Session
 from .guard import guarded  # noqa: F401 - steps import it from here
 
 
 def session_model(session: Session) -> LoadedModel:
     meta = session.manifest["model"]
-    return load(meta["name"], meta.get("device", "cpu"))
+    return load(meta["name"], meta.get("device", "cpu"), meta.get("dtype", "float32"))
 
 
 def plugin_versions(kind: str, names: Sequence[str]) -> dict[str, dict]:
@@ -77,21 +78,22 @@ def record_dataset(session: Session, rec: dict, dataset: str, role: str = "datas
             session.add_input(rec, role, dataset[len(prefix) :])
 
 
-def new_session(path, model_name: str, device: str = "cpu", seed: int = 0) -> Session:
-    """Create a session for `model_name` (loading it first, so a bad name fails early)."""
+def new_session(
+    path, model_name: str, device: str = "cpu", seed: int = 0, dtype: str = "float32"
+) -> Session:
+    """Create a session for `model_name` (loading it first, so a bad name fails early); the
+    manifest records the dtype, the device it resolved to and any device map."""
     from pathlib import Path
 
     if Path(path).exists() and not Path(path).is_dir():
         from ..errors import SessionError
 
         raise SessionError(f"{path}: is a file, not a session folder")
-    model = load(model_name, device)
-    return Session.create(
-        path, {**model.describe(), "name": model_name, "device": device}, seed=seed
-    )
+    model = load(model_name, device, dtype)
+    return Session.create(path, {**model.describe(), "name": model_name}, seed=seed)
 
 
-def open_or_create(path, model_name: str, device: str = "cpu") -> Session:
+def open_or_create(path, model_name: str, device: str = "cpu", dtype: str = "float32") -> Session:
     """An existing session (whose model must match) or a new one at `path`."""
     from pathlib import Path
 
@@ -102,4 +104,4 @@ def open_or_create(path, model_name: str, device: str = "cpu") -> Session:
         if s.steps():
             raise BadInput(f"{path}: session already holds an extraction; use a new --session")
         return s
-    return new_session(path, model_name, device)
+    return new_session(path, model_name, device, dtype=dtype)

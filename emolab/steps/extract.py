@@ -16,7 +16,7 @@ from ..progress import Progress
 from ..session import Session, vector_key
 from ..units import parse_layers
 from .common import dataset_source, plugin_versions, record_dataset, session_model
-from .guard import fit_directions
+from .guard import fit_directions, guarded
 
 SOURCES = ("comprehension", "generation")
 # What each emotion is contrasted with when a direction is fit:
@@ -57,7 +57,14 @@ def resolve_labels(
     alone means positive vs negative instead of failing on 'anger'."""
     if emotions and baseline:
         return list(emotions), baseline
-    own = list(plugins.get("datasets", dataset, **(dataset_params or {})).labels(dataset))
+    own = list(
+        guarded(
+            "datasets",
+            plugins.get("datasets", dataset, **(dataset_params or {})),
+            "labels",
+            dataset,
+        )
+    )
     if not baseline:
         baseline = "neutral" if "neutral" in own or not own else own[-1]
     if not emotions:
@@ -86,7 +93,7 @@ def load_split(
     """Examples of `labels` from one split, at most `limit` each, plus their flat lists.
     `dataset_params` set the source's declared parameters (text_column, ...)."""
     source = dataset_source(dataset, seed, dataset_params)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     for label, items in groups.items():
         if not items:
             raise BadInput(f"dataset '{dataset}' has no '{label}' examples in split '{split}'")
@@ -103,6 +110,16 @@ def dev_split(
         return load_split(dataset, "dev", labels, limit, seed, dataset_params)[0]
     except (BadInput, UnknownName):
         return []
+
+
+def check(params: dict) -> dict:
+    """The complete parameters, with the dataset's and the extractors' own checked too: what
+    a face calls before it creates a session (which loads the model)."""
+    p = validate(PARAMS, params, "extract")
+    plugins.get("datasets", p["dataset"], **p["dataset_params"])
+    for name in p["methods"]:
+        plugins.get("extractors", name)
+    return p
 
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:

@@ -32,6 +32,7 @@ from ..progress import Progress
 from ..session import Session
 from ..units import parse_layers
 from .common import dataset_source, record_dataset, session_model
+from .guard import guarded
 
 PARAMS = (
     Param("dataset", str, "goemotions-ekman", "a registered dataset"),
@@ -95,7 +96,7 @@ def checkpoint_info(folder: str | Path) -> dict | None:
 
 def dataset_labels(dataset: str, wanted) -> list[str]:
     source = plugins.get("datasets", dataset)
-    have = list(source.labels(dataset))
+    have = list(guarded("datasets", source, "labels", dataset))
     if not have:
         raise BadInput(f"dataset '{dataset}' has no labels: fine-tuning needs labelled texts")
     if not wanted:
@@ -115,7 +116,7 @@ def load_examples(
     dataset: str, split: str, labels: list[str], limit: int, seed: int = 0
 ) -> list[Example]:
     source = dataset_source(dataset, seed)
-    groups = select(source.load(dataset, split), labels, limit, dataset)
+    groups = select(guarded("datasets", source, "load", dataset, split), labels, limit, dataset)
     empty = [label for label, items in groups.items() if not items]
     if empty:
         raise BadInput(f"dataset '{dataset}' has no '{empty[0]}' examples in split '{split}'")

@@ -352,7 +352,7 @@ def matrix_csv(matrix: np.ndarray) -> str:
 
 def prepare(session: Session, p: dict) -> Setup:
     """The model, the emotion's texts, the reference texts and the metric for a head map."""
-    from .steer import default_layer
+    from .shared import default_layer
 
     if not p.get("emotion"):
         raise BadInput("heads needs an emotion")
@@ -512,41 +512,4 @@ def verify(setup: Setup, attr: np.ndarray, ref, clean: float, p: dict, progress)
         "spearman": spearman(a, e),
         "sign_agreement": float(np.mean(np.sign(a) == np.sign(e))),
         "seconds": time.perf_counter() - t0,
-    }
-
-
-def circuit_heads(session: Session, emotion: str, k: int) -> tuple[str, dict]:
-    """The k heads that write `emotion` most (largest positive effect) in the session's
-    latest head map for it, as an `enhance` spec 'L.H,...' and where it came from. The exact
-    (ablation) map is preferred over the attribution estimate when both exist."""
-    if k < 1:
-        raise BadInput("circuit size must be at least 1")
-    steps = [
-        s
-        for s in session.steps()
-        if s["kind"] == "heads"
-        and s.get("status") == "ok"
-        and s["params"].get("emotion") == emotion
-    ]
-    if not steps:
-        raise BadInput(
-            f"no head map for '{emotion}' in this session "
-            f"(run: emolab heads {session.path} --emotion {emotion})"
-        )
-    step = steps[-1]
-    name = next(o for o in step["outputs"] if o.endswith(".json")).split("/", 1)[1]
-    maps = session.read_json(name)["maps"]
-    method = "ablation" if "ablation" in maps else "attribution"
-    mat = np.array(maps[method]["matrix"], dtype=float)
-    flat = np.nan_to_num(mat, nan=-np.inf).ravel()
-    order = [i for i in np.argsort(-flat) if flat[i] > 0][:k]
-    if not order:
-        raise BadInput(f"no head raises '{emotion}' in the latest head map")
-    units = [np.unravel_index(i, mat.shape) for i in order]
-    spec = ",".join(f"{int(L)}.{int(h)}" for L, h in units)
-    return spec, {
-        "heads_step": step["seq"],
-        "map": method,
-        "heads": spec,
-        "effects": [float(flat[i]) for i in order],
     }

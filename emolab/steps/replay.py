@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import plugins
 from ..errors import BadInput, SessionError
-from ..models import load
+from ..models import tolerance
+from ..plugins import load_model as load
 from ..progress import Progress
 from ..session import Session
 from . import replay_compare as rc
@@ -50,8 +51,8 @@ def replay(
     src: str | Path,
     out: str | Path | None = None,
     device: str | None = None,
-    rtol: float = 1e-3,
-    atol: float = 1e-4,
+    rtol: float | None = None,
+    atol: float | None = None,
     progress: Progress | None = None,
     strict: bool = False,
 ) -> tuple[Session, Comparison]:
@@ -83,7 +84,11 @@ def replay(
         )
     meta = original.manifest["model"]
     device = device or "cpu"
-    model = load(meta["name"], device)
+    dtype = meta.get("dtype", "float32")
+    model = load(meta["name"], device, dtype)
+    dt_rtol, dt_atol = tolerance(dtype)  # unless given: what the session's dtype allows
+    rtol = dt_rtol if rtol is None else rtol
+    atol = dt_atol if atol is None else atol
     if meta.get("sha256") and model.meta.get("sha256") != meta["sha256"]:
         raise BadInput(
             f"model '{meta['name']}' weights differ from the session's "

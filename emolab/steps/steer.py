@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from .. import plugins, results
+from .. import plugins
 from ..api import Run
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
@@ -15,11 +15,12 @@ from ..progress import Progress
 from ..runner import generate
 from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
+from .shared import circuit_heads
 
 PARAMS = (
     Param("emotion", str, None, "which emotion's vector to add"),
-    Param("layer", int, None, "block whose output is steered (default: the analysed peak)", min=0),
-    Param("alpha", float, 0.3, "strength"),
+    Param("layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0),
+    Param("alpha", float, None, "strength (default: the session's dev-chosen alpha)"),
     Param(
         "scale",
         str,
@@ -37,8 +38,17 @@ PARAMS = (
     Param("circuit_factor", float, 2.0, "multiplier for the circuit heads"),
     Param("intervention", str, None, "a registered intervention (default: residual_add)"),
     Param("intervention_params", dict, {}, "that intervention's own parameters"),
+    Param(
+        "success",
+        bool,
+        False,
+        "success rate beside the unsteered text and a same-size random direction (judge)",
+    ),
+    Param("judge", str, "ensemble", "the classifier's judge", ("ensemble", "minilm", "tfidf")),
+    Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
 )
 DEFAULTS = defaults(PARAMS)
+FALLBACK_ALPHA = 0.3
 
 
 _BASELINES: dict[tuple, list[str]] = {}
@@ -82,19 +92,39 @@ def vectors_for(
     return session.load_vectors(method)
 
 
-def default_layer(session: Session) -> int:
-    """The analysed peak layer when `layers` ran, else two thirds of the depth."""
-    found = [
-        o
-        for o in results.outputs(session, "layers", suffix=".json")
-        if not o.params.get("dataset") and o.path.is_file()
-    ]
-    if found:
-        summary = json.loads(found[-1].path.read_text(encoding="utf-8"))["summary"]
-        primary = session.methods()[0]
-        if primary in summary:
-            return int(summary[primary]["peak_layer"])
-    return int(session.manifest["model"]["layers"] * 2 // 3)
+def default_setting(session: Session, emotion: str, method: str | None = None) -> dict:
+    """Layer and alpha to steer with when none is given, and what chose them: the latest
+    sweep's best cell for the emotion (chosen on its dev prompts), else the latest layer
+    analysis's peak (chosen on the dev texts) with alpha 0.3, else two thirds of the depth.
+    Read from the log's recorded choices, so a test split never picks a setting here."""
+    method = method or (session.methods() or [None])[0]
+    for ev in reversed(session.steps()):
+        if ev.get("status") != "ok":
+            continue
+        choices = ev.get("choices") or {}
+        if ev["kind"] == "sweep" and f"best_cell/{emotion}" in choices:
+            if (ev.get("params") or {}).get("method") not in (None, method):
+                continue
+            c = choices[f"best_cell/{emotion}"]
+            layer, alpha = c["value"]
+            return {
+                "layer": int(layer),
+                "alpha": float(alpha),
+                "chosen_on": "sweep, " + c["chosen_on"],
+            }
+        if ev["kind"] == "layers" and not (ev.get("params") or {}).get("dataset"):
+            c = choices.get(f"peak_layer/{method}")
+            if c is not None:
+                return {
+                    "layer": int(c["value"]),
+                    "alpha": FALLBACK_ALPHA,
+                    "chosen_on": "layers, " + c["chosen_on"],
+                }
+    return {
+        "layer": int(session.manifest["model"]["layers"] * 2 // 3),
+        "alpha": FALLBACK_ALPHA,
+        "chosen_on": "default (no layers or sweep step yet)",
+    }
 
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:
@@ -105,12 +135,14 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     prompts = [str(x) for x in p["prompts"]]
     if not prompts or any(not x.strip() for x in prompts):
         raise BadInput("empty prompt")
-    if p["layer"] is None:
-        p["layer"] = default_layer(session)
+    setting = default_setting(session, p["emotion"], p["method"])
+    choices = {}
+    for k in ("layer", "alpha"):
+        if p[k] is None:
+            p[k] = setting[k]
+            choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
     circuit_units = None
     if p["circuit"] is not None:
-        from .heads import circuit_heads
-
         spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
         own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
     else:
@@ -138,7 +170,17 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         **plugin_versions("interventions", [p["intervention"]]),
         **plugin_versions("evaluators", p["evaluators"]),
     }
-    with session.step("steer", p, used) as rec:
+    judge = ppl = None
+    if p["success"]:
+        judge = reg.get(
+            "evaluators", "classifier", judge=p["judge"], train_limit=p["judge_train_limit"]
+        )
+        ppl = reg.get("evaluators", "perplexity_ratio")
+        used.update(plugin_versions("evaluators", ["classifier", "perplexity_ratio"]))
+    # defaults stay None in the log: a replay re-makes (and checks) the choice
+    logged = {**p, **{k: None for k in choices}}
+    with session.step("steer", logged, used) as rec:
+        rec["choices"] = choices
         if p["vector_file"]:
             session.add_input(rec, "vector_file", p["vector_file"])
         progress.task("generate baseline", len(prompts))
@@ -162,12 +204,50 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.check()
             metrics.update(guarded("evaluators", ev, "evaluate", run_))
             progress.update(i + 1)
+        random_texts = None
+        rhooks: list = []
+        if p["success"] and p["circuit"] is None:  # circuits have no same-size random vector
+            from .success import random_like
+
+            rhooks = guarded(
+                "interventions", inter, "hooks", model, vector=random_like(vec), norms=norms
+            )
+            progress.task("generate with a random direction of the same size", len(prompts))
+            random_texts = generate(
+                model,
+                prompts,
+                rhooks,
+                p["max_new_tokens"],
+                check=progress.check,
+                on_batch=lambda s, b: progress.update(s + len(b)),
+                on_text=lambda i, t: progress.text("random", i, t),
+            )
+        if p["success"]:
+            metrics.update(
+                success_metrics(
+                    model,
+                    prompts,
+                    base,
+                    steered,
+                    random_texts,
+                    hooks,
+                    rhooks,
+                    emotions,
+                    p["emotion"],
+                    judge,
+                    ppl,
+                )
+            )
         name = f"steer-{rec['seq']:03d}.jsonl"
         session.write_artifact(
             name,
             "".join(
-                json.dumps({"prompt": q, "baseline": b, "steered": s}) + "\n"
-                for q, b, s in zip(prompts, base, steered)
+                json.dumps(
+                    {"prompt": q, "baseline": b, "steered": s}
+                    | ({"random": random_texts[i]} if random_texts else {})
+                )
+                + "\n"
+                for i, (q, b, s) in enumerate(zip(prompts, base, steered))
             ),
         )
         rec["outputs"] = [f"artifacts/{name}"]
@@ -180,6 +260,36 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "prompts": prompts,
         "baseline": base,
         "steered": steered,
+        "random": random_texts,
         "metrics": metrics,
         "circuit_units": circuit_units,
+        "choices": choices,
     }
+
+
+def success_metrics(
+    model, prompts, base, steered, random_texts, hooks, rhooks, emotions, target, judge, ppl
+) -> dict[str, float]:
+    """Success (top label = target and surgical) of the steered texts, of the unsteered ones
+    and of a random direction of the same size, with the judge's P(target) for each."""
+    from .success import success_flags
+
+    j = guarded("evaluators", judge, "judge_obj")
+    if target not in j.labels:
+        from ..errors import UnknownName
+
+        raise UnknownName(f"the judge has no label '{target}' (labels: {', '.join(j.labels)})")
+    col = j.labels.index(target)
+    out: dict[str, float] = {}
+    runs = [("", steered, hooks)] + ([("_random", random_texts, rhooks)] if random_texts else [])
+    for name, texts, hk in runs:
+        run_ = Run(model, prompts, base, texts, hk, emotions, target)
+        guarded("evaluators", ppl, "evaluate", run_)
+        probs = judge.scores(texts, target)
+        out[f"success{name}"] = float(success_flags(probs, col, run_.extra["regimes"]).mean())
+        out[f"p_target{name}"] = float(probs[:, col].mean())
+    probs = judge.scores(base, target)
+    out["success_baseline"] = float(success_flags(probs, col, None).mean())
+    out["p_target_baseline"] = float(probs[:, col].mean())
+    out["judge_accuracy"] = j.accuracy(judge.judge)
+    return out

@@ -29,10 +29,11 @@ from ..progress import Progress
 from ..runner import generate, label_token_ids, last_logits
 from ..session import Session
 from ..units import parse_layers
+from . import success as sx
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .heads import circuit_heads
+from .shared import circuit_heads
 from .steer import vectors_for
-from .sweep_cells import RESIDUAL, SweepWork, failed_cell
+from .sweep_cells import RANDOM, RESIDUAL, SweepWork, failed_cell
 
 PARAMS = (
     Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
@@ -101,7 +102,17 @@ COLUMNS = (
     "surgical_share",
     "heads",
     "error",
+    "success",
+    "success_dev",
+    "success_test",
+    "success_baseline_dev",
+    "success_baseline_test",
+    "success_random_dev",
+    "success_random_test",
+    "p_target_dev",
+    "p_target_test",
 )
+SUCCESS_COLUMNS = COLUMNS[COLUMNS.index("success") :]
 TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads", "error")
 
 
@@ -144,7 +155,8 @@ def read_cells(session: Session, name: str) -> dict[tuple, dict]:
     out = {}
     for r in rows:
         r = {"intervention": RESIDUAL, "heads": "", "error": "", **r}  # files from before circuits
-        cell = {c: r[c] if c in TEXT_COLUMNS else float(r[c]) for c in COLUMNS}
+        # files from before success rates read NaN there (and are computed again)
+        cell = {c: r[c] if c in TEXT_COLUMNS else float(r.get(c, "nan")) for c in COLUMNS}
         cell["layer"] = int(cell["layer"])
         out[cell_key(cell)] = cell
     return out
@@ -238,6 +250,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         if g not in cells
         or cells[g]["error"]  # a failed cell is computed again
         or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
+        or not np.isfinite(cells[g]["success"])  # a cell from before success rates
     ]
     kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
@@ -260,20 +273,21 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         progress.task(f"judge: load {p['judge_evaluator']}", 0)
         # the judge on the unsteered texts, once per emotion: it loads (or trains) once and
         # travels with the work; an emotion it has no label for fails before any cell
+        base_on: dict[str, np.ndarray] = {}  # per emotion: unsteered text's top label is it
         for emo in p["emotions"]:
-            judged_base = guarded(
-                "evaluators",
-                judge,
-                "evaluate",
-                Run(model, prompts, base, base, (), all_emotions, emo),
-            )
+            base_run = Run(model, prompts, base, base, (), all_emotions, emo)
+            judged_base = guarded("evaluators", judge, "evaluate", base_run)
+            if "judge_probs" in base_run.extra:
+                col = list(base_run.extra["judge_labels"]).index(emo)
+                base_on[emo] = np.asarray(base_run.extra["judge_probs"]).argmax(1) == col
         label_ids = label_token_ids(model, all_emotions)
         lists = [list_prompt(q, all_emotions) for q in prompts]
         cols = [label_ids[e] for e in all_emotions]
         base_logits = last_logits(model, lists)[:, cols]
         work = SweepWork(
             session.model_name,
-            model.device,
+            session.manifest["model"].get("device", "cpu"),
+            session.manifest["model"].get("dtype", "float32"),
             {k: p[k] for k in DEFAULTS if k != "prompts"},
             prompts,
             lists,
@@ -289,11 +303,26 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         )
         engine = engine or Serial()
         rec["engine"] = engine.describe()
+        halves = sx.prompt_halves(len(prompts))
+        randoms = random_controls(work, engine, todo, p, progress, residual)
         progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
         for i, cell in engine.map(work, todo, progress.check):
             if "error" in cell and len(cell) == 1:
                 cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
             steered = cell.pop("steered")
+            cell.update(
+                success_columns(
+                    cell,
+                    cell.pop("probs", None),
+                    cell.pop("labels", None),
+                    cell.pop("regimes", None),
+                    base_on,
+                    randoms,
+                    halves,
+                    p["scale"],
+                    residual,
+                )
+            )
             line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
             old = session.artifact(texts_name)
             prev = old.read_text(encoding="utf-8") if old.is_file() else ""
@@ -305,17 +334,29 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             write_cells(session, name, cells)
             progress.update(i + 1)
         rows = [cells[g] for g in grid]
-        share = float(p["min_surgical_share"])
-        best = best_surgical([r for r in rows if r["intervention"] == residual], share)
-        best_circuit = best_surgical([r for r in rows if r["intervention"] != residual], share)
+        # the best cell per emotion is chosen on the dev prompts and reported on the test ones
+        best = sx.best_on_dev([r for r in rows if r["intervention"] == residual])
+        best_circuit = sx.best_on_dev([r for r in rows if r["intervention"] != residual])
+        head = sx.headline(best)
         table = step_outputs(session, rec["seq"], grid, cells, texts_name)
         rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
         metrics: dict[str, float] = {"cells": float(len(grid))}
+        choices: dict[str, dict] = {}
         for emo, b in best.items():
             if b is not None:
                 metrics[f"best_p_target_rise/{emo}"] = float(b["p_target_rise"])
                 metrics[f"best_layer/{emo}"] = float(b["layer"])
                 metrics[f"best_alpha/{emo}"] = float(b["alpha"])
+                for k in ("success_test", "success_random_test", "success_baseline_test"):
+                    metrics[f"{k}/{emo}"] = float(b[k])
+                choices[f"best_cell/{emo}"] = {
+                    "value": [b["layer"], b["alpha"]],
+                    "chosen_on": "dev prompts",
+                }
+        for k, v in head.items():
+            if k != "emotions":
+                metrics[f"{k}_mean"] = v
+        rec["choices"] = choices
         for emo, b in best_circuit.items():
             if b is not None:
                 metrics[f"best_circuit_p_target_rise/{emo}"] = float(b["p_target_rise"])
@@ -328,6 +369,8 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         "rows": rows,
         "best": best,
         "best_circuit": best_circuit,
+        "headline": head,
+        "prompt_halves": halves,
         "resumed": len(grid) - len(todo),
         "computed": len(todo),
         "judge": {
@@ -368,3 +411,62 @@ def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
         for e in p["emotions"]
         for k in p["circuits"]
     }
+
+
+def random_controls(
+    work, engine, todo: list[tuple], p: dict, progress: Progress, residual: str
+) -> dict:
+    """Judge probabilities and per-text regimes of a random direction of the same size for
+    every (layer, alpha) a residual cell to compute needs. With relative alpha the random
+    push is the same for every emotion (the hook rescales it), so it runs once per
+    (layer, alpha); with absolute alpha once per emotion too."""
+    per_emotion = p["scale"] == "absolute"
+    need = sorted({(c[0] if per_emotion else "", c[2], c[3]) for c in todo if c[1] == residual})
+    cells = [(e or p["emotions"][0], RANDOM, layer, a) for e, layer, a in need]
+    if not cells:
+        return {}
+    progress.task(f"random-direction controls ({len(cells)})", len(cells))
+    out = {}
+    for i, res in engine.map(work, cells, progress.check):
+        if res.get("probs") is not None:
+            out[need[i]] = (res["probs"], list(res["labels"]), res["regimes"])
+        progress.update(i + 1)
+    return out
+
+
+def success_columns(
+    cell: dict,
+    probs,
+    labels,
+    regimes,
+    base_on: dict,
+    randoms: dict,
+    halves: dict,
+    scale: str,
+    residual: str,
+) -> dict:
+    """The success columns of one cell (see steps/success.py): steered, unsteered and the
+    random control, on the dev and test prompt halves. NaN for a failed cell, and for a
+    judge evaluator that reports no per-text probabilities (`run.extra["judge_probs"]`)."""
+    nan = float("nan")
+    emo = cell["emotion"]
+    if probs is None or emo not in base_on:
+        return {c: nan for c in SUCCESS_COLUMNS}
+    probs = np.asarray(probs)
+    col = list(labels).index(emo)
+    ok = sx.success_flags(probs, col, regimes)
+    out = {
+        "success": round(float(ok.mean()), 5),
+        **sx.split_rates(ok, halves, "success"),
+        **sx.split_rates(base_on[emo], halves, "success_baseline"),
+        "success_random_dev": nan,
+        "success_random_test": nan,
+    }
+    rkey = (emo if scale == "absolute" else "", cell["layer"], cell["alpha"])
+    if cell["intervention"] == residual and rkey in randoms:
+        r_probs, r_labels, r_regimes = randoms[rkey]
+        flags = sx.success_flags(np.asarray(r_probs), list(r_labels).index(emo), r_regimes)
+        out.update(sx.split_rates(flags, halves, "success_random"))
+    for h, idx in halves.items():
+        out[f"p_target_{h}"] = round(float(probs[idx, col].mean()), 5) if idx else nan
+    return out

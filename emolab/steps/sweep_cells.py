@@ -30,6 +30,7 @@ JUDGE_COLUMNS = (
     "p_target_tfidf",
     "judge_agreement",
 )
+RANDOM = "random"  # the control: a random direction of the vector's size
 REGIMES = ("surgical", "repetitive", "explosive")
 
 Cell = tuple  # (emotion, intervention, layer, alpha)
@@ -39,6 +40,7 @@ Cell = tuple  # (emotion, intervention, layer, alpha)
 class SweepWork:
     model_name: str
     device: str
+    dtype: str
     p: dict
     prompts: list[str]
     lists: list[str]
@@ -62,12 +64,12 @@ class SweepWork:
         if self._live:
             return
         from .. import plugins
-        from ..models import load
+        from ..plugins import load_model as load
 
         p = self.p
         reg = plugins.registry()
         self._live = {
-            "model": load(self.model_name, self.device),
+            "model": load(self.model_name, self.device, self.dtype),
             "reg": reg,
             "ppl": reg.get(
                 "evaluators",
@@ -86,7 +88,12 @@ class SweepWork:
 
         emo, kind, layer, alpha = cell
         p, reg, model = self.p, self._live["reg"], self._live["model"]
-        if kind == self.residual:
+        vector = self.vecs[emo]
+        if kind == RANDOM:
+            from .success import random_like
+
+            vector = random_like(vector)
+        if kind in (self.residual, RANDOM):
             from .common import configured
 
             own = {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
@@ -99,9 +106,7 @@ class SweepWork:
                 factor=alpha,
                 positions=p["positions"],
             )
-        return guarded(
-            "interventions", inter, "hooks", model, vector=self.vecs[emo], norms=self.norms
-        )
+        return guarded("interventions", inter, "hooks", model, vector=vector, norms=self.norms)
 
     def run(self, cells: list[Cell]) -> list[dict]:
         self.start()
@@ -141,6 +146,12 @@ class SweepWork:
             "heads": self.heads.get((emo, kind), ""),
             "error": "",
             "steered": steered,
+            # per text, for the success rate the driver computes (popped, never written):
+            # the judge's probabilities (from an evaluator that reports them, see api.Run)
+            # and the perplexity evaluator's regimes
+            "probs": run.extra.get("judge_probs"),
+            "labels": run.extra.get("judge_labels"),
+            "regimes": run.extra.get("regimes"),
         }
 
 

@@ -55,6 +55,9 @@ class Classifier(Evaluator):
         parts = j.proba_parts(list(run.steered_texts))
         agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
         col = j.labels.index(run.target)
+        # per text, for success rates (top label = target): the sweep reads these
+        run.extra["judge_probs"] = steered
+        run.extra["judge_labels"] = list(j.labels)
         out = {
             "p_target": float(steered[:, col].mean()),
             "top_is_target": float((steered.argmax(1) == col).mean()),

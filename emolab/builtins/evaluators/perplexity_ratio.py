@@ -77,7 +77,7 @@ class PerplexityRatio(Evaluator):
             return float(np.mean([distinct_n(t, n) for t in toks]))
 
         d2s, d2b = dist(run.steered_texts, 2), dist(run.baseline_texts, 2)
-        per_prompt = [
+        per_text = [
             regime(
                 float(np.exp(lp_b[i] - lp_s[i])),
                 dist([s], 2),
@@ -86,9 +86,13 @@ class PerplexityRatio(Evaluator):
                 self.min_distinct2,
                 self.max_distinct_drop,
             )
-            for i, (s, b) in enumerate(zip(run.steered_texts, run.baseline_texts, strict=False))
             if ok[i]
+            else "explosive"  # an empty continuation is no surgical text
+            for i, (s, b) in enumerate(zip(run.steered_texts, run.baseline_texts, strict=False))
         ]
+        per_prompt = [r for r, good in zip(per_text, ok, strict=True) if good]
+        # the per-text verdicts, for a success rate (on target AND surgical) per scenario
+        run.extra["regimes"] = per_text
         reg = regime(ratio, d2s, d2b, self.max_ratio, self.min_distinct2, self.max_distinct_drop)
         return {
             "perplexity_ratio": ratio,

@@ -7,9 +7,10 @@ from .lda import LDA
 from .logistic import Logistic
 from .mean_diff import MeanDiff
 from .pca import PCA
+from .std_mean_diff import StdMeanDiff
 
 
 @hookimpl
 def register_extractors(register):
-    for extractor in (MeanDiff(), PCA(), KMeans(), Logistic(), LDA(), DAS()):
+    for extractor in (MeanDiff(), StdMeanDiff(), PCA(), KMeans(), Logistic(), LDA(), DAS()):
         register(extractor)

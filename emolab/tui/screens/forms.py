@@ -137,16 +137,27 @@ class ExtractForm(FormScreen):
 
 
 class SteerOptions(FormScreen):
-    """The evaluators that judge a steered generation, from the registry."""
+    """The intervention that steers and the evaluators that judge it, from the registry."""
 
     TITLE_TEXT = "steering options"
 
-    def __init__(self, evaluators: Sequence[str], max_new_tokens: int) -> None:
+    def __init__(self, intervention: str, evaluators: Sequence[str], max_new_tokens: int) -> None:
         super().__init__()
+        self.intervention = intervention
         self.evaluators = list(evaluators)
         self.max_new_tokens = max_new_tokens
 
     def fields(self) -> ComposeResult:
+        yield self.field(
+            "steer by",
+            Select(
+                registry_choices("interventions", [self.intervention]),
+                value=self.intervention,
+                allow_blank=False,
+                id="f-intervention",
+                compact=True,
+            ),
+        )
         yield self.field("tokens", SteadyInput(str(self.max_new_tokens), id="f-tokens"))
         yield Label("evaluators (space toggles)", classes="field-title")
         yield SelectionList[str](
@@ -162,8 +173,13 @@ class SteerOptions(FormScreen):
             return self.fail("tokens must be a whole number")
         if not 1 <= tokens <= 512:
             return self.fail("tokens must be between 1 and 512")
-        chosen = list(self.query_one("#f-evaluators", SelectionList).selected)
-        self.dismiss({"evaluators": chosen, "max_new_tokens": tokens})
+        self.dismiss(
+            {
+                "intervention": str(self.query_one("#f-intervention", Select).value),
+                "evaluators": list(self.query_one("#f-evaluators", SelectionList).selected),
+                "max_new_tokens": tokens,
+            }
+        )
 
 
 class AlignForm(FormScreen):

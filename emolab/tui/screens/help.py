@@ -11,21 +11,21 @@ from textual.widgets import Footer, Static
 HELP = """\
 [b]emolab tui[/b] — keys
 
-  [b]1[/b] sessions  [b]2[/b] layers  [b]3[/b] heads  [b]4[/b] steer  [b]5[/b] plugins  [b]6[/b] log
-  [b]7[/b] compare (checkpoints: steering sensitivity over training)
+  [b]1[/b] sessions  [b]2[/b] layers  [b]3[/b] heads  [b]4[/b] steer
+  [b]5[/b] plugins  [b]6[/b] log  [b]7[/b] compare (checkpoints)
   [b]?[/b] this help   [b]esc[/b] cancel the running work   [b]q[/b] quit
 
-  sessions  enter open · n new extraction · r replay · a align with open · f refresh
-  layers    up/down layer (cosines follow) · e emotion · m method · c compute
-  heads     arrows · pgup/pgdn/home/end · e emotion · m map · c compute
-  steer     p prompt · enter/g generate · e emotion · [ ] layer · - + alpha
-            o options (evaluators: the judge's P(target) and success)
-  plugins   up/down shows components and load errors
-  log       up/down shows a step's params and outputs · w writes the HTML report
-  compare   up/down picks the emotion whose bars are drawn
+  sessions  enter open · n new · r replay · a align open with highlighted
+  layers    up/down layer + cosines · e emotion · m method · c compute
+  heads     arrows · pgup pgdn home end · e emotion · m map · c compute
+  steer     p prompt · g generate · e emotion · [ ] layer · - + alpha
+            o options: evaluators (judge P(target), success), tokens
+  plugins   up/down: a plugin's components and load error
+  log       up/down: a step's params and outputs · w write HTML report
+  compare   up/down: the emotion whose bars are drawn
 
-Work runs in the background with a progress bar; the keys keep working.
-The TUI calls the same steps as the command line and logs into the session.
+Work runs in the background with a progress bar; esc cancels it.
+The TUI runs the command line's steps and logs into the session.
 """
 
 

@@ -14,6 +14,22 @@ from ..widgets import fmt
 from .base import LabScreen
 
 
+def metric_line(metrics: dict, room: int) -> str:
+    """As many whole `name=value` pairs as fit `room` columns (plain metrics before the
+    per-emotion ones), then how many more there are."""
+    keys = sorted(metrics, key=lambda k: ("/" in k, k))
+    pairs = [f"{k}={metrics[k]:.3g}" for k in keys if isinstance(metrics[k], (int, float))]
+    shown: list[str] = []
+    for pair in pairs:
+        rest = len(metrics) - len(shown) - 1
+        tail = f" +{rest}" if rest else ""
+        if len(" ".join([*shown, pair]) + tail) > room:
+            break
+        shown.append(pair)
+    more = len(metrics) - len(shown)
+    return " ".join(shown) + (f" +{more}" if more else "")
+
+
 class LogScreen(LabScreen):
     MODE = "log"
     BINDINGS = [Binding("w", "write_report", "write HTML report")]
@@ -40,20 +56,15 @@ class LogScreen(LabScreen):
             if session is None
             else f"step log of {session.name} · {session.status()} · {len(events)} steps"
         )
+        room = max(40, (self.size.width or 80) - 38)
         for ev in events:
-            metrics = ev.get("metrics", {})
-            first = sorted(metrics, key=lambda k: ("/" in k, k))[:2]
-            shown = " ".join(
-                f"{k}={metrics[k]:.3g}" for k in first if isinstance(metrics[k], (int, float))
-            )
-            more = f" +{len(metrics) - 2}" if len(metrics) > 2 else ""
             status = Text(ev["status"], style="green" if ev["status"] == "ok" else "red")
             table.add_row(
                 str(ev["seq"]),
                 ev["kind"],
                 status,
                 fmt(ev.get("duration_s"), ".1f"),
-                (shown + more)[:40],
+                metric_line(ev.get("metrics", {}), room),
             )
         self.show(len(events) - 1 if events else 0)
         if events:

@@ -38,7 +38,9 @@ class PluginsScreen(LabScreen):
             comps = ", ".join(n for names in info.components.values() for n in names)
             status = Text("broken", style="bold red") if info.error else Text("ok", style="green")
             name = info.name.removeprefix("emolab.")
-            table.add_row(name, info.version, info.source, comps[:28] or "-", status)
+            room = max(28, (self.size.width or 80) - 52)
+            comps = comps if len(comps) <= room else comps[: room - 1] + "…"
+            table.add_row(name, info.version, info.source, comps or "-", status)
         self.show(0)
 
     def show(self, index: int) -> None:

@@ -42,28 +42,33 @@ def default_evaluators() -> list[str]:
 
 
 def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
-    """The judge's verdict on the baseline and on the steered texts, from the classifier
-    evaluator's metrics (and a success rate when the step records one)."""
+    """The judge's verdict on the baseline and on the steered texts: P(target) from the
+    classifier evaluator, and the steer step's success rate (top label = target and the text
+    still surgical) beside the unsteered text and a random direction of the same size."""
     if "p_target" not in metrics:
         off = Text("not judged (o: evaluators)", style="dim")
         return off, off.copy()
-    success = metrics.get("success_rate", metrics.get("top_is_target"))
-    base_success = metrics.get("success_rate_baseline", metrics.get("top_is_target_baseline"))
 
-    def line(p: float | None, won: float | None, rise: float | None = None) -> Text:
+    def line(p: float | None, won: float | None, rise=None, random=None) -> Text:
+        """Two lines that fit a pane at 80 columns: P(target) (and its rise), success."""
         text = Text("judge ", style="dim")
         text.append(f"P({target}) ", style="dim")
         text.append("-" if p is None else f"{p:.2f}", style="bold")
         if rise is not None:
             text.append(f" ({rise:+.2f})", style="green" if rise > 0 else "red")
+        text.append("\n")
         if won is not None:
-            text.append(" · success ", style="dim")
+            text.append("success ", style="dim")
             text.append(f"{100 * won:.0f}%", style="bold")
+            if random is not None:
+                text.append(f" (random dir {100 * random:.0f}%)", style="dim")
         return text
 
+    p, base = metrics["p_target"], metrics.get("p_target_baseline")
+    rise = metrics.get("p_target_rise", None if base is None else p - base)
     return (
-        line(metrics.get("p_target_baseline"), base_success),
-        line(metrics["p_target"], success, metrics.get("p_target_rise")),
+        line(base, metrics.get("success_baseline")),
+        line(p, metrics.get("success"), rise, metrics.get("success_random")),
     )
 
 
@@ -97,6 +102,7 @@ class SteerScreen(LabScreen):
         self.steer_layer: int | None = None
         self.alpha = 0.3
         self.max_new_tokens = 32
+        self.intervention = "residual_add"
         self.evaluators: list[str] | None = None
         self.session_path: Path | None = None
 
@@ -123,12 +129,15 @@ class SteerScreen(LabScreen):
         if self.evaluators is None:
             self.evaluators = default_evaluators()
         if session is not None and session.path != self.session_path:
-            from ...steps.steer import default_layer
+            from ...steps.steer import default_setting
 
             self.session_path = session.path
-            self.steer_layer = default_layer(session) if session.methods() else None
             emotions = self.session_emotions()
             self.emotion_i = emotions.index("joy") if "joy" in emotions else 0
+            self.steer_layer = None
+            if emotions:  # where the steer step itself would steer (sweep or layers choice)
+                setting = default_setting(session, emotions[self.emotion_i])
+                self.steer_layer, self.alpha = setting["layer"], setting["alpha"]
             self.show_logged(session)
         self.show_params()
 
@@ -182,11 +191,13 @@ class SteerScreen(LabScreen):
     def action_options(self) -> None:
         def chosen(form: dict | None) -> None:
             if form:
+                self.intervention = form["intervention"]
                 self.evaluators = form["evaluators"]
                 self.max_new_tokens = form["max_new_tokens"]
                 self.show_params()
 
-        self.app.push_screen(SteerOptions(self.evaluators or [], self.max_new_tokens), chosen)
+        options = SteerOptions(self.intervention, self.evaluators or [], self.max_new_tokens)
+        self.app.push_screen(options, chosen)
 
     def action_generate(self) -> None:
         session = self.need_session()
@@ -200,7 +211,13 @@ class SteerScreen(LabScreen):
             "prompts": [self.query_one("#prompt", Input).value],
             "max_new_tokens": self.max_new_tokens,
             "evaluators": list(self.evaluators or []),
+            "intervention": self.intervention,
         }
+        if JUDGE in params["evaluators"]:  # the step's success rate, by the same judge
+            from ... import plugins
+
+            judge = plugins.registry().get("evaluators", JUDGE)
+            params.update(success=True, judge=judge.judge, judge_train_limit=judge.train_limit)
 
         def job(progress):
             from ...steps import steer
@@ -226,19 +243,24 @@ class SteerScreen(LabScreen):
         if found is None:
             return
         first = json.loads(found.path.read_text(encoding="utf-8").splitlines()[0])
-        self.show(first["baseline"], first["steered"], found.event.get("metrics", {}), found.params)
+        # a setting the step chose itself is logged as None, its value under `choices`
+        chosen = {k: c["value"] for k, c in (found.event.get("choices") or {}).items()}
+        params = {**found.params, **chosen}
+        self.show(first["baseline"], first["steered"], found.event.get("metrics", {}), params)
 
     def show(self, baseline: str, steered_text: str, m: dict, params: dict) -> None:
         self.query_one("#baseline", Static).update(Text(printable(baseline)))
         self.query_one("#steered", Static).update(Text(printable(steered_text)))
+        how = params.get("intervention") or "residual_add"
         self.query_one("#steered-title", Static).update(
             f"steered: {params.get('emotion')} L{params.get('layer')} a={params.get('alpha')}"
+            + ("" if how == "residual_add" else f" · {how}")
         )
         base, steered = verdicts(m, params.get("emotion", ""))
         self.query_one("#baseline-judge", Static).update(base)
         self.query_one("#steered-judge", Static).update(steered)
-        judged = {"p_target", "p_target_baseline", "p_target_rise", "top_is_target"}
-        judged |= {"success_rate", "success_rate_baseline"}
+        judged = {"p_target", "p_target_baseline", "p_target_rise"}
+        judged |= {"success", "success_baseline", "success_random"}
         text = Text()
         for key in sorted(m):
             if "/" in key or key in judged:

@@ -1,0 +1,46 @@
+"""Success rate (top label = target AND surgical), prompt halves, the dev-chosen cell."""
+
+import numpy as np
+import pytest
+
+from emolab.steps import success as sx
+
+
+def test_prompt_halves_interleave_and_cover_every_prompt():
+    h = sx.prompt_halves(5)
+    assert h == {"dev": [0, 2, 4], "test": [1, 3]}
+    assert sorted(h["dev"] + h["test"]) == list(range(5))
+
+
+def test_success_needs_the_target_and_a_surgical_text():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    regimes = ["surgical", "repetitive", "surgical", "surgical"]
+    flags = sx.success_flags(probs, 0, regimes)
+    assert flags.tolist() == [True, False, False, True]
+    assert sx.success_flags(probs, 0, None).tolist() == [True, True, False, True]
+    assert sx.rate(flags, [0, 1]) == 0.5 and np.isnan(sx.rate(flags, []))
+
+
+def test_random_like_keeps_each_layer_norm():
+    v = np.array([[3.0, 4.0, 0.0], [np.nan, np.nan, np.nan], [0.0, 0.0, 2.0]], dtype=np.float32)
+    r = sx.random_like(v)
+    assert np.linalg.norm(r[0]) == pytest.approx(5.0, rel=1e-5)
+    assert np.linalg.norm(r[2]) == pytest.approx(2.0, rel=1e-5)
+    assert np.isnan(r[1]).all()
+    assert abs(r[0] @ v[0]) / 25 < 0.999  # not the same direction
+    np.testing.assert_array_equal(r, sx.random_like(v))  # seeded
+
+
+def test_best_on_dev_never_reads_test_columns():
+    cells = [
+        {"emotion": "joy", "success_dev": 0.5, "p_target_dev": 0.6, "perplexity_ratio": 1.5,
+         "success_test": 0.0},
+        {"emotion": "joy", "success_dev": 0.2, "p_target_dev": 0.9, "perplexity_ratio": 1.1,
+         "success_test": 1.0},
+        {"emotion": "joy", "success_dev": 0.5, "p_target_dev": 0.7, "perplexity_ratio": 2.0,
+         "success_test": 0.1},
+    ]  # fmt: skip
+    best = sx.best_on_dev(cells)["joy"]
+    assert best is cells[2]  # ties on dev success broken by dev P(target), never by test
+    head = sx.headline({"joy": {**best, "success_baseline_test": 0.0, "success_random_test": 0.0}})
+    assert head["success_test"] == pytest.approx(0.1)
