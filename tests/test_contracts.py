@@ -117,7 +117,8 @@ def test_the_log_records_the_complete_validated_parameters(tiny_session):
         tiny_session,
         {"emotion": "joy", "alpha": "0.5", "prompts": ["Hello there."], "max_new_tokens": 2},
     )
-    logged = tiny_session.steps()[-1]["params"]
+    step = tiny_session.steps()[-1]
+    logged = step["params"]
     assert set(logged) == {q.name for q in steer.PARAMS}
     assert logged["alpha"] == 0.5 and logged["intervention"] == "residual_add"
     # a defaulted layer is logged as None, its value and what chose it under `choices`, so

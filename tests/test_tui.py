@@ -88,7 +88,15 @@ def judged_template(lab_template, small_judge, tmp_path_factory) -> Path:
     mp = pytest.MonkeyPatch()
     small_judge_default(mp, small_judge)
     try:
-        steer.run(Session.open(dst), {**STEER, "evaluators": ["label_logit_shift", "classifier"]})
+        steer.run(
+            Session.open(dst),
+            {
+                **STEER,
+                "evaluators": ["label_logit_shift", "classifier"],
+                "success": True,
+                "judge_train_limit": small_judge,
+            },
+        )
     finally:
         mp.undo()
         plugins.reset()
@@ -482,6 +490,8 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
         logged = results.latest(app.session, "steer", suffix=".jsonl")
         first = json.loads(logged.path.read_text().splitlines()[0])
         assert text_of(app, "#steered") == printable(first["steered"])
+        chosen = logged.event["choices"]["layer"]["value"]  # the step chose it, logged None
+        assert text_of(app, "#steered-title").startswith(f"steered: joy L{chosen} a=")
         layer = app.screen.steer_layer
         await pilot.press("right_square_bracket", "plus", "plus", "minus")
         assert app.screen.steer_layer == min(layer + 1, 3)
@@ -541,12 +551,14 @@ def test_steer_screen_shows_the_judge_beside_the_baseline(judged):
         base, steered = text_of(app, "#baseline-judge"), text_of(app, "#steered-judge")
         assert f"P(joy) {m['p_target_baseline']:.2f}" in base
         assert f"P(joy) {m['p_target']:.2f} ({m['p_target_rise']:+.2f})" in steered
-        success = m.get("success_rate", m["top_is_target"])
-        assert f"success {100 * success:.0f}%" in steered
+        assert f"success {100 * m['success']:.0f}%" in steered
+        assert f"(random dir {100 * m['success_random']:.0f}%)" in steered
+        assert f"success {100 * m['success_baseline']:.0f}%" in base
 
     drive(EmolabApp(judged, root="sessions"), script)
     step = Session.open(judged).steps()[-1]
     assert step["kind"] == "steer" and "classifier" in step["params"]["evaluators"]
+    assert step["params"]["success"] is True  # the step's success rate, by the same judge
 
 
 def test_plugins_screen_shows_broken_plugins(lab, plugin_dir):

@@ -42,15 +42,14 @@ def default_evaluators() -> list[str]:
 
 
 def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
-    """The judge's verdict on the baseline and on the steered texts, from the classifier
-    evaluator's metrics (and a success rate when the step records one)."""
+    """The judge's verdict on the baseline and on the steered texts: P(target) from the
+    classifier evaluator, and the steer step's success rate (top label = target and the text
+    still surgical) beside the unsteered text and a random direction of the same size."""
     if "p_target" not in metrics:
         off = Text("not judged (o: evaluators)", style="dim")
         return off, off.copy()
-    success = metrics.get("success_rate", metrics.get("top_is_target"))
-    base_success = metrics.get("success_rate_baseline", metrics.get("top_is_target_baseline"))
 
-    def line(p: float | None, won: float | None, rise: float | None = None) -> Text:
+    def line(p: float | None, won: float | None, rise=None, random=None) -> Text:
         """Two lines that fit a pane at 80 columns: P(target) (and its rise), success."""
         text = Text("judge ", style="dim")
         text.append(f"P({target}) ", style="dim")
@@ -61,12 +60,15 @@ def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
         if won is not None:
             text.append("success ", style="dim")
             text.append(f"{100 * won:.0f}%", style="bold")
-            text.append(f" (top label {target})", style="dim")
+            if random is not None:
+                text.append(f" (random dir {100 * random:.0f}%)", style="dim")
         return text
 
+    p, base = metrics["p_target"], metrics.get("p_target_baseline")
+    rise = metrics.get("p_target_rise", None if base is None else p - base)
     return (
-        line(metrics.get("p_target_baseline"), base_success),
-        line(metrics["p_target"], success, metrics.get("p_target_rise")),
+        line(base, metrics.get("success_baseline")),
+        line(p, metrics.get("success"), rise, metrics.get("success_random")),
     )
 
 
@@ -127,12 +129,15 @@ class SteerScreen(LabScreen):
         if self.evaluators is None:
             self.evaluators = default_evaluators()
         if session is not None and session.path != self.session_path:
-            from ...steps.shared import default_layer
+            from ...steps.steer import default_setting
 
             self.session_path = session.path
-            self.steer_layer = default_layer(session) if session.methods() else None
             emotions = self.session_emotions()
             self.emotion_i = emotions.index("joy") if "joy" in emotions else 0
+            self.steer_layer = None
+            if emotions:  # where the steer step itself would steer (sweep or layers choice)
+                setting = default_setting(session, emotions[self.emotion_i])
+                self.steer_layer, self.alpha = setting["layer"], setting["alpha"]
             self.show_logged(session)
         self.show_params()
 
@@ -208,6 +213,11 @@ class SteerScreen(LabScreen):
             "evaluators": list(self.evaluators or []),
             "intervention": self.intervention,
         }
+        if JUDGE in params["evaluators"]:  # the step's success rate, by the same judge
+            from ... import plugins
+
+            judge = plugins.registry().get("evaluators", JUDGE)
+            params.update(success=True, judge=judge.judge, judge_train_limit=judge.train_limit)
 
         def job(progress):
             from ...steps import steer
@@ -233,7 +243,10 @@ class SteerScreen(LabScreen):
         if found is None:
             return
         first = json.loads(found.path.read_text(encoding="utf-8").splitlines()[0])
-        self.show(first["baseline"], first["steered"], found.event.get("metrics", {}), found.params)
+        # a setting the step chose itself is logged as None, its value under `choices`
+        chosen = {k: c["value"] for k, c in (found.event.get("choices") or {}).items()}
+        params = {**found.params, **chosen}
+        self.show(first["baseline"], first["steered"], found.event.get("metrics", {}), params)
 
     def show(self, baseline: str, steered_text: str, m: dict, params: dict) -> None:
         self.query_one("#baseline", Static).update(Text(printable(baseline)))
@@ -246,8 +259,8 @@ class SteerScreen(LabScreen):
         base, steered = verdicts(m, params.get("emotion", ""))
         self.query_one("#baseline-judge", Static).update(base)
         self.query_one("#steered-judge", Static).update(steered)
-        judged = {"p_target", "p_target_baseline", "p_target_rise", "top_is_target"}
-        judged |= {"success_rate", "success_rate_baseline"}
+        judged = {"p_target", "p_target_baseline", "p_target_rise"}
+        judged |= {"success", "success_baseline", "success_random"}
         text = Text()
         for key in sorted(m):
             if "/" in key or key in judged:
