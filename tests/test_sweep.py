@@ -45,10 +45,10 @@ def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
     assert step["choices"]["best_cell/joy"]["chosen_on"] == "dev prompts"
     assert "success_test_mean" in step["metrics"]
     for r in res["rows"]:
-        for k in ("success", "success_dev", "success_test", "success_random_test"):
+        for k in ("success_rate", "success_dev", "success_test", "success_random_test"):
             assert 0 <= r[k] <= 1
         # a scenario succeeds only when on target: never more than the top-label share
-        assert r["success"] <= r["top_is_target"] + 1e-9
+        assert r["success_rate"] <= r["top_is_target"] + 1e-9
     # the same sweep again: nothing recomputed, same numbers
     again = sweep.run(tiny_session, small())
     assert again["computed"] == 0 and again["resumed"] == 8

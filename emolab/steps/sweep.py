@@ -102,7 +102,7 @@ COLUMNS = (
     "surgical_share",
     "heads",
     "error",
-    "success",
+    "success_rate",
     "success_dev",
     "success_test",
     "success_baseline_dev",
@@ -112,7 +112,7 @@ COLUMNS = (
     "p_target_dev",
     "p_target_test",
 )
-SUCCESS_COLUMNS = COLUMNS[COLUMNS.index("success") :]
+SUCCESS_COLUMNS = COLUMNS[COLUMNS.index("success_rate") :]
 TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads", "error")
 
 
@@ -250,7 +250,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         if g not in cells
         or cells[g]["error"]  # a failed cell is computed again
         or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
-        or not np.isfinite(cells[g]["success"])  # a cell from before success rates
+        or not np.isfinite(cells[g]["success_rate"])  # a cell from before success rates
     ]
     kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
@@ -456,7 +456,7 @@ def success_columns(
     col = list(labels).index(emo)
     ok = sx.success_flags(probs, col, regimes)
     out = {
-        "success": round(float(ok.mean()), 5),
+        "success_rate": round(float(ok.mean()), 5),
         **sx.split_rates(ok, halves, "success"),
         **sx.split_rates(base_on[emo], halves, "success_baseline"),
         "success_random_dev": nan,
