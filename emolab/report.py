@@ -191,13 +191,13 @@ def print_steer(con: Console, result: dict) -> None:
     m = result["metrics"]
     for k, c in (result.get("choices") or {}).items():
         con.print(f"  {k} {c['value']:g} chosen on: {c['chosen_on']}")
-    if "success_rate" in m:
-        rnd = m.get("success_rate_random", float("nan"))
+    if "success" in m:
+        rnd = m.get("success_random", float("nan"))
         con.print(
-            f"  [bold]success {100 * m['success_rate']:.0f}%[/] of "
+            f"  [bold]success {100 * m['success']:.0f}%[/] of "
             f"{len(result['prompts'])} prompts "
             f"(top label {p['emotion']} and the text surgical); unsteered "
-            f"{100 * m['success_rate_baseline']:.0f}%, random direction "
+            f"{100 * m['success_baseline']:.0f}%, random direction "
             + ("-" if rnd != rnd else f"{100 * rnd:.0f}%")
         )
     for k, v in sorted(m.items()):

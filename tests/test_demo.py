@@ -27,7 +27,7 @@ def test_demo_chooses_on_dev_and_reports_on_test(tmp_path, small_judge):
         best = res["sweep"]["best"][emo]
         assert row["emotion"] == emo and row["chosen_on"] == "sweep, dev prompts"
         assert (row["layer"], row["alpha"]) == (best["layer"], best["alpha"])
-        for k in ("success_rate", "success_rate_baseline", "success_rate_random"):
+        for k in ("success", "success_baseline", "success_random"):
             assert 0 <= row[k] <= 1
     assert "random direction" in res["how_to_read"]
 

@@ -43,13 +43,13 @@ def test_steer_success_beside_controls_and_sweep_choice(tiny_session, small_judg
     assert (res["params"]["layer"], res["params"]["alpha"]) == (best["layer"], best["alpha"])
     assert res["choices"]["layer"]["chosen_on"] == "sweep, dev prompts"
     m = res["metrics"]
-    for k in ("success_rate", "success_rate_baseline", "success_rate_random"):
+    for k in ("success", "success_baseline", "success_random"):
         assert k in m and 0 <= m[k] <= 1
     assert len(res["random"]) == 2 and res["random"] != res["steered"]
     step = tiny_session.steps()[-1]
     assert step["params"]["layer"] is None and step["params"]["alpha"] is None
     assert step["choices"]["alpha"]["value"] == best["alpha"]
-    assert step["metrics"]["success_rate"] == m["success_rate"]
+    assert step["metrics"]["success"] == m["success"]
 
 
 def test_steer_cli_prints_success_and_choice(run_cli, tiny_session, small_judge):

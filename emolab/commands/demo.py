@@ -44,9 +44,9 @@ def print_demo(con, res: dict) -> None:
             f"{r['p_target_baseline']:.2f}",
             f"[bold]{r['p_target']:.2f}[/]",
             f"{r['p_target_random']:.2f}",
-            _pct(r["success_rate_baseline"]),
-            f"[bold]{_pct(r['success_rate'])}[/]",
-            _pct(r["success_rate_random"]),
+            _pct(r["success_baseline"]),
+            f"[bold]{_pct(r['success'])}[/]",
+            _pct(r["success_random"]),
         )
     con.print(t)
     con.print(res["how_to_read"])

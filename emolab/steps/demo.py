@@ -108,9 +108,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                     "p_target_baseline",
                     "p_target",
                     "p_target_random",
-                    "success_rate_baseline",
-                    "success_rate",
-                    "success_rate_random",
+                    "success_baseline",
+                    "success",
+                    "success_random",
                 )
             },
         }

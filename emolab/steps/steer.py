@@ -286,10 +286,10 @@ def success_metrics(
         run_ = Run(model, prompts, base, texts, hk, emotions, target)
         guarded("evaluators", ppl, "evaluate", run_)
         probs = judge.scores(texts, target)
-        out[f"success_rate{name}"] = float(success_flags(probs, col, run_.extra["regimes"]).mean())
+        out[f"success{name}"] = float(success_flags(probs, col, run_.extra["regimes"]).mean())
         out[f"p_target{name}"] = float(probs[:, col].mean())
     probs = judge.scores(base, target)
-    out["success_rate_baseline"] = float(success_flags(probs, col, None).mean())
+    out["success_baseline"] = float(success_flags(probs, col, None).mean())
     out["p_target_baseline"] = float(probs[:, col].mean())
     out["judge_accuracy"] = j.accuracy(judge.judge)
     return out
