@@ -8,24 +8,27 @@ from collections.abc import Sequence
 from .errors import BadInput, UnknownName
 
 
+def layer_list(spec: str) -> list[int]:
+    """'3', '2,5,8' or '10-20' -> the layer indices written, unchecked against any model."""
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise BadInput(f"bad layer list '{spec}' (use all, 5, 2,5,8 or 10-20)") from None
+    return out
+
+
 def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
     """'all', '3', '2,5,8', '10-20' or a list -> layer indices, range-checked."""
     if spec is None or spec == "all":
         return list(range(n_layers))
-    if isinstance(spec, str):
-        out: list[int] = []
-        for part in spec.split(","):
-            part = part.strip()
-            try:
-                if "-" in part[1:]:
-                    a, b = part.split("-", 1)
-                    out.extend(range(int(a), int(b) + 1))
-                else:
-                    out.append(int(part))
-            except ValueError:
-                raise BadInput(f"bad layer list '{spec}' (use all, 5, 2,5,8 or 10-20)") from None
-    else:
-        out = list(spec)
+    out = layer_list(spec) if isinstance(spec, str) else list(spec)
     for layer in out:
         if not 0 <= layer < n_layers:
             raise BadInput(f"layer {layer} out of range: the model has layers 0-{n_layers - 1}")

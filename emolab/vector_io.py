@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInput
+from .units import layer_list
 
 FORMATS = ("gguf", "safetensors", "pt")
 SUFFIX = {"gguf": ".gguf", "safetensors": ".safetensors", "pt": ".pt"}
@@ -271,17 +272,7 @@ def _peak_layer(session, method: str) -> int | None:
 def _parse_layers(spec: str, have: list[int]) -> list[int]:
     if spec == "all":
         return have
-    out = []
-    for part in spec.split(","):
-        part = part.strip()
-        try:
-            if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise BadInput(f"bad layer list '{spec}' (use all, 5, 2,5,8 or 10-20)") from None
+    out = layer_list(spec)
     missing = [L for L in out if L not in have]
     if missing:
         raise BadInput(
