@@ -39,6 +39,7 @@ def test_demo_cli_prints_the_result_table(run_cli, tmp_path, small_judge):
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "not used for any choice" in r.output and "How to read it" in r.output
+    assert "…" not in r.output  # every table fits 80 columns in blocks, nothing cut
 
 
 def test_demo_bad_input(tmp_path):

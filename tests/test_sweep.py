@@ -166,6 +166,9 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     assert f"joy: L{best['layer']} alpha {best['alpha']:g} (chosen on 1 dev prompts)" in text
     assert "success on test prompts, mean of 1 emotions" in text
     assert "L-1" not in text
+    narrow = Console(record=True, width=80)
+    print_sweep(narrow, res)
+    assert "…" not in narrow.export_text()  # 80 columns: blocks, not cut headers
     step = tiny_session.steps()[-1]
     assert "interventions:enhance" in step["plugins"]
 

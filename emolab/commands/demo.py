@@ -15,40 +15,31 @@ def _pct(x: float) -> str:
 
 
 def print_demo(con, res: dict) -> None:
-    from rich import box
-    from rich.table import Table
+    from ..report import print_wide
 
-    t = Table(
-        title=f"steering on {len(res['test_prompts'])} test prompts (not used for any choice)",
-        box=box.SIMPLE_HEAD,
+    rows = res["summary"]
+
+    def col(header: str, fmt) -> tuple[str, list[str]]:
+        return header, [fmt(r) for r in rows]
+
+    print_wide(
+        con,
+        f"steering on {len(res['test_prompts'])} test prompts (not used for any choice)",
+        ("emotion", [r["emotion"] for r in rows]),
+        [
+            col("layer", lambda r: str(r["layer"])),
+            col("alpha", lambda r: f"{r['alpha']:g}"),
+            col("P unst", lambda r: f"{r['p_target_baseline']:.2f}"),
+            col("P steer", lambda r: f"{r['p_target']:.2f}"),
+            col("P rand", lambda r: f"{r['p_target_random']:.2f}"),
+            col("succ unst", lambda r: _pct(r["success_baseline"])),
+            col("succ steer", lambda r: _pct(r["success"])),
+            col("succ rand", lambda r: _pct(r["success_random"])),
+        ],
+        [col("chosen on", lambda r: r["chosen_on"])],
+        caption="P: the judge's P(target); succ: success rate; unst: the unsteered text, "
+        "steer: steered, rand: a random direction of the same size",
     )
-    for col in (
-        "emotion",
-        "layer",
-        "alpha",
-        "chosen on",
-        "P(target): unsteered",
-        "steered",
-        "random",
-        "success: unsteered",
-        "steered",
-        "random",
-    ):
-        t.add_column(col, justify="left" if col in ("emotion", "chosen on") else "right")
-    for r in res["summary"]:
-        t.add_row(
-            r["emotion"],
-            str(r["layer"]),
-            f"{r['alpha']:g}",
-            r["chosen_on"],
-            f"{r['p_target_baseline']:.2f}",
-            f"[bold]{r['p_target']:.2f}[/]",
-            f"{r['p_target_random']:.2f}",
-            _pct(r["success_baseline"]),
-            f"[bold]{_pct(r['success'])}[/]",
-            _pct(r["success_random"]),
-        )
-    con.print(t)
     con.print(res["how_to_read"])
 
 

@@ -84,62 +84,49 @@ def _share(x) -> str:
 
 
 def print_sweep(con: Console, res: dict) -> None:
+    from ..report import print_wide
+
     j = res["judge"]
-    t = Table(
-        title=f"steering sweep ({len(res['rows'])} cells, {res['computed']} computed, "
-        f"{res['resumed']} resumed)",
-        caption=f"P: the {j['name']} judge's P(target) (its test accuracy "
+    rows = res["rows"]
+    stars = [b for best in (res["best"], res["best_circuit"]) for b in best.values() if b]
+
+    def cell(r: dict) -> str:
+        if r["intervention"] != "residual":
+            k = r["intervention"].removeprefix("circuit-top")
+            return f"{r['emotion']} {k} heads x{r['alpha']:g}"
+        return f"{r['emotion']} L{r['layer']} a{r['alpha']:g}"
+
+    def col(header: str, fmt) -> tuple[str, list[str]]:
+        return header, [fmt(r) for r in rows]
+
+    print_wide(
+        con,
+        f"steering sweep ({len(rows)} cells, {res['computed']} computed, {res['resumed']} resumed)",
+        ("cell", [cell(r) for r in rows]),
+        [
+            col("succ dev", lambda r: _share(r["success_dev"])),
+            col("succ test", lambda r: _share(r["success_test"])),
+            col("rnd test", lambda r: _share(r["success_random_test"])),
+            col("P base", lambda r: f"{r['p_target_baseline']:.2f}"),
+            col("P steer", lambda r: f"{r['p_target']:.2f}"),
+            col("rise", lambda r: f"{r['p_target_rise']:+.2f}"),
+            col("top", lambda r: f"{r['top_is_target']:.2f}"),
+            col("agree", lambda r: f"{r['judge_agreement']:.2f}"),
+            col("shift", lambda r: f"{r['label_logit_shift']:+.2f}"),
+            col("ppl", lambda r: f"{r['perplexity_ratio']:.2f}"),
+            col("d2", lambda r: f"{r['distinct2']:.2f}"),
+        ],
+        [col("regime", lambda r: r["regime"])],
+        caption=f"cell: emotion, layer L and alpha a (circuit rows: the emotion's top-k "
+        f"heads scaled x alpha); P: the {j['name']} judge's P(target) (its test accuracy "
         f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
         "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
         "top: share of texts whose top label is the target; ppl: perplexity ratio; "
-        "d2: distinct-2; circuit rows scale the emotion's top-k heads by alpha; "
-        "succ: share of scenarios whose top label is the target AND whose text stays "
-        "surgical, on the dev / test prompt halves; rnd: a random direction of the same size; "
-        "bold: best per kind, chosen on dev prompts",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        pad_edge=False,
+        "d2: distinct-2; succ: share of scenarios whose top label is the target AND whose "
+        "text stays surgical, on the dev / test prompt halves; rnd: a random direction of the "
+        "same size; bold: best per kind, chosen on dev prompts",
+        row_style=lambda i: "bold green" if rows[i] in stars else None,
     )
-    for col in (
-        "emotion",
-        "L",
-        "alpha",
-        "succ dev",
-        "succ test",
-        "rnd test",
-        "P base",
-        "P steer",
-        "rise",
-        "top",
-        "agree",
-        "shift",
-        "ppl",
-        "d2",
-        "regime",
-    ):
-        t.add_column(col, justify="left" if col in ("emotion", "regime") else "right")
-    stars = [b for best in (res["best"], res["best_circuit"]) for b in best.values() if b]
-    for r in res["rows"]:
-        circuit = r["intervention"] != "residual"
-        t.add_row(
-            r["emotion"],
-            r["intervention"].removeprefix("circuit-") + " heads" if circuit else str(r["layer"]),
-            f"x{r['alpha']:g}" if circuit else f"{r['alpha']:g}",
-            _share(r["success_dev"]),
-            _share(r["success_test"]),
-            _share(r["success_random_test"]),
-            f"{r['p_target_baseline']:.2f}",
-            f"{r['p_target']:.2f}",
-            f"{r['p_target_rise']:+.2f}",
-            f"{r['top_is_target']:.2f}",
-            f"{r['judge_agreement']:.2f}",
-            f"{r['label_logit_shift']:+.2f}",
-            f"{r['perplexity_ratio']:.2f}",
-            f"{r['distinct2']:.2f}",
-            r["regime"],
-            style="bold green" if r in stars else None,
-        )
-    con.print(t)
     halves = res.get("prompt_halves", {})
     for emo, b in res["best"].items():
         if b is None:
