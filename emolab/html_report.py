@@ -9,6 +9,7 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 
 from . import figures, results
@@ -29,6 +30,11 @@ figcaption{font-size:.82rem;color:#444} .ok{color:#0a6b3a} .bad{color:#a31515}
 .meta{color:#555;font-size:.85rem} code{font-size:.85em;background:#f6f6f6;padding:0 .2em}
 """
 MAX_ROWS = 40
+
+
+def natural(item: tuple[str, object]) -> list:
+    """Sort key that reads numbers as numbers: mean_resid_norm/L2 before /L10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[0])]
 
 
 def esc(x) -> str:
@@ -232,8 +238,8 @@ def render(session: Session) -> str:
         parts.append(key_tables(session, ev))
         metrics = ev.get("metrics") or {}
         if metrics:
-            parts.append(table(["metric", "value"], [[k, v] for k, v in sorted(metrics.items())],
-                               "Metrics (as logged)"))  # fmt: skip
+            rows = [[k, v] for k, v in sorted(metrics.items(), key=natural)]
+            parts.append(table(["metric", "value"], rows, "Metrics (as logged)"))
         outs = ev.get("outputs") or []
         if outs:
             parts.append(

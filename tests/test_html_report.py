@@ -43,6 +43,8 @@ def test_every_step_in_log_order_self_contained(analysed_session_dir, tmp_path):
     assert not re.search(r"(src|href)=\"(https?:)?//", page) and "<script" not in page
     assert "replayable here" in page and "Peak layer per method" in page
     assert "Generations" in page  # the steer step's texts
+    norms = [int(n) for n in re.findall(r"<td>mean_resid_norm/L(\d+)</td>", page)]
+    assert len(norms) > 2 and norms == sorted(norms)  # L2 before L10: numbers read as numbers
 
 
 def test_a_replay_says_whether_it_matched(analysed_session_dir, tmp_path):
