@@ -58,14 +58,19 @@ class FileMeta:
         )
 
     def flat(self) -> dict[str, str]:
-        """The record as the flat strings other tools read beside it in an exported file
-        (llama.cpp's `emolab.*` GGUF keys, a .pt's `_metadata`): the non-empty fields, the
-        layers comma-joined, and `extra`. Name lists stay in the JSON, where a comma in a
-        label is safe; emolab itself reads only the JSON."""
+        """The record in the flat form emolab wrote up to f9c0477: one string per non-empty
+        field, lists comma-joined, `paths` as `name=path,...`, and `extra`. Other tools read
+        it beside the JSON in an exported file (llama.cpp's `emolab.*` GGUF keys, a .pt's
+        `_metadata`), and the sweep hashes it, so a sweep resumes under the key it had
+        before the change. emolab never reads it back where the JSON is present."""
         out = {k: getattr(self, k) for k in sorted(_SCALARS) if getattr(self, k)}
-        if self.layers:
-            out["layers"] = ",".join(map(str, self.layers))
-        return {**out, **self.extra}
+        lists = {
+            "emotions": ",".join(self.emotions),
+            "layers": ",".join(map(str, self.layers)),
+            "hooks": ",".join(self.hooks),
+            "paths": ",".join(f"{k}={v}" for k, v in self.paths.items()),
+        }
+        return {**out, **{k: v for k, v in lists.items() if v}, **self.extra}
 
 
 FIELDS = {f.name for f in dataclasses.fields(FileMeta)}

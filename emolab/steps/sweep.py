@@ -33,7 +33,7 @@ from . import success as sx
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .shared import STEERING_PARAMS, circuit_heads
 from .steer import vectors_for
-from .sweep_cells import RANDOM, RESIDUAL, SweepWork, failed_cell
+from .sweep_cells import JUDGE_COLUMNS, RANDOM, RESIDUAL, SweepWork, failed_cell
 
 PARAMS = (
     Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
@@ -77,13 +77,7 @@ COLUMNS = (
     "intervention",
     "layer",
     "alpha",
-    "p_target_baseline",
-    "p_target",
-    "p_target_rise",
-    "top_is_target",
-    "p_target_minilm",
-    "p_target_tfidf",
-    "judge_agreement",
+    *JUDGE_COLUMNS,
     "label_logit_shift",
     "label_logit_shift_vs_others",
     "perplexity_ratio",
@@ -222,7 +216,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         cell_params(p, p["layers"][0], 0.0),
         p["intervention_params"],
     )
-    key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
+    key = sweep_key(p, {k: v for k, v in meta.flat().items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
     cells = read_cells(session, name)
