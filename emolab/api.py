@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from .errors import BadInput
 from .params import Param, validate
+
+# train fits, dev chooses (layer, alpha, hyper-parameters), test only reports
+SPLITS = ("train", "dev", "test")
 
 if TYPE_CHECKING:
     import torch
@@ -210,10 +214,15 @@ class DatasetSource(Component):
     """A named dataset (or a `prefix:` family) -> labelled examples per split."""
 
     prefix: ClassVar[str | None] = None
-    splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    splits: ClassVar[tuple[str, ...]] = SPLITS
 
     def labels(self, spec: str) -> list[str]:
         raise NotImplementedError
+
+    def check_split(self, split: str) -> None:
+        """The one error for a split this source does not have."""
+        if split not in self.splits:
+            raise BadInput(f"unknown split '{split}' (known: {', '.join(self.splits)})")
 
     def load(self, spec: str, split: str) -> list[Example]:
         raise NotImplementedError

@@ -74,6 +74,59 @@ def _pool(acts, mask_row_len: int, ids_row, position: str, commas: set[int], ind
     return acts[:n]
 
 
+Batch = Callable[[np.ndarray, object, object, dict], None]
+
+
+def _forward_batches(
+    model: LoadedModel,
+    texts: Sequence[str],
+    names: Sequence[str],
+    via: str,
+    deepest: int | None,
+    batch_size: int,
+    on_batch: Batch,
+    progress: Progress | None,
+    check: Callable[[], None] | None,
+) -> None:
+    """The loop both captures share: texts sorted by length, one right-padded batch at a
+    time through the model with `names` hooked, the forward stopped after block `deepest`
+    (None: run it all). `on_batch(idx, ids, mask, store)` pools each batch, `store` holding
+    the batch's activation per hook name, while the hooks are still attached."""
+    import torch
+
+    lengths = [
+        len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ]
+    order = np.argsort(lengths, kind="stable")
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(act, ctx):
+        store[ctx.name] = act.detach()
+
+    done = 0
+    forward = forward_module(model, via)
+    with apply_hooks(model, [(h, keep) for h in names], via=via), torch.no_grad():
+        handle = stop_after(model, deepest, via) if deepest is not None else None
+        try:
+            for start in range(0, len(texts), batch_size):
+                if check:
+                    check()
+                idx = order[start : start + batch_size]
+                ids, mask = model.encode([texts[i] for i in idx], "right")
+                store.clear()
+                try:
+                    forward(input_ids=ids, attention_mask=mask, use_cache=False)
+                except StopForward:
+                    pass
+                on_batch(idx, ids, mask, store)
+                done += len(idx)
+                if progress:
+                    progress(done, len(texts))
+        finally:
+            if handle is not None:
+                handle.remove()
+
+
 def capture(
     model: LoadedModel,
     texts: Sequence[str],
@@ -95,42 +148,16 @@ def capture(
     hooks = [canonical(model, h) for h in hooks]
     deepest = max(parse(model, h)[0] for h in hooks)
     commas = comma_ids(model) if position == "commas" else set()
-
-    lengths = [
-        len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    ]
-    order = np.argsort(lengths, kind="stable")
     out: list = [None] * len(texts)
-    store: dict[str, torch.Tensor] = {}
 
-    def keep(act, ctx):
-        store[ctx.name] = act.detach()
+    def pool(idx, ids, mask, store) -> None:
+        stacked = torch.stack([store[h] for h in hooks], dim=2).float()
+        stacked = stacked.reshape(*stacked.shape[:3], -1).cpu().numpy()
+        for row, i in enumerate(idx):
+            n = int(mask[row].sum())
+            out[i] = _pool(stacked[row], n, ids[row], position, commas, int(i))
 
-    done = 0
-    forward = forward_module(model, via)
-    with apply_hooks(model, [(h, keep) for h in hooks], via=via), torch.no_grad():
-        handle = stop_after(model, deepest, via)
-        try:
-            for start in range(0, len(texts), batch_size):
-                if check:
-                    check()
-                idx = order[start : start + batch_size]
-                ids, mask = model.encode([texts[i] for i in idx], "right")
-                store.clear()
-                try:
-                    forward(input_ids=ids, attention_mask=mask, use_cache=False)
-                except StopForward:
-                    pass
-                stacked = torch.stack([store[h] for h in hooks], dim=2).float()
-                stacked = stacked.reshape(*stacked.shape[:3], -1).cpu().numpy()
-                for row, i in enumerate(idx):
-                    n = int(mask[row].sum())
-                    out[i] = _pool(stacked[row], n, ids[row], position, commas, int(i))
-                done += len(idx)
-                if progress:
-                    progress(done, len(texts))
-        finally:
-            handle.remove()
+    _forward_batches(model, texts, hooks, via, deepest, batch_size, pool, progress, check)
     if position == "all":
         return out
     result = np.stack(out).astype(np.float32)
@@ -171,8 +198,6 @@ def capture_named(
     Position 'all' gives a list of `[len_i, *trailing]` (keys cut to the text's length).
     Runs on the fast path when every name is a fast point, else one bridge forward serves
     all names (`via` forces a path)."""
-    import torch
-
     _check_inputs(texts, position)
     if not hooks:
         raise BadInput("no hook names given")
@@ -181,51 +206,25 @@ def capture_named(
     blocks = [HOOK_RE.match(h) for h in names]
     deepest = max(int(m.group(1)) for m in blocks) if all(blocks) else None
     commas = comma_ids(model) if position == "commas" else set()
-    lengths = [
-        len(ids) for ids in model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    ]
-    order = np.argsort(lengths, kind="stable")
     rows: dict[str, list] = {h: [None] * len(texts) for h in names}
-    store: dict[str, torch.Tensor] = {}
 
-    def keep(act, ctx):
-        store[ctx.name] = act.detach()
+    def pool(idx, ids, mask, store) -> None:
+        for h in names:
+            if h not in store:
+                raise BadInput(
+                    f"hook '{h}' never ran in the forward pass (the bridge computes "
+                    "it only in TransformerLens modes emolab does not switch on)"
+                )
+            act = store[h].float()
+            if key_axis(h):
+                act = act.transpose(1, 2)  # [batch, query, heads, key]
+            act = act.cpu().numpy()
+            for row, i in enumerate(idx):
+                n = int(mask[row].sum())
+                pooled = _pool(act[row], n, ids[row], position, commas, int(i))
+                rows[h][i] = pooled[..., :n] if key_axis(h) else pooled
 
-    forward = forward_module(model, path)
-    done = 0
-    with apply_hooks(model, [(h, keep) for h in names], via=path), torch.no_grad():
-        handle = stop_after(model, deepest, path) if deepest is not None else None
-        try:
-            for start in range(0, len(texts), batch_size):
-                if check:
-                    check()
-                idx = order[start : start + batch_size]
-                ids, mask = model.encode([texts[i] for i in idx], "right")
-                store.clear()
-                try:
-                    forward(input_ids=ids, attention_mask=mask, use_cache=False)
-                except StopForward:
-                    pass
-                for h in names:
-                    if h not in store:
-                        raise BadInput(
-                            f"hook '{h}' never ran in the forward pass (the bridge computes "
-                            "it only in TransformerLens modes emolab does not switch on)"
-                        )
-                    act = store[h].float()
-                    if key_axis(h):
-                        act = act.transpose(1, 2)  # [batch, query, heads, key]
-                    act = act.cpu().numpy()
-                    for row, i in enumerate(idx):
-                        n = int(mask[row].sum())
-                        pooled = _pool(act[row], n, ids[row], position, commas, int(i))
-                        rows[h][i] = pooled[..., :n] if key_axis(h) else pooled
-                done += len(idx)
-                if progress:
-                    progress(done, len(texts))
-        finally:
-            if handle is not None:
-                handle.remove()
+    _forward_batches(model, texts, names, path, deepest, batch_size, pool, progress, check)
     if position == "all":
         return rows
     return {h: _stack(h, rows[h]) for h in names}

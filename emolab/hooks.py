@@ -235,6 +235,18 @@ def stop_after(model: LoadedModel, layer: int, path: str = FAST):
     return blocks[layer].register_forward_hook(stop)
 
 
+def forward_until(model: LoadedModel, layer: int, ids, mask) -> None:
+    """One plain forward pass cut off once block `layer` has run: the hooks attached have
+    seen what they read, and the deeper blocks are not computed."""
+    handle = stop_after(model, layer)
+    try:
+        model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
+    except StopForward:
+        pass
+    finally:
+        handle.remove()
+
+
 def vocabulary(model: LoadedModel) -> list[dict]:
     """Every TL hook name of the model with its path and the shape a hook fn receives, from
     one short bridge forward (`batch` and `pos` stand for the batch and sequence axes).

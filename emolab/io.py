@@ -37,9 +37,30 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """The process umask. Linux reports it in /proc (no change needed to read it, so safe
+    beside other threads); elsewhere it is read by setting it, briefly, to 022."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(folder: bool = False) -> int:
+    """The permissions a plain `open()` (or `mkdir`) gives: 0666 (0777) less the umask, so
+    group and others can read under the usual 022, not mkstemp's private 0600 (0700)."""
+    return (0o777 if folder else 0o666) & ~umask()
+
+
 def atomic_write(path: str | Path, data: bytes | str | Iterable[bytes]) -> Path:
     """Write `data` (bytes, text, or an iterable of byte chunks for files too big to hold
-    twice) to `path` so that a crash at any moment leaves the old or the new file."""
+    twice) to `path` so that a crash at any moment leaves the old or the new file. The file
+    gets the mode a plain write would (`default_mode`), so a shared session stays readable."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -48,6 +69,7 @@ def atomic_write(path: str | Path, data: bytes | str | Iterable[bytes]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, default_mode())
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
@@ -91,7 +113,9 @@ def temp_dir(parent: str | Path, name: str) -> Path:
     """A fresh temp folder beside the final one (same file system, so the rename is atomic)."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=parent, prefix=f"{TEMP_PREFIX}{name}."))
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=f"{TEMP_PREFIX}{name}."))
+    os.chmod(folder, default_mode(folder=True))
+    return folder
 
 
 def sync_tree(folder: Path) -> None:

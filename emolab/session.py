@@ -29,6 +29,8 @@ import numpy as np
 
 from .errors import BadInput, SessionError
 from .io import append_line, atomic_write, sha256_file
+from .metadata import FileMeta
+from .metadata import read as read_meta
 from .version import __version__
 
 SCHEMA_VERSION = 1
@@ -110,29 +112,30 @@ class Session:
     # -- creating and opening ------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, model_meta: dict, seed: int = 0, **extra) -> Session:
+        """A new session at `path`. The check that nothing is there and the manifest write
+        happen under the session lock, so of two processes creating the same new session one
+        gets it and the other the one-line 'already exists' error (not a lost manifest)."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise SessionError(f"{path}: is a file, not a session folder")
-        if (path / "manifest.json").exists():
-            raise SessionError(f"{path}: a session already exists there (choose a new path)")
-        if path.is_dir() and any(not _leftover(p) for p in path.iterdir()):
-            raise SessionError(f"{path}: folder is not empty (choose a new path)")
-        (path / "artifacts").mkdir(parents=True, exist_ok=True)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "host": platform.node(),
-            "git_rev": _git_rev(),
-            "versions": versions(),
-            "plugins": {},
-            "model": model_meta,
-            "seed": seed,
-            "inputs": {},
-            "replay_of": None,
-            **extra,
-        }
-        s = cls(path, manifest)
-        s.save_manifest()
+        _check_new(path)  # before the lock, so a refused folder gets no lock file
+        path.mkdir(parents=True, exist_ok=True)
+        s = cls(path, {})
+        with s.writing():
+            _check_new(path)
+            (path / "artifacts").mkdir(exist_ok=True)
+            s.manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "host": platform.node(),
+                "git_rev": _git_rev(),
+                "versions": versions(),
+                "plugins": {},
+                "model": model_meta,
+                "seed": seed,
+                "inputs": {},
+                "replay_of": None,
+                **extra,
+            }
+            s.save_manifest()
         return s
 
     @classmethod
@@ -356,16 +359,18 @@ class Session:
             return self.path / VECTORS
         return self.path / f"vectors-{method}.safetensors"
 
-    def save_vectors(self, vectors: dict[str, np.ndarray], metadata: dict, method: str) -> Path:
+    def save_vectors(self, vectors: dict[str, np.ndarray], meta: FileMeta, method: str) -> Path:
+        from dataclasses import replace
+
         from safetensors.numpy import save
 
         if "primary_method" not in self.manifest:
             self.update_manifest(lambda m: m.setdefault("primary_method", method))
         path = self.vectors_path(method)
-        meta = {k: str(v) for k, v in {**metadata, "method": method}.items()}
+        strings = replace(meta, method=method).strings()
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()}
         with self.writing():
-            return atomic_write(path, save(arrays, metadata=meta))
+            return atomic_write(path, save(arrays, metadata=strings))
 
     def methods(self) -> list[str]:
         primary = self.manifest.get("primary_method")
@@ -375,7 +380,7 @@ class Session:
         )
         return ([primary] if primary else []) + others
 
-    def load_vectors(self, method: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    def load_vectors(self, method: str | None = None) -> tuple[dict[str, np.ndarray], FileMeta]:
         return read_vectors(self.vectors_path(method))
 
     # -- artifacts -----------------------------------------------------------------
@@ -398,33 +403,42 @@ class Session:
         except json.JSONDecodeError:
             raise SessionError(f"{path}: corrupt (not valid JSON)") from None
 
-    def save_arrays(self, name: str, arrays: dict[str, np.ndarray], metadata: dict) -> Path:
+    def save_arrays(self, name: str, arrays: dict[str, np.ndarray], meta: FileMeta) -> Path:
         from safetensors.numpy import save
 
         return self.write_artifact(
             name,
-            save(
-                {k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                metadata={k: str(v) for k, v in metadata.items()},
-            ),
+            save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=meta.strings()),
         )
 
-    def load_arrays(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
+    def load_arrays(self, name: str) -> tuple[dict[str, np.ndarray], FileMeta]:
         return read_vectors(self.artifact(name))
 
 
-def read_vectors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a safetensors file of vectors with its metadata, or a clear error naming it."""
+def read_vectors(path: Path) -> tuple[dict[str, np.ndarray], FileMeta]:
+    """Read a safetensors file of vectors with its metadata record (`emolab.metadata`,
+    old flat sessions too), or a clear error naming it."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise SessionError(f"{path}: missing")
     try:
         with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            return {k: f.get_tensor(k) for k in f.keys()}, meta
+            raw = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise SessionError(f"{path}: corrupt vectors file ({str(exc).splitlines()[0]})") from None
+    return arrays, read_meta(raw, path)
+
+
+def _check_new(path: Path) -> None:
+    """Refuse a path where a new session cannot go: a file, a session, a folder in use."""
+    if path.exists() and not path.is_dir():
+        raise SessionError(f"{path}: is a file, not a session folder")
+    if (path / "manifest.json").exists():
+        raise SessionError(f"{path}: a session already exists there (choose a new path)")
+    if path.is_dir() and any(not _leftover(p) for p in path.iterdir()):
+        raise SessionError(f"{path}: folder is not empty (choose a new path)")
 
 
 def _leftover(p: Path) -> bool:

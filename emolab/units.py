@@ -35,20 +35,33 @@ def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
     return out
 
 
-def parse_heads(spec: str, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
-    """'L.H,L.H' -> [(layer, head)]: the notation of the head-attribution literature."""
+def unit_pairs(
+    spec: str, n_layers: int, n_units: int, bad: str, unknown: str
+) -> list[tuple[int, int]]:
+    """'L.U,L.U' -> [(layer, unit)], each in range; `bad` and `unknown` are the one-line
+    errors (formatted with `part`) for a malformed and an out-of-range pair."""
     out = []
     for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
         try:
-            layer, head = (int(x) for x in part.split("."))
+            layer, unit = (int(x) for x in part.split("."))
         except ValueError:
-            raise BadInput(f"bad head '{part}' (use L.H, e.g. 3.1)") from None
-        if not (0 <= layer < n_layers and 0 <= head < n_heads):
-            raise UnknownName(
-                f"unknown head '{part}' (the model has layers 0-{n_layers - 1} and heads "
-                f"0-{n_heads - 1})"
-            )
-        out.append((layer, head))
+            raise BadInput(bad.format(part=part)) from None
+        if not (0 <= layer < n_layers and 0 <= unit < n_units):
+            raise UnknownName(unknown.format(part=part))
+        out.append((layer, unit))
+    return out
+
+
+def parse_heads(spec: str, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
+    """'L.H,L.H' -> [(layer, head)]: the notation of the head-attribution literature."""
+    out = unit_pairs(
+        spec,
+        n_layers,
+        n_heads,
+        "bad head '{part}' (use L.H, e.g. 3.1)",
+        f"unknown head '{{part}}' (the model has layers 0-{n_layers - 1} and heads "
+        f"0-{n_heads - 1})",
+    )
     if not out:
         raise BadInput("no heads given (use L.H,... e.g. 3.1,4.0)")
     return out

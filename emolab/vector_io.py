@@ -11,19 +11,25 @@ at `build_cvec(cur, il)`, the output of block il of its 0-based layer loop. repe
 `blocks.N.hook_resid_post`, and block 0's output has no slot (llama.cpp refuses
 `direction.0`).
 
-Every file carries the same string metadata: model, model_hint, d_model, hook, operation,
-layers, scale, alpha, method, emotion (GGUF under `emolab.*` keys beside llama.cpp's
-`controlvector.*`; pt in the dict's `_metadata`, which `torch.load(weights_only=True)` keeps).
+Every file carries emolab's record (`emolab.metadata.FileMeta`, JSON under `emolab`) and,
+for other tools, the same facts as flat strings: model, model_hint, d_model, hook,
+operation, layers, scale, alpha, method, emotion (GGUF under `emolab.*` keys beside
+llama.cpp's `controlvector.*`; pt in the dict's `_metadata`, which
+`torch.load(weights_only=True)` keeps). Reading goes through `emolab.metadata.read`, so a
+file with only flat strings (older exports, published sets, another tool's) reads too.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from . import metadata
 from .errors import BadInput
+from .metadata import FileMeta
 from .units import layer_list
 
 FORMATS = ("gguf", "safetensors", "pt")
@@ -85,18 +91,18 @@ def single_emotion(vectors: dict[str, np.ndarray], fmt: str) -> str:
     return emotions[0]
 
 
-def to_bytes(vectors: dict[str, np.ndarray], meta: dict[str, str], fmt: str) -> bytes:
+def to_bytes(vectors: dict[str, np.ndarray], rec: FileMeta, fmt: str) -> bytes:
     """Serialise emolab-keyed vectors in `fmt`. gguf and pt hold a single emotion."""
     check_format(fmt)
-    meta = {k: str(v) for k, v in meta.items()}
     if fmt == "safetensors":
         from safetensors.numpy import save
 
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()}
-        return save(arrays, metadata=meta)
+        return save(arrays, metadata={**rec.flat(), **rec.strings()})
     emotion = single_emotion(vectors, fmt)
     layers = _by_layer(vectors, emotion)
-    meta = {**meta, "emotion": emotion, "layers": ",".join(map(str, layers))}
+    rec = replace(rec, emotions=(emotion,), layers=tuple(layers)).with_extra(emotion=emotion)
+    meta = {**rec.flat(), **rec.strings()}
     if fmt == "pt":
         import io
 
@@ -137,19 +143,20 @@ def _gguf_bytes(layers: dict[int, np.ndarray], meta: dict[str, str]) -> bytes:
         return path.read_bytes()
 
 
-def write(vectors: dict[str, np.ndarray], meta: dict[str, str], fmt: str, path: Path) -> Path:
+def write(vectors: dict[str, np.ndarray], rec: FileMeta, fmt: str, path: Path) -> Path:
     from .io import atomic_write
 
-    data = to_bytes(vectors, meta, fmt)
+    data = to_bytes(vectors, rec, fmt)
     atomic_write(Path(path), data)
     return Path(path)
 
 
 # -- reading -------------------------------------------------------------------------
-def read(path: str | Path, emotion: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
+def read(path: str | Path, emotion: str | None = None) -> tuple[dict[str, np.ndarray], FileMeta]:
     """Any of the three formats (emolab's own or another tool's: repeng / llama.cpp GGUF, a
-    steering-vectors style `{layer: tensor}` .pt) -> emolab keys and string metadata.
-    A file that names no emotion is keyed under `emotion` (default 'control')."""
+    steering-vectors style `{layer: tensor}` .pt) -> emolab keys and the file's record
+    (`extra` has `file_format`, and `emotion` for a one-emotion file). A file that names no
+    emotion is keyed under `emotion` (default 'control')."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"vector file not found: {path}")
@@ -158,11 +165,12 @@ def read(path: str | Path, emotion: str | None = None) -> tuple[dict[str, np.nda
         if fmt == "safetensors":
             from .session import read_vectors
 
-            vectors, meta = read_vectors(path)
+            vectors, rec = read_vectors(path)
             for k in vectors:
                 split_key(k)
-            return vectors, {**meta, "file_format": fmt}
-        layers, meta = _read_gguf(path) if fmt == "gguf" else _read_pt(path)
+            return vectors, rec.with_extra(file_format=fmt)
+        layers, raw = _read_gguf(path) if fmt == "gguf" else _read_pt(path)
+        rec = metadata.read(raw, path)
     except BadInput:
         raise
     except Exception as exc:  # a damaged file: one line naming it
@@ -170,9 +178,9 @@ def read(path: str | Path, emotion: str | None = None) -> tuple[dict[str, np.nda
         raise BadInput(f"{path}: unreadable {fmt} vector file ({first})") from None
     if not layers:
         raise BadInput(f"{path}: holds no direction tensors")
-    name = meta.get("emotion") or emotion or "control"
+    name = rec.extra.get("emotion") or emotion or "control"
     vectors = {f"{name}/{hook_name(L)}": v for L, v in sorted(layers.items())}
-    return vectors, {**meta, "emotion": name, "file_format": fmt}
+    return vectors, rec.with_extra(emotion=name, file_format=fmt)
 
 
 def _read_gguf(path: Path) -> tuple[dict[int, np.ndarray], dict]:
@@ -237,10 +245,15 @@ def _read_pt(path: Path) -> tuple[dict[int, np.ndarray], dict]:
 
 
 def check_model(
-    vectors: dict[str, np.ndarray], meta: dict, path, model_name: str, d_model: int, n_layers: int
+    vectors: dict[str, np.ndarray],
+    rec: FileMeta,
+    path,
+    model_name: str,
+    d_model: int,
+    n_layers: int,
 ) -> None:
     """Refuse a vector file that cannot steer this model, naming the model it was made for."""
-    made_for = meta.get("model") or meta.get("model_hint") or "an unknown model"
+    made_for = rec.model or rec.extra.get("model_hint") or "an unknown model"
     widths = {int(v.shape[-1]) for v in vectors.values()}
     if widths != {d_model}:
         raise BadInput(
@@ -290,7 +303,7 @@ def select(
     emotion: str | None = None,
     layers: str | None = None,
     alpha: float | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+) -> tuple[dict[str, np.ndarray], FileMeta, list[str]]:
     """The vectors and metadata to export from a session (or a vector file), and notes
     worth telling the user. Default layer: the peak the source records, else all layers.
 
@@ -309,27 +322,25 @@ def select(
             raise BadInput(
                 f"no '{method}' vectors in {source.path} (it has: {', '.join(source.methods())})"
             )
-        vectors, meta = source.load_vectors(method)
+        vectors, rec = source.load_vectors(method)
         model = source.manifest["model"]
-        meta = {
-            **meta,
-            "model": source.model_name,
-            "d_model": str(model.get("d_model", "")),
-            "n_layers": str(model.get("layers", "")),
-            "session": source.path.name,
-        }
+        rec = replace(rec, model=source.model_name).with_extra(
+            d_model=model.get("d_model", ""),
+            n_layers=model.get("layers", ""),
+            session=source.path.name,
+        )
         peak = _peak_layer(source, method)
-        if not meta.get("model_hint"):  # llama.cpp ignores it; repeng needs it non-empty
-            meta["model_hint"] = str(
-                model.get("model_type") or model.get("id") or source.model_name
+        if not rec.extra.get("model_hint"):  # llama.cpp ignores it; repeng needs it non-empty
+            rec = rec.with_extra(
+                model_hint=model.get("model_type") or model.get("id") or source.model_name
             )
     else:
-        vectors, meta = read(Path(source))
-        meta = dict(meta)
-        meta.pop("file_format", None)
-        peak = int(meta["peak_layer"]) if meta.get("peak_layer", "").isdigit() else None
-        if method and meta.get("method") and meta["method"] != method:
-            raise BadInput(f"{source} holds {meta['method']} vectors, not {method}")
+        vectors, rec = read(Path(source))
+        rec = replace(rec, extra={k: v for k, v in rec.extra.items() if k != "file_format"})
+        given = rec.extra.get("peak_layer", "")
+        peak = int(given) if given.isdigit() else None
+        if method and rec.method and rec.method != method:
+            raise BadInput(f"{source} holds {rec.method} vectors, not {method}")
     emotions = sorted({split_key(k)[0] for k in vectors})
     if emotion is not None:
         if emotion not in emotions:
@@ -347,17 +358,15 @@ def select(
         chosen = [L for L in chosen if L != 0]
         notes.append("layer 0 left out: a GGUF control vector has no slot for block 0's output")
     vectors = {k: v for k, v in vectors.items() if split_key(k)[1] in chosen}
-    meta.update(
-        {
-            "format": FORMAT_TAG,
-            "hook": HOOK,
-            "operation": "add",
-            "layers": ",".join(map(str, chosen)),
-            "method": meta.get("method", method or ""),
-        }
-    )
+    kept = {split_key(k)[0] for k in vectors}
+    rec = replace(
+        rec,
+        layers=tuple(chosen),
+        emotions=tuple(e for e in rec.emotions if e in kept) or tuple(sorted(kept)),
+        method=rec.method or method or "",
+    ).with_extra(format=FORMAT_TAG, hook=HOOK, operation="add")
     if alpha is None:
-        meta.update({"scale": "relative", "alpha": ""})
+        rec = rec.with_extra(scale="relative", alpha="")
     else:
         if not isinstance(source, Session):
             raise BadInput("--alpha needs a session: it scales by the layer norms it records")
@@ -369,6 +378,10 @@ def select(
                 raise BadInput(f"the vector {k} is zero")
             baked[k] = (float(alpha) * float(norms[split_key(k)[1]]) / n * v).astype(np.float32)
         vectors = baked
-        meta.update({"scale": "absolute", "alpha": "1", "baked_alpha": f"{alpha:g}"})
-        meta["baked_from"] = "relative: alpha x the layer's mean residual norm x unit(v)"
-    return vectors, {k: str(v) for k, v in meta.items()}, notes
+        rec = rec.with_extra(
+            scale="absolute",
+            alpha="1",
+            baked_alpha=f"{alpha:g}",
+            baked_from="relative: alpha x the layer's mean residual norm x unit(v)",
+        )
+    return vectors, rec, notes

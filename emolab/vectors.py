@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import BadInput, unknown
+from .metadata import FileMeta
 from .session import Session
 
 
@@ -27,7 +28,7 @@ class Vector:
     method: str
     array: np.ndarray
     norms: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
+    meta: FileMeta = field(default_factory=FileMeta)
 
     @property
     def layers(self) -> list[int]:
@@ -111,7 +112,7 @@ def as_loaded(hf):
 class VectorSet(Mapping):
     """Every emotion's Vector from one method of a session: `vs["joy"]`."""
 
-    def __init__(self, method: str, vectors: dict[str, Vector], meta: dict) -> None:
+    def __init__(self, method: str, vectors: dict[str, Vector], meta: FileMeta) -> None:
         self.method, self.meta, self._vectors = method, meta, vectors
 
     @classmethod
@@ -144,10 +145,10 @@ class VectorSet(Mapping):
 
         raw, meta = vector_io.read(path, emotion)
         n_layers = 1 + max(vector_io.split_key(k)[1] for k in raw)
-        if meta.get("n_layers", "").isdigit():
-            n_layers = max(n_layers, int(meta["n_layers"]))
+        if meta.extra.get("n_layers", "").isdigit():
+            n_layers = max(n_layers, int(meta.extra["n_layers"]))
         arr = None if norms is None else np.asarray(norms, dtype=np.float64)
-        method = meta.get("method") or meta.get("file_format", "file")
+        method = meta.method or meta.extra.get("file_format", "file")
         emotions = list(dict.fromkeys(k.split("/", 1)[0] for k in raw))
         vectors = {
             e: Vector(e, method, emotion_vector(raw, e, n_layers), arr, meta) for e in emotions

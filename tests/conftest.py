@@ -28,6 +28,30 @@ def small_judge(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture
+def tiny_study():
+    """`tiny_study(models, **overrides)`: `emolab study` params small enough for the tiny
+    models (two emotions, layers 1-2, 8 texts per label, 2 prompts of 4 new tokens)."""
+
+    def params(models=("tiny-llama", "tiny-gpt2"), **kw) -> dict:
+        return {
+            "models": list(models),
+            "emotions": ["joy", "anger"],
+            "layers": "1,2",
+            "limit": 8,
+            "test_limit": 4,
+            "samples": 2,
+            "gen_tokens": 4,
+            "alphas": [0.5, 3.0],
+            "prompts": 2,
+            "max_new_tokens": 4,
+            "judge_train_limit": 300,
+            **kw,
+        }
+
+    return params
+
+
 @pytest.fixture(scope="session")
 def analysed_session_dir(tmp_path_factory):
     """tiny-llama with extract, layers, heads, align and steer run (tests/figure_sessions.py)."""

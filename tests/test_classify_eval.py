@@ -23,6 +23,8 @@ def test_classify_eval_on_a_user_jsonl_file(run_cli, tmp_path, small_judge):
     assert 0 <= res["accuracy"] <= 1
     r = run_cli("classify", "--eval", f"jsonl:{f}", "--train-limit", small_judge)
     assert r.exit_code == 0 and "with labels the judge lacks left out" in r.output
+    header = next(line for line in r.output.splitlines() if "macro-F1" in line).split()
+    assert header[-7:] == ["ang", "dis", "fea", "joy", "neu", "sad", "sur"]  # report.abbreviate
 
 
 def test_classify_eval_bad_datasets_are_one_line(run_cli, tmp_path, small_judge):

@@ -45,11 +45,11 @@ def test_contrasts_fit_against_other_rows(tmp_path, contrast):
         {"limit": 5, "test_limit": 2, "emotions": ["joy", "anger"], "contrast": contrast},
     )
     arrays, meta = s.load_arrays("activations.safetensors")
-    assert meta["contrast"] == contrast
+    assert meta.contrast == contrast
     y = np.array([lab for lab, _ in s.read_json("examples.json")["train"]])
     x = arrays["train"].astype(np.float32)
     vecs, vmeta = s.load_vectors("mean_diff")
-    assert vmeta["contrast"] == contrast
+    assert vmeta.contrast == contrast
     neg = x[y != "joy"] if contrast == "others" else x
     want = x[y == "joy"].mean(0) - neg.mean(0)
     got = vecs["joy/blocks.2.hook_resid_post"]

@@ -151,7 +151,7 @@ def test_das_runs_inside_extract(tmp_path):
     finally:
         plugins.registry().components["extractors"]["das"].steps = 15
     vecs, meta = s.load_vectors("das")
-    assert meta["method"] == "das"
+    assert meta.method == "das"
     assert set(vecs) == {
         f"{e}/blocks.{i}.hook_resid_post" for e in ("joy", "anger") for i in (1, 2)
     }

@@ -98,7 +98,7 @@ def test_extract_source_generation(run_cli, tmp_path):
 
     sess = Session.open(s)
     _, meta = sess.load_vectors("lda")
-    assert meta["source"] == "generation"
+    assert meta.source == "generation"
     ex = sess.read_json("examples.json")
     assert {lab for lab, _ in ex["train"]} == {"joy", "anger", "neutral"}
     assert run_cli("layers", s, "--json").exit_code == 0

@@ -17,6 +17,23 @@ def test_atomic_write_replaces_whole_files_and_cleans_up(tmp_path):
     assert os.listdir(target.parent) == ["a.txt"]
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_written_files_get_the_mode_a_plain_write_gets(tmp_path, mask):
+    """mkstemp makes 0600 files; an atomic write ends with 0666 less the umask, as open()
+    would, and a temp folder with 0777 less the umask, as mkdir would."""
+    old = os.umask(mask)
+    try:
+        io.atomic_write(tmp_path / "atomic", "x")
+        (tmp_path / "plain").write_text("x")
+        folder = io.temp_dir(tmp_path, "ckpt")
+        (tmp_path / "made").mkdir()
+    finally:
+        os.umask(old)
+    mode = lambda p: (tmp_path / p).stat().st_mode & 0o777  # noqa: E731
+    assert mode("atomic") == mode("plain") == 0o666 & ~mask
+    assert mode(folder.name) == mode("made") == 0o777 & ~mask
+
+
 def test_a_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "a.txt"
     io.atomic_write(target, "old")

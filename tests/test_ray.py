@@ -84,40 +84,23 @@ def test_dead_worker_retried_then_marked_failed(cluster, tiny_session_dir, tmp_p
     assert again["computed"] == 1 and again["rows"] == ref["rows"]
 
 
-def study_params(models, **kw):
-    return {
-        "models": models,
-        "emotions": ["joy", "anger"],
-        "layers": "1,2",
-        "limit": 8,
-        "test_limit": 4,
-        "samples": 2,
-        "gen_tokens": 4,
-        "alphas": [0.5, 3.0],
-        "prompts": 2,
-        "max_new_tokens": 4,
-        "judge_train_limit": 300,
-        **kw,
-    }
-
-
 def same_study(a: dict, b: dict) -> None:
     strip = [{k: v for k, v in r.items() if k != "session"} for r in a["rows"]]
     assert strip == [{k: v for k, v in r.items() if k != "session"} for r in b["rows"]]
 
 
-def test_ray_study_equals_serial(cluster, tmp_path, small_judge):
+def test_ray_study_equals_serial(cluster, tmp_path, small_judge, tiny_study):
     from emolab.steps import study
 
-    serial = study.run(tmp_path / "serial", study_params(["tiny-llama"]))
+    serial = study.run(tmp_path / "serial", tiny_study(["tiny-llama"]))
     ray_ = study.run(
-        tmp_path / "ray", study_params(["tiny-llama"]), engine=engine.RayExecutor(workers=2)
+        tmp_path / "ray", tiny_study(["tiny-llama"]), engine=engine.RayExecutor(workers=2)
     )
     same_study(serial, ray_)
 
 
 @pytest.mark.real
-def test_smollm2_sweep_and_study_on_ray_equal_serial(cluster, tmp_path, small_judge):
+def test_smollm2_sweep_and_study_on_ray_equal_serial(cluster, tmp_path, small_judge, tiny_study):
     """The real model, kept small: 1 layer, 2 prompts, 6 tokens."""
     from test_batching import artifacts
 
@@ -146,7 +129,7 @@ def test_smollm2_sweep_and_study_on_ray_equal_serial(cluster, tmp_path, small_ju
     distributed = sweep.run(on_ray, grid, engine=engine.RayExecutor(workers=2, max_cells=2))
     assert distributed["rows"] == serial["rows"]
     assert artifacts(on_ray, distributed) == artifacts(s, serial)
-    p = study_params(["smollm2-135m"], layers="15", alphas=[0.3], max_new_tokens=6)
+    p = tiny_study(["smollm2-135m"], layers="15", alphas=[0.3], max_new_tokens=6)
     same_study(
         study.run(tmp_path / "st-serial", p),
         study.run(tmp_path / "st-ray", p, engine=engine.RayExecutor(workers=2)),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from emolab.errors import SessionError
+from emolab.metadata import FileMeta
 from emolab.session import Session
 
 
@@ -104,9 +105,9 @@ def test_step_hands_its_seq_and_records_input_hashes(tmp_path):
 
 def test_corrupt_vectors_missing_manifest_unknown_schema(tmp_path):
     s = make(tmp_path)
-    s.save_vectors({"joy/blocks.0.hook_resid_post": np.ones(4)}, {}, "mean_diff")
+    s.save_vectors({"joy/blocks.0.hook_resid_post": np.ones(4)}, FileMeta(), "mean_diff")
     vecs, meta = s.load_vectors()
-    assert meta["method"] == "mean_diff" and vecs["joy/blocks.0.hook_resid_post"].shape == (4,)
+    assert meta.method == "mean_diff" and vecs["joy/blocks.0.hook_resid_post"].shape == (4,)
     (s.path / "vectors.safetensors").write_bytes(b"\x00garbage")
     with pytest.raises(SessionError, match="vectors.safetensors: corrupt"):
         s.load_vectors()
@@ -225,3 +226,48 @@ def test_create_over_what_a_killed_create_left(tmp_path):
     (other / "notes.txt").write_text("mine")
     with pytest.raises(SessionError, match="folder is not empty"):
         Session.create(other, {"name": "tiny-llama"})
+
+
+CREATE = """
+import sys, time
+import emolab.session as S
+real = S.versions
+def slow():  # widens the window between "is anything there?" and the manifest write
+    time.sleep(1.0)
+    return real()
+S.versions = slow
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both start together
+try:
+    S.Session.create(sys.argv[1], {"name": sys.argv[3]})
+    print("created")
+except S.SessionError as exc:
+    print(f"refused: {exc}")
+"""
+
+
+def test_two_processes_creating_one_session_one_gets_it(tmp_path):
+    """Without the lock both saw an empty folder and both wrote a manifest: the second
+    silently replaced the first's session."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path, start = tmp_path / "new", time.time() + 3
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CREATE, str(path), str(start), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd(), "EMOLAB_LOCK_TIMEOUT": "30"},
+        )
+        for name in ("first", "second")
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    lines = sorted(out.strip() for out, _ in outs)
+    assert all(err == "" for _, err in outs), outs
+    assert lines[0] == "created"
+    assert lines[1] == f"refused: {path}: a session already exists there (choose a new path)"
+    winner = ("first", "second")[[o.strip() for o, _ in outs].index("created")]
+    assert Session.open(path).model_name == winner

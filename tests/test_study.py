@@ -11,23 +11,6 @@ from emolab.progress import Progress
 from emolab.steps import study
 
 
-def small(**kw):
-    return {
-        "models": ["tiny-llama", "tiny-gpt2"],
-        "emotions": ["joy", "anger"],
-        "layers": "1,2",
-        "limit": 8,
-        "test_limit": 4,
-        "samples": 2,
-        "gen_tokens": 4,
-        "alphas": [0.5, 3.0],
-        "prompts": 2,
-        "max_new_tokens": 4,
-        "judge_train_limit": 300,
-        **kw,
-    }
-
-
 class KillAtSweep(Progress):
     """Stops the study (as Ctrl-C would) when the second model's sweep starts."""
 
@@ -48,13 +31,13 @@ def kinds(path):
     return [e["kind"] for e in Session.open(path).steps() if e["status"] == "ok"]
 
 
-def test_study_table_resume_and_replay(tmp_path, small_judge):
+def test_study_table_resume_and_replay(tmp_path, small_judge, tiny_study):
     out = tmp_path / "study"
     with pytest.raises(Cancelled):
-        study.run(out, small(), KillAtSweep())
+        study.run(out, tiny_study(), KillAtSweep())
     assert kinds(out / "tiny-llama") == ["extract", "layers", "sweep"]
     assert kinds(out / "tiny-gpt2") == ["extract", "layers"]
-    res = study.run(out, small())  # continues: only the missing sweep runs
+    res = study.run(out, tiny_study())  # continues: only the missing sweep runs
     assert kinds(out / "tiny-llama") == ["extract", "layers", "sweep"]
     assert kinds(out / "tiny-gpt2") == ["extract", "layers", "sweep"]
     rows = list(csv.DictReader(open(out / "study.csv")))
@@ -66,7 +49,7 @@ def test_study_table_resume_and_replay(tmp_path, small_judge):
         assert float(r["acc_random"]) < 1 and r["acc_generation"] != ""
         assert full["session"].endswith(r["model"])
     assert json.loads((out / "study.json").read_text())["params"]["emotions"] == ["joy", "anger"]
-    again = study.run(out, small())  # all done: nothing logged twice, same table
+    again = study.run(out, tiny_study())  # all done: nothing logged twice, same table
     assert again["rows"] == res["rows"] and kinds(out / "tiny-gpt2").count("sweep") == 1
     from emolab.steps.replay import replay
 
@@ -74,16 +57,16 @@ def test_study_table_resume_and_replay(tmp_path, small_judge):
     assert cmp.ok, [r for r in cmp.rows if not r["ok"]]
 
 
-def test_study_bad_input(tmp_path):
+def test_study_bad_input(tmp_path, tiny_study):
     with pytest.raises(BadInput, match="no models given"):
-        study.run(tmp_path / "s", small(models=[]))
+        study.run(tmp_path / "s", tiny_study(models=[]))
     with pytest.raises(Exception, match="unknown model 'nope'"):
-        study.run(tmp_path / "s", small(models=["nope"]))
+        study.run(tmp_path / "s", tiny_study(models=["nope"]))
     with pytest.raises(BadInput, match="prompts must be 1-20"):
-        study.run(tmp_path / "s", small(prompts=0))
+        study.run(tmp_path / "s", tiny_study(prompts=0))
     (tmp_path / "f").write_text("x")
     with pytest.raises(BadInput, match="is a file"):
-        study.run(tmp_path / "f", small())
+        study.run(tmp_path / "f", tiny_study())
 
 
 def test_default_emotions_are_the_most_frequent_single_label_ones():

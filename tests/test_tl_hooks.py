@@ -148,7 +148,7 @@ def test_extract_hooks_captures_the_pattern_through_the_bridge(run_cli, tmp_path
     session = Session.open(path)
     out = results.latest(session, "extract", suffix="hooks.safetensors")
     arrays, meta = session.load_arrays(out.path.name)
-    assert meta["paths"] == f"{name}=bridge,blocks.2.hook_resid_mid=bridge"
+    assert meta.paths == {name: "bridge", "blocks.2.hook_resid_mid": "bridge"}
     texts = [t for _, t in session.read_json("examples.json")["train"]]
     got = arrays[f"train/{name}"]
     assert got.shape[:2] == (len(texts), 4) and arrays["test/" + name].shape[0] == 6

@@ -9,6 +9,7 @@ import pytest
 
 from emolab import vector_io
 from emolab.errors import BadInput
+from emolab.metadata import FileMeta
 from emolab.session import Session
 from emolab.steps import steer
 
@@ -35,10 +36,11 @@ def test_round_trip_is_exact(run_cli, tiny_session, tmp_path, fmt):
     assert sorted(back) == sorted(want)
     for k in want:
         assert back[k].dtype == np.float32 and np.array_equal(back[k], want[k])
-    for key in ("model", "hook", "operation", "layers", "scale", "method", "d_model"):
-        assert meta[key], key
-    assert meta["model"] == "tiny-llama" and meta["operation"] == "add"
-    assert meta["method"] == orig_meta["method"] and meta["file_format"] == fmt
+    assert meta.layers == (1, 2, 3) and meta.model == "tiny-llama"
+    for key in ("hook", "operation", "scale", "d_model"):
+        assert meta.extra[key], key
+    assert meta.extra["operation"] == "add"
+    assert meta.method == orig_meta.method and meta.extra["file_format"] == fmt
 
 
 def test_gguf_has_the_fields_llama_cpp_reads(run_cli, tiny_session, tmp_path):
@@ -93,7 +95,7 @@ def test_baked_alpha_is_the_push_steer_adds(run_cli, tiny_session, tmp_path):
     norm = json.loads((tiny_session.path / "artifacts/layer_norms.json").read_text())
     want = 3 * norm["mean_resid_norm"][2] * v / np.linalg.norm(v)
     assert np.allclose(vecs["joy/blocks.2.hook_resid_post"], want, rtol=1e-6)
-    assert meta["scale"] == "absolute" and meta["baked_alpha"] == "3"
+    assert meta.extra["scale"] == "absolute" and meta.extra["baked_alpha"] == "3"
     a = steer.run(tiny_session, {**STEER, "alpha": 3.0})
     b = steer.run(tiny_session, {**STEER, "alpha": 1.0, "scale": "absolute",
                                  "vector_file": str(tmp_path / "b.gguf")})  # fmt: skip
@@ -115,7 +117,7 @@ def test_a_repeng_gguf_steers(tiny_session, tmp_path):
     w.write_tensors_to_file()
     w.close()
     vecs, meta = vector_io.read(tmp_path / "repeng.gguf", emotion="joy")
-    assert list(vecs) == ["joy/blocks.2.hook_resid_post"] and meta["model_hint"] == "llama"
+    assert list(vecs) == ["joy/blocks.2.hook_resid_post"] and meta.extra["model_hint"] == "llama"
     original = steer.run(tiny_session, STEER)
     again = steer.run(tiny_session, {**STEER, "vector_file": str(tmp_path / "repeng.gguf")})
     assert again["steered"] == original["steered"]
@@ -124,7 +126,7 @@ def test_a_repeng_gguf_steers(tiny_session, tmp_path):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_vector_of_another_width_is_one_line(run_cli, tiny_session, tmp_path, fmt):
     wide = {"joy/blocks.2.hook_resid_post": np.ones(99, np.float32)}
-    f = vector_io.write(wide, {"model": "big-model"}, fmt, tmp_path / f"w.{fmt}")
+    f = vector_io.write(wide, FileMeta(model="big-model"), fmt, tmp_path / f"w.{fmt}")
     r = run_cli("steer", tiny_session.path, "--emotion", "joy", "--layer", "2", "--vectors", f)
     assert r.exit_code == 2
     assert "width 99" in r.output and "made for big-model" in r.output

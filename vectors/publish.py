@@ -25,21 +25,20 @@ def main(session_path: str, method: str, out: str, command: str) -> None:
         raise SystemExit(f"{session_path}: run `emolab layers {session_path}` first")
     layers = json.loads(found.path.read_text())
     summ = layers["summary"][method]
-    meta = {
-        **meta,
-        "session": Path(session_path).name,
-        "command": command,
-        "peak_layer": str(summ["peak_layer"]),
-        "peak_acc_heldout": f"{summ['peak_acc']:.4f}",
-        "peak_acc7_heldout": f"{summ['peak_acc7']:.4f}",
-        "mean_acc_by_layer": json.dumps(
+    meta = meta.with_extra(
+        session=Path(session_path).name,
+        command=command,
+        peak_layer=summ["peak_layer"],
+        peak_acc_heldout=f"{summ['peak_acc']:.4f}",
+        peak_acc7_heldout=f"{summ['peak_acc7']:.4f}",
+        mean_acc_by_layer=json.dumps(
             {k: round(v, 4) for k, v in summ["mean_acc_by_layer"].items()}
         ),
-    }
+    )
     save_file(
         {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()},
         out,
-        metadata=meta,
+        metadata=meta.strings(),
     )
     print(
         f"{out}: {len(vectors)} vectors, {method}, peak layer {summ['peak_layer']} "

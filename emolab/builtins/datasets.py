@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 
 from ..api import DatasetSource, Example, Param
-from ..data import datafile, read_goemotions, read_user_file, split_examples
-from ..errors import BadInput
+from ..data import EKMAN6, datafile, read_goemotions, read_user_file, split_examples
 from ..hookspecs import hookimpl
 
 
@@ -20,16 +19,13 @@ class GoEmotions(DatasetSource):
         return read_goemotions(self.folder, "train")[0]
 
     def load(self, spec: str, split: str) -> list[Example]:
-        if split not in self.splits:
-            raise BadInput(f"unknown split '{split}' (known: {', '.join(self.splits)})")
+        self.check_split(split)
         return read_goemotions(self.folder, split)[1]
 
 
 class GoEmotionsEkman(GoEmotions):
     name = "goemotions-ekman"
-    description = (
-        "GoEmotions mapped to Ekman: anger, disgust, fear, joy, sadness, surprise, neutral"
-    )
+    description = f"GoEmotions mapped to Ekman: {', '.join(EKMAN6)}, neutral"
     folder = "goemotions/ekman"
 
 
@@ -48,8 +44,7 @@ class TiggesReviews(DatasetSource):
 
     def load(self, spec: str, split: str) -> list[Example]:
         """train/test use disjoint adjective lists; dev mixes both with other verbs."""
-        if split not in self.splits:
-            raise BadInput(f"unknown split '{split}' (known: {', '.join(self.splits)})")
+        self.check_split(split)
         lists = self._lists()
         part = "test" if split == "test" else "train"
         out = []
@@ -72,7 +67,6 @@ class UserFile(DatasetSource):
         Param("label_column", str, "label", "column holding the label"),
         Param("seed", int, 0, "seed of the per-label shuffle behind the train/dev/test split"),
     )
-    splits = ("train", "dev", "test")
 
     def _all(self, spec: str) -> list[Example]:
         kind = self.prefix[:-1]
@@ -83,8 +77,7 @@ class UserFile(DatasetSource):
 
     def load(self, spec: str, split: str) -> list[Example]:
         """A file has no splits: a 70/10/20 split per label, shuffled with `seed`."""
-        if split not in self.splits:
-            raise BadInput(f"unknown split '{split}' (known: {', '.join(self.splits)})")
+        self.check_split(split)
         return split_examples(self._all(spec), split, int(self.seed))
 
 

@@ -10,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..data import EKMAN6
 from ..hookspecs import hookimpl
 from .engine_opts import model_options
 
@@ -281,9 +282,7 @@ def register_commands(cli):
     @click.option("--session", "session_path", default=None, help="session folder (new)")
     @click.option("--layers", default=None, help="default: two thirds of the depth")
     @click.option("--alpha", default=0.3, show_default=True, type=float)
-    @click.option(
-        "--emotions", default="anger,disgust,fear,joy,sadness,surprise", show_default=True
-    )
+    @click.option("--emotions", default=",".join(EKMAN6), show_default=True)
     @click.option("--texts", default=None, help="jsonl of parallel rows: label, en, ja, split")
     @click.option("--prompts", "n_prompts", default=8, show_default=True, type=int)
     @click.option(
@@ -338,7 +337,7 @@ def register_commands(cli):
     @click.option("--lang", default="en", show_default=True, type=click.Choice(["en", "ja"]))
     @click.option(
         "--labels",
-        default="anger,disgust,fear,joy,sadness,surprise,neutral",
+        default=",".join([*EKMAN6, "neutral"]),
         show_default=True,
         help="English label names (translated for --lang ja)",
     )

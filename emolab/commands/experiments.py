@@ -13,18 +13,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..api import SPLITS
+from ..classifier import JUDGES
+from ..data import EKMAN6
 from ..errors import BadInput
 from ..hookspecs import hookimpl
+from ..report import abbreviate
 from .engine_opts import engine_options, make_engine
 
-# `sweep --judge` values that mean the classifier evaluator with that judge
-CLASSIFIER_JUDGES = ("ensemble", "minilm", "tfidf")
-JUDGE = click.option(
-    "--judge",
-    default="ensemble",
-    show_default=True,
-    type=click.Choice(["ensemble", "minilm", "tfidf"]),
-)
+JUDGE = click.option("--judge", default="ensemble", show_default=True, type=click.Choice(JUDGES))
 
 
 def _floats(value: str, what: str) -> list[float]:
@@ -63,8 +60,9 @@ def print_eval(con: Console, res: dict) -> None:
     t.add_column("acc", justify="right")
     t.add_column("macro-F1", justify="right")
     labels = list(next(iter(res["judges"].values()))["per_class_f1"])
+    short = abbreviate(labels)
     for lab in labels:
-        t.add_column(lab[:5], justify="right")
+        t.add_column(short[lab], justify="right")
     for name, s in res["judges"].items():
         t.add_row(
             name,
@@ -253,7 +251,7 @@ def register_commands(cli):
         "--split",
         default="test",
         show_default=True,
-        type=click.Choice(["train", "dev", "test", "all"]),
+        type=click.Choice([*SPLITS, "all"]),
         help="which split of --eval's dataset (a file is split 70/10/20; all: every row)",
     )
     @JUDGE
@@ -293,7 +291,7 @@ def register_commands(cli):
             from .. import plugins
 
             source = plugins.get("datasets", eval_dataset)
-            parts = ("train", "dev", "test") if split == "all" else (split,)
+            parts = SPLITS if split == "all" else (split,)
             examples = [ex for s in parts for ex in source.load(eval_dataset, s)]
             res = clf.evaluate_examples(examples, f"{eval_dataset} ({split})", task, train_limit)
             res["split"] = split
@@ -314,8 +312,9 @@ def register_commands(cli):
                 box=box.SIMPLE_HEAD,
             )
             t.add_column("text", max_width=40)
+            short = abbreviate(res["labels"])
             for lab in res["labels"]:
-                t.add_column(lab[:5], justify="right")
+                t.add_column(short[lab], justify="right")
             for r in res["results"]:
                 t.add_row(
                     r["text"],
@@ -332,9 +331,7 @@ def register_commands(cli):
 
     @cli.command()
     @click.argument("session_path")
-    @click.option(
-        "--emotions", default="anger,disgust,fear,joy,sadness,surprise", show_default=True
-    )
+    @click.option("--emotions", default=",".join(EKMAN6), show_default=True)
     @click.option("--layers", default=None, help="e.g. 10,15,20 (default: 1/3, 1/2, 2/3 depth)")
     @click.option("--alphas", default="0.15,0.3,0.5,0.75", show_default=True)
     @click.option(
@@ -444,7 +441,7 @@ def register_commands(cli):
             "max_ratio": max_ratio,
             "min_distinct2": min_distinct2,
         }
-        if judge in CLASSIFIER_JUDGES:
+        if judge in JUDGES:  # the classifier evaluator with that judge
             given["judge"] = judge
         else:
             given["judge_evaluator"] = judge

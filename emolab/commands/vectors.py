@@ -9,15 +9,17 @@ from pathlib import Path
 import click
 
 from ..hookspecs import hookimpl
+from ..metadata import FileMeta
 
 
-def default_out(source: Path, is_session: bool, meta: dict, fmt: str) -> Path:
+def default_out(source: Path, is_session: bool, rec: FileMeta, fmt: str) -> Path:
     from ..vector_io import SUFFIX
 
-    emotion = meta.get("emotion") or "all"
-    stem = f"{emotion}-{meta.get('method') or 'vectors'}-L{meta['layers'].replace(',', '_')}"
+    emotion = rec.extra.get("emotion") or "all"
+    method = rec.method or "vectors"
+    stem = f"{emotion}-{method}-L{'_'.join(map(str, rec.layers))}"
     if len(stem) > 80:
-        stem = f"{emotion}-{meta.get('method') or 'vectors'}-{meta['layers'].count(',') + 1}layers"
+        stem = f"{emotion}-{method}-{len(rec.layers)}layers"
     folder = source / "exports" if is_session else source.parent
     if not is_session:
         stem = f"{source.stem}-{stem}"
@@ -58,17 +60,17 @@ def register_commands(cli):
             raise BadInput(f"{source}: no such session or vector file")
         is_session = src.is_dir()
         origin = Session.open(src) if is_session else src
-        vecs, meta, notes = vector_io.select(origin, fmt, method, emotion, layers, alpha)
+        vecs, rec, notes = vector_io.select(origin, fmt, method, emotion, layers, alpha)
         if fmt != "safetensors":
-            meta["emotion"] = vector_io.single_emotion(vecs, fmt)
-        path = Path(out) if out else default_out(src, is_session, meta, fmt)
-        vector_io.write(vecs, meta, fmt, path)
+            rec = rec.with_extra(emotion=vector_io.single_emotion(vecs, fmt))
+        path = Path(out) if out else default_out(src, is_session, rec, fmt)
+        vector_io.write(vecs, rec, fmt, path)
         info = {
             "file": str(path),
             "format": fmt,
-            "model": meta.get("model", ""),
-            "method": meta.get("method", ""),
-            "layers": meta["layers"],
+            "model": rec.model,
+            "method": rec.method,
+            "layers": ",".join(map(str, rec.layers)),
             "vectors": len(vecs),
             "notes": notes,
         }

@@ -209,7 +209,7 @@ def plot_file(path: Path, fmt: str = "png", out: Path | None = None) -> list[Pat
 
     check_format(fmt)
     vectors, meta = read_vectors(Path(path))
-    if "mean_acc_by_layer" not in meta or "peak_layer" not in meta:
+    if "mean_acc_by_layer" not in meta.extra or "peak_layer" not in meta.extra:
         raise BadInput(
             f"{path}: records no accuracy by layer (only vectors/publish.py sets do); "
             "plot the session it came from instead"

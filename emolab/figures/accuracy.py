@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..metadata import FileMeta
 from .style import COLUMN_IN, DIVERGING, GREY, WIDE_IN, colour, figure
 
 CHANCE = 0.5  # balanced accuracy of emotion-vs-baseline with no information
@@ -130,21 +131,21 @@ def cosines(data: dict, emotions: list[str], title: str = "") -> Figure:
     return fig
 
 
-def vector_set(vectors: dict, meta: dict, name: str) -> Figure:
+def vector_set(vectors: dict, meta: FileMeta, name: str) -> Figure:
     """A published vector file on its own: the held-out accuracy by layer its metadata
     records (chance drawn, recorded peak marked) and, at that peak, the cosines between the
     emotion directions raw and after subtracting their mean (the shared component that
     anisotropy puts in every direction)."""
     import json
 
-    by_layer = {int(k): float(v) for k, v in json.loads(meta["mean_acc_by_layer"]).items()}
-    peak = int(meta["peak_layer"])
+    by_layer = {int(k): float(v) for k, v in json.loads(meta.extra["mean_acc_by_layer"]).items()}
+    peak = int(meta.extra["peak_layer"])
     emotions = list(dict.fromkeys(k.split("/", 1)[0] for k in vectors))
     fig, axes = figure(WIDE_IN, 2.5, ncols=3, width_ratios=[1.3, 1, 1])
     ax = axes[0]
     xs = sorted(by_layer)
     ax.plot(xs, [by_layer[x] for x in xs], color=colour(0), marker="o", ms=2.5,
-            label=meta.get("method", "direction"))  # fmt: skip
+            label=meta.method or "direction")  # fmt: skip
     ax.plot([peak], [by_layer[peak]], marker="*", ms=9, color=colour(0), mec="black", mew=0.5,
             ls="none", label="peak layer as recorded")  # fmt: skip
     ax.axhline(CHANCE, color="black", lw=0.6, ls="--", label="chance (0.5)")

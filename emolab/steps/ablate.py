@@ -179,8 +179,8 @@ def _test_texts(session: Session, emotions, limit: int) -> dict[str, list[str]]:
 
 def direction(session: Session, model, p: dict, progress: Progress) -> tuple[dict, dict]:
     vectors, meta = session.load_vectors(p["method"])
-    emotions = [e for e in meta.get("emotions", "").split(",") if e]
-    labels = emotions + [meta.get("baseline", "neutral")]
+    emotions = list(meta.emotions)
+    labels = [*emotions, meta.baseline]
     layers = parse_layers(p["layers"], model.n_layers)
     texts = _test_texts(session, emotions, p["limit"])
     ids = label_token_ids(model, labels)
@@ -227,8 +227,8 @@ def head(session: Session, model, p: dict, progress: Progress) -> tuple[dict, di
         raise BadInput("--kind head needs --heads L.H,... (e.g. 12.3,14.0)")
     hooks = _hooks(p, model, heads=p["heads"], mode="zero")
     vectors, meta = session.load_vectors(p["method"])
-    emotions = [e for e in meta.get("emotions", "").split(",") if e]
-    labels = emotions + [meta.get("baseline", "neutral")]
+    emotions = list(meta.emotions)
+    labels = [*emotions, meta.baseline]
     layer = int(p["layer"]) if p["layer"] is not None else default_layer(session)
     parse_layers([layer], model.n_layers)
     texts = _test_texts(session, emotions, p["limit"])

@@ -78,7 +78,7 @@ def geometry(s: Session, base_vecs: dict, emotions: list[str], baseline: str, me
     within-emotion similarity, and per layer the between-emotion |cosine| and 7-way accuracy."""
     arrays, meta = s.load_arrays("activations.safetensors")
     ex = s.read_json("examples.json")
-    layers = [int(v) for v in meta["layers"].split(",")]
+    layers = list(meta.layers)
     n_layers = int(s.manifest["model"]["layers"])
     y_tr = np.array([lab for lab, _ in ex["train"]])
     y_te = np.array([lab for lab, _ in ex["test"]])
@@ -231,24 +231,23 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         check_compatible(session, s)
         check_same_texts(session, s)
     _, meta = session.load_vectors(p["method"])
-    emotions = [e for e in meta["emotions"].split(",") if e]
-    baseline = meta["baseline"]
+    emotions, baseline = list(meta.emotions), meta.baseline
     for s in sessions[1:]:
         m = s.load_vectors(p["method"])[1]
-        if m["emotions"] != meta["emotions"] or m["baseline"] != baseline:
+        if m.emotions != meta.emotions or m.baseline != baseline:
             raise BadInput(
-                f"{s.path} holds vectors for {m['emotions']} vs {m['baseline']}, the base "
-                f"session {meta['emotions']} vs {baseline}: extract both with the same emotions"
+                f"{s.path} holds vectors for {','.join(m.emotions)} vs {m.baseline}, the base "
+                f"session {','.join(emotions)} vs {baseline}: extract both with the same emotions"
             )
     n_layers = int(session.manifest["model"]["layers"])
-    layers = [int(v) for v in meta["layers"].split(",")]
+    layers = list(meta.layers)
     if p["layer"] is None:
         from .align import default_layer
 
         p["layer"] = default_layer(session, layers)
     layer = int(p["layer"])
     if layer not in layers:
-        raise BadInput(f"layer {layer} was not extracted (extracted: {meta['layers']})")
+        raise BadInput(f"layer {layer} was not extracted (extracted: {','.join(map(str, layers))})")
     base_vecs = {
         e: emotion_vector(session.load_vectors(p["method"])[0], e, n_layers) for e in emotions
     }

@@ -23,6 +23,7 @@ from ..capture import capture, resid_hooks
 from ..data import EKMAN6
 from ..errors import BadInput
 from ..labels import LabelTokens, label_logits, parallel_texts, prompt, resolve
+from ..metadata import FileMeta
 from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
@@ -197,7 +198,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 for e in emotions
                 for i, hook in enumerate(hooks)
             },
-            {"model": model.name, "baseline": baseline, "emotions": ",".join(emotions)},
+            FileMeta(model=model.name, baseline=baseline, emotions=tuple(emotions)),
         )
         session.write_artifact(f"{tag}.csv", to_csv(table))
         result = {

@@ -3,6 +3,8 @@ the activations (for layer analysis and alignment) and the residual norms (for a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -11,6 +13,7 @@ from ..capture import capture, capture_named, resid_hooks
 from ..data import EKMAN6, examples_hash, select
 from ..errors import BadInput, UnknownName
 from ..hooks import path_of
+from ..metadata import FileMeta
 from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
@@ -190,16 +193,16 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         x = acts["train"]
         norms = np.full(model.n_layers, np.nan)
         norms[layers] = np.linalg.norm(x, axis=-1).mean(0)
-        meta = {
-            "model": model.name,
-            "dataset": p["dataset"],
-            "position": p["position"],
-            "baseline": baseline,
-            "source": p["source"],
-            "contrast": p["contrast"],
-            "emotions": ",".join(emotions),
-            "layers": ",".join(map(str, layers)),
-        }
+        meta = FileMeta(
+            model=model.name,
+            dataset=p["dataset"],
+            position=p["position"],
+            baseline=baseline,
+            source=p["source"],
+            contrast=p["contrast"],
+            emotions=tuple(emotions),
+            layers=tuple(layers),
+        )
         progress.task("fit " + ", ".join(p["methods"]), len(extractors) * len(emotions))
         done = 0
         with threadpool_limits(1, user_api="blas"):  # small fits: BLAS threads only contend
@@ -239,7 +242,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         session.save_arrays(
             "activations.safetensors",
             {split: a.astype(np.float16) for split, a in acts.items()},
-            {**meta, "hooks": ",".join(hooks)},
+            replace(meta, hooks=tuple(hooks)),
         )
         session.write_json(
             "examples.json",
@@ -294,6 +297,10 @@ def save_extra(session: Session, model, names, paths, splits, p, progress) -> No
             check=progress.check,
         )
         arrays.update({f"{split}/{name}": got[name] for name in names})
-    meta = {"hooks": ",".join(names), "position": p["position"], "model": model.name}
-    meta["paths"] = ",".join(f"{n}={paths[n]}" for n in names)
+    meta = FileMeta(
+        model=model.name,
+        position=p["position"],
+        hooks=tuple(names),
+        paths={n: paths[n] for n in names},
+    )
     session.save_arrays("hooks.safetensors", arrays, meta)

@@ -25,7 +25,8 @@ import numpy as np
 from ..api import HookContext
 from ..data import list_prompt
 from ..errors import BadInput
-from ..hooks import StopForward, apply_hooks, stop_after
+from ..hooks import apply_hooks, forward_until
+from ..metadata import FileMeta
 from ..models import LoadedModel
 from ..params import Param, defaults, validate
 from ..progress import Progress
@@ -105,13 +106,7 @@ class Setup:
 
             name = f"blocks.{self.layer}.hook_resid_post"
             with apply_hooks(model, [*hooks, (name, keep)]):
-                handle = stop_after(model, self.layer)
-                try:
-                    model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-                except StopForward:
-                    pass
-                finally:
-                    handle.remove()
+                forward_until(model, self.layer, ids, mask)
             return store["h"][rows, last].float() @ self.unit
         with apply_hooks(model, list(hooks)):
             logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
@@ -140,13 +135,7 @@ class Setup:
             for ids, mask in self.batches(self.ref_texts):
                 ctx = HookContext(name="", attention_mask=mask)
                 with apply_hooks(model, hooks, ctx):
-                    handle = stop_after(model, self.last_layer)
-                    try:
-                        model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-                    except StopForward:
-                        pass
-                    finally:
-                        handle.remove()
+                    forward_until(model, self.last_layer, ids, mask)
                 count += int(mask[:, 1:].sum())
         if count == 0:
             raise BadInput("reference texts are single tokens: nothing but the attention sink")
@@ -376,7 +365,7 @@ def prepare(session: Session, p: dict) -> Setup:
     if p["metric"] == "projection" and not np.isfinite(vec[layer]).all():
         raise BadInput(f"no '{p['emotion']}' vector at layer {layer} in this session")
     ex = session.read_json("examples.json")
-    baseline = meta.get("baseline", "neutral")
+    baseline = meta.baseline
     n = int(p["n_texts"])
     texts = [t for lab, t in ex["train"] if lab == p["emotion"]][:n]
     refs = [t for lab, t in ex["train"] if lab == baseline][:n]
@@ -386,7 +375,7 @@ def prepare(session: Session, p: dict) -> Setup:
     if p["metric"] == "projection":
         unit = vec[layer] / np.linalg.norm(vec[layer])
     else:
-        labels = [e for e in meta["emotions"].split(",") if e] + [baseline]
+        labels = [*meta.emotions, baseline]
         ids = label_token_ids(model, labels)
         label_ids = [ids[p["emotion"]]] + [ids[lab] for lab in labels if lab != p["emotion"]]
         texts = [list_prompt(t, labels) for t in texts]
@@ -482,7 +471,9 @@ def neurons(
     session.save_arrays(
         f"{tag}-neurons.safetensors",
         {"attribution": mat.astype(np.float32)},
-        {"emotion": tag, "metric": setup.metric, "layer": str(setup.layer)},
+        FileMeta(model=setup.model.name, layers=(setup.layer,)).with_extra(
+            step=tag, metric=setup.metric
+        ),
     )
     rec["outputs"].append(f"artifacts/{tag}-neurons.safetensors")
     rec["metrics"]["neurons/top_effect"] = top[0]["effect"]

@@ -352,7 +352,7 @@ def compare_sources(
 
     from .generation import generation_activations
 
-    if meta.get("source", "comprehension") != "comprehension":
+    if meta.source != "comprehension":
         raise BadInput(
             "--source generation compares against a comprehension session; "
             "this session's vectors are already generation-based"
@@ -367,7 +367,7 @@ def compare_sources(
         labels,
         baseline,
         hooks,
-        meta["position"],
+        meta.position,
         samples,
         int(params.get("seed", 0)),
         int(params.get("gen_tokens", 40)),
@@ -436,8 +436,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     params = validate(PARAMS, params, "layers")
     arrays, meta = session.load_arrays("activations.safetensors")
     ex = session.read_json("examples.json")
-    emotions, baseline = meta["emotions"].split(","), meta["baseline"]
-    layers = [int(v) for v in meta["layers"].split(",")]
+    emotions, baseline, layers = list(meta.emotions), meta.baseline, list(meta.layers)
     y_tr = np.array([lab for lab, _ in ex["train"]])
     y_te = np.array([lab for lab, _ in ex["test"]])
     x_tr = arrays["train"].astype(np.float32)
@@ -474,7 +473,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 model,
                 [e.text for e in examples],
                 [f"blocks.{layer}.hook_resid_post" for layer in layers],
-                meta["position"],
+                meta.position,
                 progress=progress,
                 check=progress.check,
             )

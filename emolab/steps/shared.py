@@ -1,13 +1,28 @@
-"""What several steps read from a session: the steering layer it defaults to and the heads
-that write an emotion (from its latest head map). Here, not in one step, so no step imports
-another for them."""
+"""What several steps share: the steering parameters steer and sweep both declare, the
+steering layer a session defaults to and the heads that write an emotion (from its latest
+head map). Here, not in one step, so no step imports another for them."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import BadInput
+from ..params import Param
 from ..session import Session
+
+# How a vector is added and which vector set: the same four parameters in steer and sweep.
+STEERING_PARAMS = (
+    Param(
+        "scale",
+        str,
+        "relative",
+        "relative: alpha x the layer's mean residual norm",
+        ("relative", "absolute"),
+    ),
+    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("method", str, None, "which vector set of the session"),
+    Param("vector_file", str, None, "a published vector file instead of the session's"),
+)
 
 
 def default_layer(session: Session) -> int:

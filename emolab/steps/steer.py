@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import plugins
 from ..api import Run
+from ..classifier import JUDGES
 from ..data import NEUTRAL_PROMPTS
 from ..errors import BadInput
 from ..params import Param, defaults, validate
@@ -15,25 +16,16 @@ from ..progress import Progress
 from ..runner import generate
 from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .shared import circuit_heads
+from .shared import STEERING_PARAMS, circuit_heads
 
 PARAMS = (
     Param("emotion", str, None, "which emotion's vector to add"),
     Param("layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0),
     Param("alpha", float, None, "strength (default: the session's dev-chosen alpha)"),
-    Param(
-        "scale",
-        str,
-        "relative",
-        "relative: alpha x the layer's mean residual norm",
-        ("relative", "absolute"),
-    ),
-    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
-    Param("method", str, None, "which vector set of the session"),
+    *STEERING_PARAMS,
     Param("prompts", list, list(NEUTRAL_PROMPTS[:4]), "prompts to continue", item=str),
     Param("max_new_tokens", int, 24, "tokens generated per prompt", min=1),
     Param("evaluators", list, ["label_logit_shift"], "registered evaluators", item=str),
-    Param("vector_file", str, None, "a published vector file instead of the session's"),
     Param("circuit", int, None, "enhance the emotion's top-k heads (latest heads map)", min=1),
     Param("circuit_factor", float, 2.0, "multiplier for the circuit heads"),
     Param("intervention", str, None, "a registered intervention (default: residual_add)"),
@@ -44,7 +36,7 @@ PARAMS = (
         False,
         "success rate beside the unsteered text and a same-size random direction (judge)",
     ),
-    Param("judge", str, "ensemble", "the classifier's judge", ("ensemble", "minilm", "tfidf")),
+    Param("judge", str, "ensemble", "the classifier's judge", JUDGES),
     Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
 )
 DEFAULTS = defaults(PARAMS)
@@ -153,9 +145,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
     model = session_model(session)
     vectors, meta = vectors_for(session, p["method"], p["vector_file"], p["emotion"])
-    emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(
-        {k.split("/", 1)[0] for k in vectors}
-    )
+    emotions = list(meta.emotions) or sorted({k.split("/", 1)[0] for k in vectors})
     vec = emotion_vector(vectors, p["emotion"], model.n_layers)
     check_width(vec, model.d_model, "steering vector")
     if not 0 <= int(p["layer"]) < model.n_layers:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import plugins
-from ..data import NEUTRAL_PROMPTS
+from ..data import EKMAN6, NEUTRAL_PROMPTS
 from ..errors import BadInput
 from ..progress import Progress
 from ..session import Session, atomic_write
@@ -48,7 +48,6 @@ DEFAULTS = {
     "device": "cpu",
     "dtype": "float32",
 }
-EKMAN = {"anger", "disgust", "fear", "joy", "sadness", "surprise"}
 COLUMNS = (
     "model",
     "layers",
@@ -176,7 +175,7 @@ def run_model(path: Path, model: str, p: dict, progress: Progress, engine) -> di
         "prompts": list(NEUTRAL_PROMPTS[: int(p["prompts"])]),
         "max_new_tokens": int(p["max_new_tokens"]),
         "judge_train_limit": int(p["judge_train_limit"]),
-        "judge_params": {} if set(p["emotions"]) <= EKMAN else {"task": "goemotions"},
+        "judge_params": {} if set(p["emotions"]) <= set(EKMAN6) else {"task": "goemotions"},
     }
     done = logged(session, "sweep", sw)
     if done is None:

@@ -31,9 +31,9 @@ from ..session import Session
 from ..units import parse_layers
 from . import success as sx
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .shared import circuit_heads
+from .shared import STEERING_PARAMS, circuit_heads
 from .steer import vectors_for
-from .sweep_cells import RANDOM, RESIDUAL, SweepWork, failed_cell
+from .sweep_cells import JUDGE_COLUMNS, RANDOM, RESIDUAL, SweepWork, failed_cell
 
 PARAMS = (
     Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
@@ -41,16 +41,7 @@ PARAMS = (
         "layers", (str, list), None, "layers of the grid (default: 1/3, 1/2, 2/3 depth)", item=int
     ),
     Param("alphas", list, [0.15, 0.3, 0.5, 0.75], "strengths of the grid", item=float),
-    Param(
-        "scale",
-        str,
-        "relative",
-        "relative: alpha x the layer's mean residual norm",
-        ("relative", "absolute"),
-    ),
-    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
-    Param("method", str, None, "which vector set of the session"),
-    Param("vector_file", str, None, "a published vector file instead of the session's"),
+    *STEERING_PARAMS,
     Param("prompts", list, list(NEUTRAL_PROMPTS), "prompts to continue", item=str),
     Param("max_new_tokens", int, 24, "tokens generated per prompt"),
     Param("batch_size", int, 20, "prompts per generate call", min=1),
@@ -86,13 +77,7 @@ COLUMNS = (
     "intervention",
     "layer",
     "alpha",
-    "p_target_baseline",
-    "p_target",
-    "p_target_rise",
-    "top_is_target",
-    "p_target_minilm",
-    "p_target_tfidf",
-    "judge_agreement",
+    *JUDGE_COLUMNS,
     "label_logit_shift",
     "label_logit_shift_vs_others",
     "perplexity_ratio",
@@ -215,7 +200,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             if not np.isfinite(v[layer]).all():
                 raise BadInput(f"no '{e}' vector at layer {layer} in this vector set")
     circuit_specs = circuit_grid(session, p)
-    all_emotions = [e for e in meta.get("emotions", "").split(",") if e] or sorted(vecs)
+    all_emotions = list(meta.emotions) or sorted(vecs)
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
     judge = configured(
         "evaluators",
@@ -231,7 +216,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         cell_params(p, p["layers"][0], 0.0),
         p["intervention_params"],
     )
-    key = sweep_key(p, {k: v for k, v in meta.items() if k != "created"})
+    key = sweep_key(p, {k: v for k, v in meta.flat().items() if k != "created"})
     name = f"sweep-{key}.csv"
     texts_name = f"sweep-{key}-texts.jsonl"
     cells = read_cells(session, name)

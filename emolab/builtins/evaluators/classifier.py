@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...api import Evaluator, Param, Run
+from ...classifier import JUDGES
 from ...errors import BadInput, UnknownName
 
 
@@ -20,7 +21,7 @@ class Classifier(Evaluator):
         Param(
             "task", str, "ekman", "which head: Ekman-7 or GoEmotions-28", ("ekman", "goemotions")
         ),
-        Param("judge", str, "ensemble", "which judge", ("ensemble", "minilm", "tfidf")),
+        Param("judge", str, "ensemble", "which judge", JUDGES),
         Param("train_limit", int, 16000, "MiniLM head training texts (smaller: faster, worse)"),
     )
 

@@ -4,25 +4,20 @@ alternative to adding a steering vector (enhance the units an emotion runs throu
 from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
-from ...errors import BadInput, UnknownName
-from ...units import parse_heads
+from ...errors import BadInput
+from ...units import parse_heads, unit_pairs
 from ._util import position_mask
 
 
 def parse_neurons(spec: str, n_layers: int, d_mlp: int) -> list[tuple[int, int]]:
     """'L.N,L.N' -> [(layer, neuron)] with one-line errors."""
-    out = []
-    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
-        try:
-            layer, neuron = (int(x) for x in part.split("."))
-        except ValueError:
-            raise BadInput(f"bad neuron '{part}' (use L.N, e.g. 12.301)") from None
-        if not (0 <= layer < n_layers and 0 <= neuron < d_mlp):
-            raise UnknownName(
-                f"unknown neuron '{part}' (layers 0-{n_layers - 1}, neurons 0-{d_mlp - 1})"
-            )
-        out.append((layer, neuron))
-    return out
+    return unit_pairs(
+        spec,
+        n_layers,
+        d_mlp,
+        "bad neuron '{part}' (use L.N, e.g. 12.301)",
+        f"unknown neuron '{{part}}' (layers 0-{n_layers - 1}, neurons 0-{d_mlp - 1})",
+    )
 
 
 class Enhance(Intervention):

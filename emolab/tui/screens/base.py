@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from ... import results
 from ...session import Session
@@ -22,12 +24,19 @@ if TYPE_CHECKING:
     from ..app import EmolabApp
 
 
+# keys of a screen that shows one emotion's result by one method, computed on request
+RESULT_BINDINGS = [
+    Binding("e", "emotion", "emotion"),
+    Binding("m", "method", "method"),
+    Binding("c", "compute", "compute"),
+]
+
+
 def session_emotions(session: Session | None) -> list[str]:
     """The session's emotions, in extraction order (none before an extraction)."""
     if session is None or not session.methods():
         return []
-    meta = session.load_vectors()[1]
-    return [e for e in meta.get("emotions", "").split(",") if e]
+    return list(session.load_vectors()[1].emotions)
 
 
 class LabScreen(Screen):
@@ -71,6 +80,16 @@ class LabScreen(Screen):
     def no_session_text(self, what: str) -> str:
         """The title line of a screen with nothing to show yet."""
         return "no session open: press 1 to choose one" if self.lab.session is None else what
+
+    def show_title(self, title: str | Text, main: bool = True) -> None:
+        """Set the `#<MODE>-title` line and show or hide the `#<MODE>-main` pane below it:
+        a screen whose result is missing shows only a title saying what to do."""
+        self.query_one(f"#{self.MODE}-main").display = main
+        self.query_one(f"#{self.MODE}-title", Static).update(title)
+
+    def show_empty(self, what: str | Text) -> None:
+        """Nothing to show: the pane hidden, the title saying why (no session, or `what`)."""
+        self.show_title(self.no_session_text(what) if isinstance(what, str) else what, main=False)
 
 
 def read_output(session: Session, output: results.Output):

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 
+from ...data import EKMAN6
 from ..widgets import SteadyInput
 
 
@@ -102,9 +103,7 @@ class ExtractForm(FormScreen):
                 compact=True,
             ),
         )
-        yield self.field(
-            "emotions", SteadyInput("anger,disgust,fear,joy,sadness,surprise", id="f-emotions")
-        )
+        yield self.field("emotions", SteadyInput(",".join(EKMAN6), id="f-emotions"))
         yield self.field("limit", SteadyInput("60", id="f-limit"))
         yield Label("methods (space toggles)", classes="field-title")
         yield SelectionList[str](

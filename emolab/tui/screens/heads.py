@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
 from ... import results
 from ..widgets import Heatmap
-from .base import LabScreen, read_output
+from .base import RESULT_BINDINGS, LabScreen, read_output
 
 SUMMARY_MARKS = ", . ; : ! ?"
 
@@ -68,11 +67,7 @@ def head_lines(result: dict, method: str, layer: int, head: int) -> Text:
 
 class HeadsScreen(LabScreen):
     MODE = "heads"
-    BINDINGS = [
-        Binding("e", "emotion", "emotion"),
-        Binding("m", "method", "method"),
-        Binding("c", "compute", "compute"),
-    ]
+    BINDINGS = RESULT_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,27 +91,22 @@ class HeadsScreen(LabScreen):
     def refresh_data(self) -> None:
         session = self.lab.session
         emotions = self.session_emotions()
-        title = self.query_one("#heads-title", Static)
-        main = self.query_one("#heads-main")
         self.result = {}
         if session is None or not emotions:
-            main.display = False
-            title.update(self.no_session_text("this session has no vectors yet"))
+            self.show_empty("this session has no vectors yet")
             return
         self.emotion_i %= len(emotions)
         emotion = emotions[self.emotion_i]
         found = results.latest(session, "heads", suffix=".json", emotion=emotion)
         head = Text.assemble(("heads · ", "bold"), (emotion, "bold cyan"), (" (e)", "dim"))
         if found is None:
-            main.display = False
-            title.update(head + Text(f"\nno head map for {emotion}: press c to compute"))
+            self.show_empty(head + Text(f"\nno head map for {emotion}: press c to compute"))
             return
         self.result, self.step = read_output(session, found), found.seq
         self.method_i %= len(self.methods)
         method = self.methods[self.method_i]
         matrix = np.asarray(self.result["maps"][method]["matrix"], dtype=float)
-        main.display = True
-        title.update(
+        self.show_title(
             head
             + Text.assemble(
                 (" · ", "dim"),

@@ -7,23 +7,18 @@ import math
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from ... import results
 from ...errors import EmolabError
 from ..widgets import CosineMatrix, LayerChart, fmt
-from .base import LabScreen, read_output
+from .base import RESULT_BINDINGS, LabScreen, read_output
 
 
 class LayersScreen(LabScreen):
     MODE = "layers"
-    BINDINGS = [
-        Binding("e", "emotion", "emotion"),
-        Binding("m", "method", "method"),
-        Binding("c", "compute", "compute"),
-    ]
+    BINDINGS = RESULT_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,11 +59,8 @@ class LayersScreen(LabScreen):
                 self.dataset = found.params.get("dataset") or ""
             except EmolabError as exc:
                 self.lab.set_work(running=False, message=str(exc), level="error")
-        self.query_one("#layers-main").display = self.data is not None
         if self.data is None:
-            self.query_one("#layers-title", Static).update(
-                self.no_session_text("no layer analysis yet: press c to compute it")
-            )
+            self.show_empty("no layer analysis yet: press c to compute it")
             return
         self.emotion_i %= len(self.emotions)
         self.method_i %= len(self.methods)
@@ -82,7 +74,7 @@ class LayersScreen(LabScreen):
     def fill(self) -> None:
         emotion, method = self.emotions[self.emotion_i], self.methods[self.method_i]
         summary = self.data["summary"][method]
-        self.query_one("#layers-title", Static).update(
+        self.show_title(
             Text.assemble(
                 ("held-out accuracy · ", "bold"),
                 ("emotion ", "dim"),

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Static
 
 from ... import results
+from ...data import NEUTRAL_PROMPTS
 from ..widgets import SteadyInput, printable
 from .base import LabScreen
 from .forms import SteerOptions, registry_names
@@ -108,7 +109,7 @@ class SteerScreen(LabScreen):
 
     def body(self) -> ComposeResult:
         yield PromptInput(
-            "Write one sentence about your morning.",
+            NEUTRAL_PROMPTS[0],
             id="prompt",
             placeholder="prompt (p to edit, enter to generate)",
         )
