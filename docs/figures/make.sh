@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# The small real-model sessions behind docs/figures/ (README links them) and their figures.
-# Deliberately far smaller than README's result runs (16 train / 16 dev / 16 test texts per
-# label instead of 150, a 2 x 2 sweep on 4 prompts), so it fits a shared 2-core machine: the
-# figures show each plot on real SmolLM2 / Gemma-3 data; README's tables hold the full-size
+# docs/figures/: every figure kind of `emolab plot`, drawn from real-model sessions.
+# layers, cosines, sweep and the heads map come from README's issue-14 session
+# (sessions/s14-smollm2-135m, made by README's extract + sweep commands); the alignment from
+# that session beside sessions/s14-gemma3-270m. Cross-lingual and checkpoints are small
+# real runs made here (4 prompts, 2 random draws; a 40-step fine-tune with 2 checkpoints and
+# 20 texts per label), sized for a shared 2-core machine: README's tables hold the full-size
 # numbers. Figures are drawn after each step, so a cut-off run keeps what it made.
 # Run from the repository root:  flock /tmp/emolab-heavy.lock bash docs/figures/make.sh
 set -euo pipefail
 EMOLAB=${EMOLAB:-.venv/bin/emolab}
 S=${SESSIONS:-sessions}
-N=${N:-16}
+F=docs/figures
 export EMOLAB_THREADS=${EMOLAB_THREADS:-2}
-rm -rf "$S/fig-smol" "$S/fig-gemma" "$S/fig-xl"
-$EMOLAB extract --model smollm2-135m --method mean_diff,logistic --position mean \
-  --limit "$N" --dev-limit "$N" --test-limit "$N" --session "$S/fig-smol"
-$EMOLAB layers "$S/fig-smol"
-$EMOLAB plot "$S/fig-smol" layers --out docs/figures
-$EMOLAB plot "$S/fig-smol" cosines --out docs/figures
-$EMOLAB heads "$S/fig-smol" --emotion joy
-$EMOLAB plot "$S/fig-smol" heads --out docs/figures
-$EMOLAB sweep "$S/fig-smol" --emotions joy,anger --layers 10,15 --alphas 0.3,0.8 \
-  --prompts docs/figures/prompts.txt --max-new-tokens 16
-$EMOLAB plot "$S/fig-smol" sweep --out docs/figures
-$EMOLAB report "$S/fig-smol" --out docs/figures/fig-smol-report.html
-$EMOLAB crosslingual --model gemma3-270m --layers 12 --prompts 4 --random-draws 2 \
-  --session "$S/fig-xl"
-$EMOLAB plot "$S/fig-xl" crosslingual --out docs/figures
-$EMOLAB extract --model gemma3-270m --method mean_diff --position mean \
-  --limit "$N" --dev-limit "$N" --test-limit "$N" --session "$S/fig-gemma"
-$EMOLAB align "$S/fig-smol" "$S/fig-gemma" --draws 100
-$EMOLAB plot "$S/fig-smol" align --out docs/figures
-$EMOLAB report "$S/fig-smol" --out docs/figures/fig-smol-report.html
+SMOL=$S/s14-smollm2-135m
+GEMMA=$S/s14-gemma3-270m
+for kind in layers cosines sweep; do $EMOLAB plot "$SMOL" $kind --out $F; done
+$EMOLAB heads "$SMOL" --emotion joy
+$EMOLAB plot "$SMOL" heads --out $F
+if [ -d "$GEMMA" ]; then
+  $EMOLAB align "$SMOL" "$GEMMA" --draws 100
+  $EMOLAB plot "$SMOL" align --out $F
+fi
+$EMOLAB report "$SMOL" --out $F/s14-smol-report.html
+rm -rf "$S/fig-xl" "$S/fig-ft" "$S"/fig-ck*
+$EMOLAB crosslingual --model gemma3-270m --prompts 4 --random-draws 2 --session "$S/fig-xl"
+$EMOLAB plot "$S/fig-xl" crosslingual --out $F
+$EMOLAB finetune --model smollm2-135m --steps 40 --save-every 20 --limit 20 --test-limit 10 \
+  --out "$S/fig-ft"
+ARGS=(--method mean_diff --position mean --layers 10 --limit 20 --dev-limit 10 --test-limit 10)
+$EMOLAB extract --model smollm2-135m "${ARGS[@]}" --session "$S/fig-ck0"
+for step in 000020 000040; do
+  $EMOLAB extract --model "hf:$S/fig-ft/checkpoints/step-$step" "${ARGS[@]}" \
+    --session "$S/fig-ck$step"
+done
+$EMOLAB compare "$S/fig-ck0" "$S/fig-ck000020" "$S/fig-ck000040" --layer 10 --texts 4
+$EMOLAB plot "$S/fig-ck0" checkpoints --out $F
