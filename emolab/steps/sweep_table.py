@@ -16,7 +16,7 @@ import numpy as np
 
 from ..session import Session
 from . import success as sx
-from .sweep_cells import RESIDUAL
+from .sweep_cells import JUDGE_COLUMNS, RESIDUAL
 
 COLUMNS = (
     "source",
@@ -25,13 +25,7 @@ COLUMNS = (
     "layer",
     "span",
     "alpha",
-    "p_target_baseline",
-    "p_target",
-    "p_target_rise",
-    "top_is_target",
-    "p_target_minilm",
-    "p_target_tfidf",
-    "judge_agreement",
+    *JUDGE_COLUMNS,
     "label_logit_shift",
     "label_logit_shift_vs_others",
     "perplexity_ratio",
