@@ -120,16 +120,17 @@ def print_sweep(con: Console, res: dict) -> None:
         "scale the emotion's top-k heads by alpha; "
         "succ: share of scenarios whose top label is the target AND whose text stays "
         "surgical, on the dev / test prompt halves; rnd: a random direction of the same size; "
-        "bold: best per kind and source, chosen on dev prompts",
+        "bold: best per kind and source (src, listed below), chosen on dev prompts",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         pad_edge=False,
     )
-    cols = ["source"] if several else []
+    number = {src["source"]: i + 1 for i, src in enumerate(res.get("sources") or [])}
+    cols = ["src"] if several else []
     cols += ["emotion", "L", "alpha", "succ dev", "succ test", "rnd test", "P base", "P steer"]
     cols += ["rise", "top", "agree", "shift", "ppl", "d2", "regime"]
     for col in cols:
-        t.add_column(col, justify="left" if col in ("source", "emotion", "regime") else "right")
+        t.add_column(col, justify="left" if col in ("emotion", "regime") else "right")
     stars = [
         b
         for src in res.get("sources") or [res]
@@ -140,7 +141,7 @@ def print_sweep(con: Console, res: dict) -> None:
     for r in res["rows"]:
         circuit = r["intervention"] != "residual"
         t.add_row(
-            *([r["source"]] if several else []),
+            *([str(number[r["source"]])] if several else []),
             r["emotion"],
             r["intervention"].removeprefix("circuit-") + " heads" if circuit else _layers(r),
             f"x{r['alpha']:g}" if circuit else f"{r['alpha']:g}",
@@ -193,11 +194,12 @@ def print_sweep(con: Console, res: dict) -> None:
             )
         )
     if several:
-        con.print("vector sources, each with its best cells chosen on the dev prompts:")
+        con.print("vector sources (src), each with its best cells chosen on the dev prompts:")
         for src in res["sources"]:
             head = src["headline"] or {}
             con.print(
-                f"  {src['source']}: success dev {_share(src['success_dev'])}, "
+                f"  {number[src['source']]} {src['source']}: success dev "
+                f"{_share(src['success_dev'])}, "
                 f"test {_share(head.get('success_test'))} (random direction "
                 f"{_share(head.get('success_random_test'))})"
             )
