@@ -166,6 +166,71 @@ def capture(
     return result
 
 
+def capture_spans(
+    model: LoadedModel,
+    sequences: Sequence[Sequence[int]],
+    starts: Sequence[int],
+    hooks: Sequence[str],
+    position: str = "mean",
+    batch_size: int = 16,
+    check: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """Float32 `[n, len(hooks), d]` at fast-point `hooks` for token-id sequences, pooled
+    over each row's span from `starts[i]` to its end (its last token, or the span's mean).
+
+    For text that follows a prompt (what the model wrote, an answer put in its mouth): one
+    teacher-forced pass gives a causal model's states at exactly those tokens, and ids that
+    were tokenised apart (prompt, then answer) keep the span's first token exact, which
+    re-tokenising the joined text would not."""
+    import torch
+
+    if position not in ("last", "mean"):
+        raise BadInput(f"a token span is pooled by 'last' or 'mean', not '{position}'")
+    for i, (seq, start) in enumerate(zip(sequences, starts, strict=True)):
+        if not 0 < start < len(seq):
+            raise BadInput(f"sequence {i} has no tokens after its prompt")
+    hooks = [canonical(model, h) for h in hooks]
+    deepest = max(parse(model, h)[0] for h in hooks)
+    pad = model.tokenizer.pad_token_id
+    pad = model.tokenizer.eos_token_id if pad is None else pad
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(act, ctx):
+        store[ctx.name] = act.detach()
+
+    out = []
+    forward = forward_module(model, FAST)
+    with apply_hooks(model, [(h, keep) for h in hooks]), torch.no_grad():
+        handle = stop_after(model, deepest, FAST)
+        try:
+            for b in range(0, len(sequences), batch_size):
+                if check:
+                    check()
+                rows = [list(map(int, s)) for s in sequences[b : b + batch_size]]
+                width = max(len(r) for r in rows)
+                ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+                mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+                store.clear()
+                try:
+                    forward(
+                        input_ids=ids.to(model.device),
+                        attention_mask=mask.to(model.device),
+                        use_cache=False,
+                    )
+                except StopForward:
+                    pass
+                acts = torch.stack([store[h] for h in hooks], dim=2).float().cpu().numpy()
+                for i, r in enumerate(rows):
+                    span = acts[i, starts[b + i] : len(r)]
+                    out.append(span[-1] if position == "last" else span.mean(0))
+        finally:
+            handle.remove()
+    result = np.stack(out).astype(np.float32)
+    if not np.isfinite(result).all():
+        raise BadInput("captured activations contain NaN or inf")
+    return result
+
+
 def _check_inputs(texts: Sequence[str], position: str) -> None:
     if position not in POSITIONS:
         raise BadInput(f"unknown position '{position}' (known: {', '.join(POSITIONS)})")

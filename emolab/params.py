@@ -30,6 +30,9 @@ class Param:
     `item`; a string given for a list is split on commas, so `--param heads=a,b` works.
     `min`/`max` bound numbers (every element of a list of numbers); `choices` bounds strings.
     None is allowed when the default is None or `nullable` is set.
+    `tune` lists the values a step may choose among on the dev split (an extractor's C,
+    shrinkage or number of components: `emolab extract` tries each and keeps dev's best), so
+    a knob that decides held-out accuracy is never left at a guess nor picked on test.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Param:
     max: float | None = None
     item: type | None = None
     nullable: bool = False
+    tune: tuple = ()
 
     @property
     def types(self) -> tuple[type, ...]:
@@ -152,6 +156,7 @@ class Param:
             "choices": list(self.choices),
             "min": self.min,
             "max": self.max,
+            "tune": list(self.tune),
         }
 
 

@@ -177,9 +177,11 @@ def print_layers(con: Console, result: dict, method: str) -> None:
 
 def print_steer(con: Console, result: dict) -> None:
     p = result["params"]
+    span = int(p.get("span") or 1)
+    where = f"layer {p['layer']}" if span == 1 else f"layers {p['layer']}-{p['layer'] + span - 1}"
     t = Table(
-        title=f"steering toward {p['emotion']} at layer {p['layer']}, alpha {p['alpha']} "
-        f"({p['scale']})",
+        title=f"steering toward {p['emotion']} at {where}, alpha {p['alpha']} "
+        f"({p['scale']}{', split over the layers' if span > 1 else ''})",
         show_lines=True,
     )
     t.add_column("prompt", max_width=28)

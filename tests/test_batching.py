@@ -10,12 +10,17 @@ PROMPTS = ["Tell me about your day.", "Describe the weather today in two words."
 
 
 def cell_hooks(model, seed_alpha_layer):
+    """Hooks per (emotion seed, alpha, layer[, span]): a span steers layer..layer+span-1
+    with alpha split over them, as the sweep does."""
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((3, model.n_layers, model.d_model)).astype(np.float32)
     norms = np.full(model.n_layers, 4.0)
     out = []
-    for emo, alpha, layer in seed_alpha_layer:
-        inter = plugins.get("interventions", "residual_add", layer=layer, alpha=alpha)
+    for emo, alpha, layer, *span in seed_alpha_layer:
+        last = layer + (span[0] if span else 1) - 1
+        inter = plugins.get(
+            "interventions", "residual_add", layer=layer, to_layer=last, alpha=alpha, spread="split"
+        )
         out.append(inter.hooks(model, vector=vecs[emo], norms=norms))
     return out
 
@@ -26,6 +31,7 @@ def test_generate_cells_equals_one_cell_at_a_time(name):
 
     model = load(name)
     grid = [(0, 0.5, 1), (1, 1.5, 1), (2, 3.0, 1), (0, 2.0, 2), (1, 0.0, 3)]
+    grid += [(2, 0.7, 0, 4), (1, 1.2, 0, 3)]  # spans: layers 0-3 and 0-2 of one cell
     cells = cell_hooks(model, grid)
     cells.append(plugins.get("interventions", "enhance", heads="1.0,2.3", factor=4.0).hooks(model))
     cells.append([])  # an unsteered cell among steered ones
@@ -33,7 +39,7 @@ def test_generate_cells_equals_one_cell_at_a_time(name):
         one = [generate(model, PROMPTS, h, 12, batch_size) for h in cells]
         batched = generate_cells(model, PROMPTS, cells, 12, batch_size)
         assert batched == one
-    assert len({tuple(t) for t in one}) >= 5  # the cells really differ from each other
+    assert len({tuple(t) for t in one}) >= 7  # the cells really differ from each other
     lists = [p + " Answer:" for p in PROMPTS]
     alone = [last_logits(model, lists, h, batch_size=2) for h in cells]
     together = last_logits_cells(model, lists, cells, batch_size=2)
@@ -81,6 +87,28 @@ def test_batched_sweep_writes_what_a_serial_sweep_writes(tiny_session_dir, tmp_p
     assert batched["rows"] == serial["rows"]
     assert artifacts(b, batched) == artifacts(a, serial)
     assert [e["engine"]["engine"] for e in b.steps()[-1:]] == ["batched"]
+
+
+def test_batched_spans_and_sources_write_what_serial_writes(tmp_path, small_judge):
+    """Span cells and a second vector source, batched, equal the serial sweep."""
+    from emolab.engine import Batched, Serial
+    from emolab.steps import extract, sweep
+    from emolab.steps.common import new_session
+
+    src = new_session(tmp_path / "src", "tiny-llama")
+    extract.run(
+        src, {"limit": 5, "test_limit": 3, "emotions": ["joy"], "methods": ["mean_diff", "pca"]}
+    )
+    grid = sweep_params(emotions=["joy"], spans=[1, 2], method=["mean_diff", "pca"])
+    a = session_copy(src.path, tmp_path / "a")
+    b = session_copy(src.path, tmp_path / "b")
+    serial = sweep.run(a, grid, engine=Serial())
+    batched = sweep.run(b, grid, engine=Batched(max_cells=3))
+    assert serial["computed"] == batched["computed"] == 2 * 2 * 2 * 2
+    assert batched["rows"] == serial["rows"] and batched["winner"] == serial["winner"]
+    assert artifacts(b, batched) == artifacts(a, serial)
+    spans = {r["span"] for r in serial["rows"]}
+    assert spans == {1, 2}
 
 
 def test_token_logprobs_batched_equal_one_text_at_a_time(tiny_model):

@@ -67,7 +67,7 @@ def test_dead_worker_retried_then_marked_failed(cluster, tiny_session_dir, tmp_p
     from emolab.steps import sweep
 
     grid = sweep_params(emotions=["joy"], layers=[2])
-    once, always = ("joy", "residual", 2, 0.3), ("joy", "residual", 2, 2.0)
+    once, always = ("joy", "residual", 2, 1, 0.3), ("joy", "residual", 2, 1, 2.0)
     ref = sweep.run(session_copy(tiny_session_dir, tmp_path / "ref"), grid)
     s = session_copy(tiny_session_dir, tmp_path / "s")
     ex = Dying({once: 1, always: 9}, tmp_path / "deaths", max_cells=1)

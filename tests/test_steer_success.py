@@ -13,6 +13,7 @@ def test_default_setting_follows_the_log_choices(tiny_session):
     assert got == {
         "layer": res["summary"]["mean_diff"]["peak_layer"],
         "alpha": steer.FALLBACK_ALPHA,
+        "span": 1,
         "chosen_on": "layers, dev",
     }
     from emolab.steps.shared import default_layer

@@ -34,6 +34,23 @@ def _floats(value: str, what: str) -> list[float]:
         raise BadInput(f"bad {what} list '{value}' (use numbers, e.g. 0.1,0.3)") from None
 
 
+def _ints(value: str, what: str) -> list[int]:
+    nums = _floats(value, what)
+    if any(not n.is_integer() for n in nums):
+        raise BadInput(f"bad {what} list '{value}' (use whole numbers, e.g. 1,3)")
+    return [int(n) for n in nums]
+
+
+def _names(value: str | None) -> str | list[str] | None:
+    """'a' -> 'a', 'a,b' -> ['a', 'b'] (several sources to compare), None -> None."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        return None
+    return names[0] if len(names) == 1 else names
+
+
 def _prompts_file(path: str) -> list[str]:
     p = Path(path)
     if not p.is_file():
@@ -81,18 +98,33 @@ def _share(x) -> str:
     return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
 
 
+def _layers(r: dict) -> str:
+    """A cell's layer, or its layer range when it steers a span."""
+    span = int(r.get("span", 1))
+    return str(r["layer"]) if span <= 1 else f"{r['layer']}-{r['layer'] + span - 1}"
+
+
 def print_sweep(con: Console, res: dict) -> None:
     from ..report import print_wide
 
     j = res["judge"]
     rows = res["rows"]
-    stars = [b for best in (res["best"], res["best_circuit"]) for b in best.values() if b]
+    several = len(res.get("sources", ())) > 1
+    number = {src["source"]: i + 1 for i, src in enumerate(res.get("sources") or [])}
+    stars = [
+        b
+        for src in res.get("sources") or [res]
+        for best in (src["best"], src["best_circuit"])
+        for b in best.values()
+        if b
+    ]
 
     def cell(r: dict) -> str:
+        src = f"{number[r['source']]}: " if several else ""
         if r["intervention"] != "residual":
             k = r["intervention"].removeprefix("circuit-top")
-            return f"{r['emotion']} {k} heads x{r['alpha']:g}"
-        return f"{r['emotion']} L{r['layer']} a{r['alpha']:g}"
+            return f"{src}{r['emotion']} {k} heads x{r['alpha']:g}"
+        return f"{src}{r['emotion']} L{_layers(r)} a{r['alpha']:g}"
 
     def col(header: str, fmt) -> tuple[str, list[str]]:
         return header, [fmt(r) for r in rows]
@@ -115,14 +147,17 @@ def print_sweep(con: Console, res: dict) -> None:
             col("d2", lambda r: f"{r['distinct2']:.2f}"),
         ],
         [col("regime", lambda r: r["regime"])],
-        caption=f"cell: emotion, layer L and alpha a (circuit rows: the emotion's top-k "
-        f"heads scaled x alpha); P: the {j['name']} judge's P(target) (its test accuracy "
-        f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
-        "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
-        "top: share of texts whose top label is the target; ppl: perplexity ratio; "
-        "d2: distinct-2; succ: share of scenarios whose top label is the target AND whose "
-        "text stays surgical, on the dev / test prompt halves; rnd: a random direction of the "
-        "same size; bold: best per kind, chosen on dev prompts",
+        caption=(
+            "cell: [source number:] emotion, layer L (L a-b: layers a..b, alpha split over "
+            "them) and alpha a; circuit rows scale the emotion's top-k heads x alpha; "
+            f"P: the {j['name']} judge's P(target) (its test accuracy "
+            f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
+            "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
+            "top: share of texts whose top label is the target; ppl: perplexity ratio; "
+            "d2: distinct-2; succ: share of scenarios whose top label is the target AND whose "
+            "text stays surgical, on the dev / test prompt halves; rnd: a random direction of the "
+            "same size; bold: best per kind and source (listed below), chosen on dev prompts"
+        ),
         row_style=lambda i: "bold green" if rows[i] in stars else None,
     )
     halves = res.get("prompt_halves", {})
@@ -131,7 +166,7 @@ def print_sweep(con: Console, res: dict) -> None:
             con.print(f"  {emo}: no residual setting in this grid")
         else:
             con.print(
-                f"  {emo}: L{b['layer']} alpha {b['alpha']:g} (chosen on "
+                f"  {emo}: L{_layers(b)} alpha {b['alpha']:g} (chosen on "
                 f"{len(halves.get('dev', []))} dev prompts): success on "
                 f"{len(halves.get('test', []))} test prompts {_share(b['success_test'])} "
                 f"(unsteered {_share(b['success_baseline_test'])}, random direction "
@@ -157,6 +192,20 @@ def print_sweep(con: Console, res: dict) -> None:
                 if b
                 else "none surgical"
             )
+        )
+    if several:
+        con.print("vector sources (src), each with its best cells chosen on the dev prompts:")
+        for src in res["sources"]:
+            head = src["headline"] or {}
+            con.print(
+                f"  {number[src['source']]} {src['source']}: success dev "
+                f"{_share(src['success_dev'])}, "
+                f"test {_share(head.get('success_test'))} (random direction "
+                f"{_share(head.get('success_random_test'))})"
+            )
+        con.print(
+            f"[bold]wins on dev: {res['winner']}[/] (the per-emotion lines and the headline "
+            "above are its cells; test is reported, never used to choose)"
         )
     con.print(f"csv: {res['csv']}")
 
@@ -335,6 +384,12 @@ def register_commands(cli):
     @click.option("--layers", default=None, help="e.g. 10,15,20 (default: 1/3, 1/2, 2/3 depth)")
     @click.option("--alphas", default="0.15,0.3,0.5,0.75", show_default=True)
     @click.option(
+        "--spans",
+        default="1",
+        show_default=True,
+        help="layer counts: span s steers L..L+s-1 with alpha split over them, e.g. 1,3",
+    )
+    @click.option(
         "--scale",
         type=click.Choice(["relative", "absolute"]),
         default="relative",
@@ -353,7 +408,17 @@ def register_commands(cli):
         help="file with one prompt per line (default: the 20 shipped neutral prompts)",
     )
     @click.option("--max-new-tokens", type=int, default=24, show_default=True)
-    @click.option("--method", default=None)
+    @click.option(
+        "--method",
+        default=None,
+        help="the session's vector set; several (a,b) are compared by dev success",
+    )
+    @click.option(
+        "--vector-file",
+        default=None,
+        help="vector file(s) instead of the session's, e.g. other sessions' "
+        "vectors-<method>.safetensors; several (comma-separated) are compared by dev success",
+    )
     @click.option(
         "--circuits",
         default=None,
@@ -403,11 +468,13 @@ def register_commands(cli):
         emotions,
         layers,
         alphas,
+        spans,
         scale,
         positions,
         prompts_file,
         max_new_tokens,
         method,
+        vector_file,
         circuits,
         circuit_factors,
         judge,
@@ -430,10 +497,12 @@ def register_commands(cli):
         given = {
             "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
             "alphas": _floats(alphas, "alpha"),
+            "spans": _ints(spans, "span"),
             "scale": scale,
             "positions": positions,
             "max_new_tokens": max_new_tokens,
-            "method": method,
+            "method": _names(method),
+            "vector_file": _names(vector_file),
             "intervention": intervention,
             "intervention_params": assignments(params, "--param"),
             "judge_params": assignments(judge_params, "--judge-param"),
@@ -448,7 +517,7 @@ def register_commands(cli):
         if layers:
             given["layers"] = layers
         if circuits:
-            given["circuits"] = [int(k) for k in _floats(circuits, "circuit size")]
+            given["circuits"] = _ints(circuits, "circuit size")
             given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
         if prompts_file:
             given["prompts"] = _prompts_file(prompts_file)

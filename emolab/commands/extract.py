@@ -62,8 +62,21 @@ def register_commands(cli):
         "--source",
         default="comprehension",
         show_default=True,
-        type=click.Choice(["comprehension", "generation"]),
-        help="read labelled text, or read what the model writes when asked for each emotion",
+        type=click.Choice(["comprehension", "generation", "pairs"]),
+        help="read labelled text, what the model writes when asked for each emotion, or the "
+        "shipped contrastive prompt pairs (same prompt, emotional vs neutral answer)",
+    )
+    @click.option(
+        "--pairs",
+        default=None,
+        type=int,
+        help="prompt pairs per emotion for --source pairs (default: all 60 shipped)",
+    )
+    @click.option(
+        "--tune/--no-tune",
+        default=True,
+        show_default=True,
+        help="choose the extractors' C / shrinkage / components on the dev split",
     )
     @click.option(
         "--hooks",
@@ -89,6 +102,8 @@ def register_commands(cli):
         dev_limit,
         batch_size,
         source,
+        pairs,
+        tune,
         extra_hooks,
         dataset_params,
         session_path,
@@ -115,6 +130,8 @@ def register_commands(cli):
             "dev_limit": dev_limit,
             "batch_size": batch_size,
             "source": source,
+            "pairs": pairs,
+            "tune": tune,
             "hooks": csv_list(extra_hooks) or [],
             "dataset_params": assignments(dataset_params, "--dataset-param"),
         }

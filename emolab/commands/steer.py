@@ -23,6 +23,13 @@ def register_commands(cli):
         "--alpha", type=float, default=None, help="default: the sweep's dev choice, or 0.3"
     )
     @click.option(
+        "--span",
+        type=int,
+        default=None,
+        help="steer layers L..L+span-1, alpha split over them (default: the sweep's dev "
+        "choice, or 1 when --layer is given)",
+    )
+    @click.option(
         "--success",
         is_flag=True,
         help="judge the texts: success rate beside the unsteered text and a random direction",
@@ -79,6 +86,7 @@ def register_commands(cli):
         emotion,
         layer,
         alpha,
+        span,
         scale,
         positions,
         prompts,
@@ -103,6 +111,7 @@ def register_commands(cli):
             "emotion": emotion,
             "layer": layer,
             "alpha": alpha,
+            "span": span,
             "scale": scale,
             "positions": positions,
             "method": method,

@@ -63,15 +63,19 @@ def sweep_value(rows: list[dict]) -> tuple[str, str]:
 
 
 def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
-    """One panel per emotion: layer x alpha, the colour the success rate or P(target), the
-    chance level (the unsteered baseline) in the colour bar, non-surgical cells lettered
-    (R repetitive, E explosive) and the best surgical cell outlined."""
+    """One panel per emotion: layer (or layer range, for spans) x alpha, the colour the
+    success rate or P(target), the chance level (the unsteered baseline) in the colour bar,
+    non-surgical cells lettered (R repetitive, E explosive) and the best surgical cell
+    outlined. A sweep over several vector sources is drawn for the first one."""
     rows = [r for r in rows if r.get("intervention", "residual") == "residual"]
+    first = rows[0].get("source", "") if rows else ""
+    rows = [r for r in rows if r.get("source", "") == first]  # one vector source per figure
     key, label = sweep_value(rows)
     emotions = list(dict.fromkeys(r["emotion"] for r in rows))
     ncols = min(3, len(emotions))
     nrows = -(-len(emotions) // ncols)
-    layers = sorted({int(r["layer"]) for r in rows})
+    # a row per steered layer range: (first layer, span); span 1 is the layer alone
+    layers = sorted({(int(r["layer"]), int(r.get("span", 1))) for r in rows})
     alphas = sorted({float(r["alpha"]) for r in rows})
     width = COLUMN_IN if ncols == 1 else WIDE_IN
     fig, axes = figure(
@@ -88,7 +92,8 @@ def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
         for r in rows:
             if r["emotion"] != emo:
                 continue
-            i, j = layers.index(int(r["layer"])), alphas.index(float(r["alpha"]))
+            i = layers.index((int(r["layer"]), int(r.get("span", 1))))
+            j = alphas.index(float(r["alpha"]))
             grid[i, j] = float(r[key])
             marks[(i, j)] = REGIME_MARK.get(r["regime"], "?")
             base.append(float(r.get(f"{key}_baseline", r["p_target_baseline"])))
@@ -110,7 +115,9 @@ def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
             i, j = best
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#E69F00", lw=1.6))
         ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-        ax.set_yticks(range(len(layers)), layers)
+        ax.set_yticks(
+            range(len(layers)), [str(a) if n == 1 else f"{a}-{a + n - 1}" for a, n in layers]
+        )
         ax.set_xlabel("alpha (× layer's mean residual norm)")
         ax.set_ylabel("layer")
         chance = float(np.mean(base)) if base else float("nan")

@@ -3,6 +3,7 @@ the activations (for layer analysis and alignment) and the residual norms (for a
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import plugins
 from ..capture import capture, capture_named, resid_hooks
-from ..data import EKMAN6, examples_hash, select
+from ..data import EKMAN6, Example, examples_hash, select
 from ..errors import BadInput, UnknownName
 from ..hooks import path_of
 from ..metadata import FileMeta
@@ -18,10 +19,13 @@ from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session, vector_key
 from ..units import parse_layers
+from . import tuning
 from .common import dataset_source, plugin_versions, record_dataset, session_model
 from .guard import fit_directions, guarded
 
-SOURCES = ("comprehension", "generation")
+# comprehension: the model reads labelled texts; generation: it writes emotional texts and
+# is read while writing; pairs: the shipped contrastive prompt pairs (steps/pairs.py)
+SOURCES = ("comprehension", "generation", "pairs")
 # What each emotion is contrasted with when a direction is fit:
 # baseline: the neutral texts (the steering studies' emotion - neutral);
 # others: the texts of every other emotion (removes the shared "negative affect" component
@@ -44,7 +48,14 @@ PARAMS = (
     Param("batch_size", int, 16, "texts per forward pass", min=1),
     Param("source", str, "comprehension", "read labelled text or the model's own writing", SOURCES),
     Param("gen_tokens", int, 40, "tokens the model writes per text (source=generation)", min=1),
+    Param("pairs", int, None, "contrastive prompt pairs per emotion (source=pairs; all)", min=2),
     Param("seed", int, 0),
+    Param(
+        "tune",
+        bool,
+        True,
+        "choose the extractors' declared hyper-parameters (C, shrinkage, components) on dev",
+    ),
     Param(
         "hooks", list, [], "extra TL hook names to capture (non-fast ones via the bridge)", item=str
     ),
@@ -143,6 +154,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     split_seed = int(session.manifest.get("seed", 0))
     if p["source"] == "comprehension":
         train, y_train = load_split(p["dataset"], "train", labels, p["limit"], split_seed, ds)
+    if p["source"] == "pairs":
+        from .pairs import max_pairs, pair_texts
+
+        p["pairs"] = p["pairs"] or max_pairs()
+        pair_texts(labels, baseline, p["pairs"], p["position"])  # fails before the model loads
     test, y_test = load_split(p["dataset"], "test", labels, p["test_limit"], split_seed, ds)
     dev = dev_split(p["dataset"], labels, p["dev_limit"], split_seed, ds)
     model = session_model(session)
@@ -156,7 +172,6 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         rec["inputs"]["split_seed"] = split_seed
         acts = {}
         if p["source"] == "generation":
-            from ..data import Example
             from .generation import generation_activations
 
             progress.task(f"generate {p['limit']} texts per label", p["limit"] * len(labels))
@@ -174,6 +189,22 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 check=progress.check,
             )
             train = [Example(r["text"], r["label"]) for r in written]
+        if p["source"] == "pairs":
+            from .pairs import pair_activations
+
+            progress.task(f"read {p['pairs']} prompt pairs per emotion", p["pairs"] * len(labels))
+            acts["train"], y_train, written = pair_activations(
+                model,
+                labels,
+                baseline,
+                hooks,
+                p["position"],
+                p["pairs"],
+                p["batch_size"],
+                progress=progress,
+                check=progress.check,
+            )
+            train = [Example(f"{r['prompt']}\n{r['text']}", r["label"]) for r in written]
         for split, examples in (("train", train), ("dev", dev), ("test", test)):
             if split in acts or not examples:
                 continue
@@ -203,42 +234,42 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             emotions=tuple(emotions),
             layers=tuple(layers),
         )
-        progress.task("fit " + ", ".join(p["methods"]), len(extractors) * len(emotions))
-        done = 0
+        y_dev = np.array([ex.label for ex in dev])
+        grids = [
+            tuning.grid(ext) if p["tune"] and not ext.needs_model else [] for ext in extractors
+        ]
+        total = sum(max(len(g) if dev else 1, 1) for g in grids) * len(emotions)
+        progress.task("fit " + ", ".join(p["methods"]), total)
+        fits = Fits(model, hooks, labels, baseline, p["contrast"], x, y_train, train, progress)
         with threadpool_limits(1, user_api="blas"):  # small fits: BLAS threads only contend
-            for ext in extractors:
-                vectors = {}
-                for emo in emotions:
-                    progress.check()
-                    pos = x[y_train == emo]
-                    neg = x[contrast_rows(y_train, emo, baseline, p["contrast"])]
-                    if getattr(ext, "needs_model", False):
-                        context = {
-                            "model": model,
-                            "hooks": hooks,
-                            "labels": labels,
-                            "emotion": emo,
-                            "baseline": baseline,
-                            "check": progress.check,
-                            "pos_texts": [ex.text for ex in train if ex.label == emo],
-                            "neg_texts": [
-                                ex.text
-                                for ex, keep in zip(
-                                    train,
-                                    contrast_rows(y_train, emo, baseline, p["contrast"]),
-                                    strict=True,
-                                )
-                                if keep
-                            ],
-                        }
-                        dirs = fit_directions(ext, pos, neg, context)
-                    else:
-                        dirs = fit_directions(ext, pos, neg)
-                    for i, hook in enumerate(hooks):
-                        vectors[vector_key(emo, hook)] = dirs[i]
-                    done += 1
-                    progress.update(done)
-                rec["outputs"].append(str(session.save_vectors(vectors, meta, ext.name).name))
+            for ext, candidates in zip(extractors, grids, strict=True):
+                tuned = {prm.name for prm in ext.params if prm.tune}
+                if candidates and dev:
+                    chosen = tuning.choose(
+                        ext, candidates, fits, x, y_train, acts["dev"], y_dev, fits.against
+                    )
+                    ext, by_emotion = chosen.extractor, chosen.vectors
+                    for name, score in chosen.dev.items():
+                        rec["metrics"][f"tune_dev_acc/{ext.name}/{name}"] = score
+                    rec["metrics"][f"tune_test_acc/{ext.name}"] = tuning.score(
+                        by_emotion, x, y_train, acts["test"], y_test, fits.against
+                    )
+                    how = "dev"
+                else:
+                    by_emotion = fits(ext)
+                    how = "default (no dev split)" if p["tune"] else "default (tune off)"
+                for name in sorted(tuned):
+                    rec.setdefault("choices", {})[f"{name}/{ext.name}"] = {
+                        "value": getattr(ext, name),
+                        "chosen_on": how,
+                    }
+                vectors = {
+                    vector_key(emo, hook): dirs[i]
+                    for emo, dirs in by_emotion.items()
+                    for i, hook in enumerate(hooks)
+                }
+                own = meta.with_extra(params=json.dumps(ext.get_params(), sort_keys=True))
+                rec["outputs"].append(str(session.save_vectors(vectors, own, ext.name).name))
         session.save_arrays(
             "activations.safetensors",
             {split: a.astype(np.float16) for split, a in acts.items()},
@@ -266,7 +297,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             dev_hash=examples_hash(dev),
             test_hash=examples_hash(test),
         )
-        rec["metrics"] = {"n_train": len(train), "n_dev": len(dev), "n_test": len(test)}
+        rec["metrics"].update({"n_train": len(train), "n_dev": len(dev), "n_test": len(test)})
         rec["metrics"].update({f"mean_resid_norm/L{i}": float(norms[i]) for i in layers})
     progress.done()
     return {
@@ -279,6 +310,47 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "n_test": len(test),
         "hooks": paths,
     }
+
+
+class Fits:
+    """Fits one configured extractor for every emotion on the train activations: `fits(ext)`
+    -> emotion -> `[layers, d]`; the dev choice of hyper-parameters calls it per candidate."""
+
+    def __init__(self, model, hooks, labels, baseline, contrast, x, y, train, progress) -> None:
+        self.model, self.hooks, self.labels = model, hooks, labels
+        self.baseline, self.contrast = baseline, contrast
+        self.x, self.y, self.train, self.progress = x, y, train, progress
+        self.done = 0
+
+    def against(self, y: np.ndarray, emotion: str) -> np.ndarray:
+        """The rows an emotion is told apart from when a direction is scored."""
+        return y == self.baseline if self.contrast == "baseline" else y != emotion
+
+    def __call__(self, ext) -> dict[str, np.ndarray]:
+        out = {}
+        for emo in self.labels[:-1]:
+            self.progress.check()
+            neg_rows = contrast_rows(self.y, emo, self.baseline, self.contrast)
+            pos, neg = self.x[self.y == emo], self.x[neg_rows]
+            if ext.needs_model:
+                context = {
+                    "model": self.model,
+                    "hooks": self.hooks,
+                    "labels": self.labels,
+                    "emotion": emo,
+                    "baseline": self.baseline,
+                    "check": self.progress.check,
+                    "pos_texts": [ex.text for ex in self.train if ex.label == emo],
+                    "neg_texts": [
+                        ex.text for ex, keep in zip(self.train, neg_rows, strict=True) if keep
+                    ],
+                }
+                out[emo] = fit_directions(ext, pos, neg, context)
+            else:
+                out[emo] = fit_directions(ext, pos, neg)
+            self.done += 1
+            self.progress.update(self.done)
+        return out
 
 
 def save_extra(session: Session, model, names, paths, splits, p, progress) -> None:

@@ -3,8 +3,8 @@ neutral one), sampled with a fixed seed, and its residual stream is read on the 
 wrote (mean over generated tokens, or the last one).
 
 The activations are taken by re-running prompt + generated tokens in one teacher-forced
-pass: in a causal model that gives exactly the states the model had while generating
-each token, without hooking every decoding step.
+pass (`capture.capture_spans`): in a causal model that gives exactly the states the model
+had while generating each token, without hooking every decoding step.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..capture import capture_spans
 from ..errors import BadInput
-from ..hooks import apply_hooks
 from ..models import LoadedModel
 from ..runner import chat
 
@@ -67,11 +67,6 @@ def generation_activations(
     eos = {i for i in (tok.eos_token_id, tok.pad_token_id) if i is not None}
     gen_eos = getattr(model.hf.generation_config, "eos_token_id", None)
     eos |= {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or [])
-    store: dict = {}
-
-    def keep(act, ctx):
-        store[ctx.name] = act.detach()
-
     xs, ys, records = [], [], []
     total, done = len(labels) * samples, 0
     for li, label in enumerate(labels):
@@ -102,19 +97,17 @@ def generation_activations(
             if not keep_rows:
                 done += b
                 continue
-            width = plen + max(lens[r] for r in keep_rows)
-            ids = gen[keep_rows, :width].clone()
-            mask = torch.zeros_like(ids)
+            prompt_ids = p_ids[0].tolist()
+            pooled = capture_spans(
+                model,
+                [prompt_ids + new[r, : lens[r]].tolist() for r in keep_rows],
+                [plen] * len(keep_rows),
+                hooks,
+                position,
+                batch_size=len(keep_rows),
+            )
             for i, r in enumerate(keep_rows):
-                mask[i, : plen + lens[r]] = 1
-                ids[i, plen + lens[r] :] = tok.pad_token_id
-            store.clear()
-            with apply_hooks(model, [(h, keep) for h in hooks]), torch.no_grad():
-                model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-            acts = torch.stack([store[h] for h in hooks], dim=2).float().cpu().numpy()
-            for i, r in enumerate(keep_rows):
-                span = acts[i, plen : plen + lens[r]]
-                xs.append(span[-1] if position == "last" else span.mean(0))
+                xs.append(pooled[i])
                 ys.append(label)
                 records.append(
                     {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
 from .. import plugins
@@ -17,6 +17,7 @@ from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, record_dataset, session_model
 from .guard import fit_directions
+from .readout import binary_scores
 
 BASELINE_SEEDS = 5
 PARAMS = (
@@ -39,16 +40,6 @@ PARAMS = (
 def _unit(v: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return v / np.where(n == 0, 1, n)
-
-
-def binary_scores(u, x_tr, pos_tr, x_te, pos_te) -> tuple[float, float, float]:
-    """Project on unit u, threshold at the midpoint of the train class means; score on test.
-    Returns (balanced accuracy, AUC, threshold)."""
-    p_tr, p_te = x_tr @ u, x_te @ u
-    thr = (p_tr[pos_tr].mean() + p_tr[~pos_tr].mean()) / 2
-    acc = balanced_accuracy_score(pos_te, p_te > thr)
-    auc = roc_auc_score(pos_te, p_te) if 0 < pos_te.sum() < len(pos_te) else float("nan")
-    return float(acc), float(auc), float(thr)
 
 
 def multiclass_accuracy(units, x_tr, y_tr, x_te, y_te, emotions, baseline) -> float:
@@ -83,13 +74,15 @@ def analyse(
     refit: bool = True,
     surface: dict[str, float] | None = None,
     select: tuple[np.ndarray, np.ndarray, str] | None = None,
+    fitted: dict[str, dict] | None = None,
 ) -> tuple[list[dict], dict]:
     """The table rows and the cosine matrices. `x_*` are `[n, len(layers), d]`.
 
     `select` is the split that chooses (activations, labels, name): the dev split, or
     the train split for sessions extracted before there was one. Every row scores the
     direction on it too (`acc_select`, `acc7_select`), so `summarise` picks layers there
-    and the test columns stay a report only.
+    and the test columns stay a report only. `fitted` holds each method's parameters as
+    extract chose them (on dev), so the shuffled-label baseline refits the same estimator.
     """
     x_se, y_se, select_name = select if select is not None else (x_tr, y_tr, "train")
     reg = plugins.registry()
@@ -100,7 +93,7 @@ def analyse(
     progress.task("score layers", len(layers) * len(vectors_by_method))
     done = 0
     for method, vectors in vectors_by_method.items():
-        ext = reg.get("extractors", method) if refit else None
+        ext = reg.get("extractors", method, **(fitted or {}).get(method, {})) if refit else None
         if ext is not None and ext.needs_model:
             ext = None  # refitting DAS per shuffle would re-run the model: no shuffled baseline
         vecs = {e: emotion_vector(vectors, e, n_layers) for e in emotions}
@@ -302,9 +295,10 @@ def fit_vectors(
     hooks,
     model,
     progress: Progress,
+    params: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fit one method on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    ext = plugins.registry().get("extractors", method)
+    """Fit one method (with `params`) on `[n, H, d]` activations: emotion -> `[H, d]`."""
+    ext = plugins.registry().get("extractors", method, **(params or {}))
     out = {}
     for e in emotions:
         progress.check()
@@ -341,6 +335,7 @@ def compare_sources(
     n_layers,
     progress,
     seq: int = 0,
+    fitted: dict[str, dict] | None = None,
 ) -> dict:
     """Generation- vs comprehension-based directions on the same labelled held-out test set.
 
@@ -379,7 +374,18 @@ def compare_sources(
     # DAS would re-run the model for every gradient step on the generated texts: left out
     compared = {m: v for m, v in vectors.items() if not plugins.get("extractors", m).needs_model}
     for method, vecs in compared.items():
-        gen = fit_vectors(method, xg, yg, texts, emotions, baseline, hooks, model, progress)
+        gen = fit_vectors(
+            method,
+            xg,
+            yg,
+            texts,
+            emotions,
+            baseline,
+            hooks,
+            model,
+            progress,
+            (fitted or {}).get(method),
+        )
         for li, layer in enumerate(layers):
             xt, xe = x_tr[:, li].astype(np.float64), x_te[:, li].astype(np.float64)
             for e in emotions:
@@ -444,7 +450,10 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     select = None
     if "dev" in arrays and ex.get("dev"):
         select = (arrays["dev"].astype(np.float32), np.array([lab for lab, _ in ex["dev"]]), "dev")
-    vectors = {m: session.load_vectors(m)[0] for m in session.methods()}
+    loaded = {m: session.load_vectors(m) for m in session.methods()}
+    vectors = {m: v for m, (v, _) in loaded.items()}
+    # the parameters extract fitted each method with (chosen on dev); none in older sessions
+    fitted = {m: json.loads(meta_m.extra.get("params", "{}")) for m, (_, meta_m) in loaded.items()}
     dataset = params.get("dataset")
     n_layers = int(session.manifest["model"]["layers"])
     # many small fits: BLAS threads only contend (10x slower on a busy 2-core box)
@@ -494,6 +503,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress,
             surface=surface,
             select=select,
+            fitted=fitted,
         )
         summary = summarise(rows, emotions, n_layers)
         sources = None
@@ -513,6 +523,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 n_layers,
                 progress,
                 seq=rec["seq"],
+                fitted=fitted,
             )
             rec["outputs"] += [
                 f"artifacts/generations-{rec['seq']:03d}.jsonl",
@@ -540,7 +551,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 "chosen_on": s["chosen_on"],
             }
     progress.done()
-    best = max(summary, key=lambda m: summary[m]["peak_acc"])
+    # the best method by its accuracy on the choosing split (dev), not by test
+    best = max(summary, key=lambda m: summary[m]["peak_acc_select"])
     return {
         "rows": rows,
         "summary": summary,

@@ -10,8 +10,8 @@ from ..errors import BadInput
 from ..params import Param
 from ..session import Session
 
-# How a vector is added and which vector set: the same four parameters in steer and sweep.
-STEERING_PARAMS = (
+# How a vector is added: the same two parameters in steer and sweep.
+PUSH_PARAMS = (
     Param(
         "scale",
         str,
@@ -20,6 +20,10 @@ STEERING_PARAMS = (
         ("relative", "absolute"),
     ),
     Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+)
+# ... and which one vector set steer reads (sweep takes several, to compare them on dev)
+STEERING_PARAMS = (
+    *PUSH_PARAMS,
     Param("method", str, None, "which vector set of the session"),
     Param("vector_file", str, None, "a published vector file instead of the session's"),
 )

@@ -17,11 +17,19 @@ from ..runner import generate
 from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .shared import STEERING_PARAMS, circuit_heads
+from .sweep_cells import span_params
 
 PARAMS = (
     Param("emotion", str, None, "which emotion's vector to add"),
     Param("layer", int, None, "block whose output is steered (default: the dev-chosen one)", min=0),
     Param("alpha", float, None, "strength (default: the session's dev-chosen alpha)"),
+    Param(
+        "span",
+        int,
+        None,
+        "steer layers L..L+span-1, alpha split over them (default: the sweep's dev choice, 1)",
+        min=1,
+    ),
     *STEERING_PARAMS,
     Param("prompts", list, list(NEUTRAL_PROMPTS[:4]), "prompts to continue", item=str),
     Param("max_new_tokens", int, 24, "tokens generated per prompt", min=1),
@@ -85,36 +93,41 @@ def vectors_for(
 
 
 def default_setting(session: Session, emotion: str, method: str | None = None) -> dict:
-    """Layer and alpha to steer with when none is given, and what chose them: the latest
-    sweep's best cell for the emotion (chosen on its dev prompts), else the latest layer
-    analysis's peak (chosen on the dev texts) with alpha 0.3, else two thirds of the depth.
-    Read from the log's recorded choices, so a test split never picks a setting here."""
+    """Layer, alpha and span to steer with when none is given, and what chose them: the
+    latest sweep's best cell for the emotion (chosen on its dev prompts), else the latest
+    layer analysis's peak (chosen on the dev texts) with alpha 0.3, else two thirds of the
+    depth. Read from the log's recorded choices, so a test split never picks a setting here."""
     method = method or (session.methods() or [None])[0]
     for ev in reversed(session.steps()):
         if ev.get("status") != "ok":
             continue
         choices = ev.get("choices") or {}
-        if ev["kind"] == "sweep" and f"best_cell/{emotion}" in choices:
-            if (ev.get("params") or {}).get("method") not in (None, method):
-                continue
-            c = choices[f"best_cell/{emotion}"]
-            layer, alpha = c["value"]
-            return {
-                "layer": int(layer),
-                "alpha": float(alpha),
-                "chosen_on": "sweep, " + c["chosen_on"],
-            }
+        if ev["kind"] == "sweep":
+            swept = (ev.get("params") or {}).get("method")
+            # a sweep over several methods keeps each one's cells under '<method>/'
+            pre = f"{method}/" if isinstance(swept, list) and method in swept else ""
+            if (pre or swept in (None, method)) and f"best_cell/{pre}{emotion}" in choices:
+                layer, alpha = choices[f"best_cell/{pre}{emotion}"]["value"]
+                span = choices.get(f"best_span/{pre}{emotion}", {}).get("value", 1)
+                return {
+                    "layer": int(layer),
+                    "alpha": float(alpha),
+                    "span": int(span),
+                    "chosen_on": "sweep, " + choices[f"best_cell/{pre}{emotion}"]["chosen_on"],
+                }
         if ev["kind"] == "layers" and not (ev.get("params") or {}).get("dataset"):
             c = choices.get(f"peak_layer/{method}")
             if c is not None:
                 return {
                     "layer": int(c["value"]),
                     "alpha": FALLBACK_ALPHA,
+                    "span": 1,
                     "chosen_on": "layers, " + c["chosen_on"],
                 }
     return {
         "layer": int(session.manifest["model"]["layers"] * 2 // 3),
         "alpha": FALLBACK_ALPHA,
+        "span": 1,
         "chosen_on": "default (no layers or sweep step yet)",
     }
 
@@ -129,7 +142,9 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         raise BadInput("empty prompt")
     setting = default_setting(session, p["emotion"], p["method"])
     choices = {}
-    for k in ("layer", "alpha"):
+    if p["span"] is None and p["layer"] is not None:  # a given layer is steered alone
+        setting = {**setting, "span": 1}
+    for k in ("layer", "alpha", "span"):
         if p[k] is None:
             p[k] = setting[k]
             choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
@@ -137,9 +152,15 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     if p["circuit"] is not None:
         spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
         own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
-    else:
-        own = {k: p[k] for k in ("layer", "alpha", "scale", "positions")}
+    else:  # one layer, or a layer range as the sweep steers it
+        own = span_params(p["layer"], p["span"], p["alpha"], p["scale"], p["positions"])
     p["intervention"] = p["intervention"] or ("residual_add" if p["circuit"] is None else "enhance")
+    if p["circuit"] is None and p["span"] > 1:
+        declared = {
+            q.name for q in plugins.registry().get("interventions", p["intervention"]).params
+        }
+        if not {"to_layer", "spread"} <= declared:
+            raise BadInput(f"intervention '{p['intervention']}' cannot steer a layer range")
     inter = configured("interventions", p["intervention"], own, p["intervention_params"])
     reg = plugins.registry()
     evaluators = [reg.get("evaluators", name) for name in p["evaluators"]]
@@ -152,8 +173,12 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         raise BadInput(
             f"layer {p['layer']} out of range: the model has layers 0-{model.n_layers - 1}"
         )
-    if not np.isfinite(vec[int(p["layer"])]).all():
-        raise BadInput(f"no '{p['emotion']}' vector at layer {p['layer']} in this vector set")
+    last = int(p["layer"]) + (int(p["span"]) - 1 if p["circuit"] is None else 0)
+    if last >= model.n_layers:
+        raise BadInput(f"span {p['span']} from layer {p['layer']} runs past the last layer")
+    for layer in range(int(p["layer"]), last + 1):
+        if not np.isfinite(vec[layer]).all():
+            raise BadInput(f"no '{p['emotion']}' vector at layer {layer} in this vector set")
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
     hooks = guarded("interventions", inter, "hooks", model, vector=vec, norms=norms)
     used = {

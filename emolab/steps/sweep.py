@@ -1,21 +1,29 @@
-"""Steering sweep: emotions x layers x alphas on neutral prompts, each cell judged by the
-external classifier, the label-logit shift and the perplexity regime.
+"""Steering sweep: emotions x layers x spans x alphas on neutral prompts, each cell judged by
+the external classifier, the label-logit shift and the perplexity regime.
 
 Cells are written to a csv artifact as they finish (atomically), keyed by everything that
 changes a cell's numbers; re-running the same sweep reads that file and computes only the
 missing cells, so a sweep cut off on a laptop resumes where it stopped.
 
+A span steers layers L..L+span-1, each with its own direction (the vector extracted at that
+layer) and alpha split evenly over them, so a span pushes as hard in total as one layer with
+the same alpha (residual_add `spread=split`); the dev prompts choose the span like the layer
+and alpha.
+
+Several vector sources (`method` a list, or several `vector_file`s: other sessions' vectors
+of the same model) each run the same grid from their own resume cache; each source's best
+cells are chosen on the dev prompts, and the source whose chosen cells succeed most on the
+dev prompts wins. Test numbers are reported for every source, never used to choose.
+
 With `circuits` (top-k sizes) the same grid also runs circuit modulation: the emotion's k
 strongest heads from the session's latest head map (`emolab heads`) scaled by each of
 `circuit_factors` instead of adding the vector. Those rows have intervention
-`circuit-top<k>`, layer -1 and alpha = the factor, so both kinds sit in one judged table.
+`circuit-top<k>`, layer -1, span 0 and alpha = the factor, so both kinds sit in one table.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 
 import numpy as np
@@ -31,9 +39,19 @@ from ..session import Session
 from ..units import parse_layers
 from . import success as sx
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .shared import STEERING_PARAMS, circuit_heads
+from .shared import PUSH_PARAMS, circuit_heads
 from .steer import vectors_for
-from .sweep_cells import JUDGE_COLUMNS, RANDOM, RESIDUAL, SweepWork, failed_cell
+from .sweep_cells import RANDOM, RESIDUAL, SweepWork, check_range, failed_cell, span_params
+from .sweep_choice import compare_sources, sweep_record
+from .sweep_table import (
+    COLUMNS,
+    cell_key,
+    random_key,
+    read_cells,
+    step_outputs,
+    success_columns,
+    write_cells,
+)
 
 PARAMS = (
     Param("emotions", list, list(EKMAN6), "emotions of the grid", item=str),
@@ -41,7 +59,25 @@ PARAMS = (
         "layers", (str, list), None, "layers of the grid (default: 1/3, 1/2, 2/3 depth)", item=int
     ),
     Param("alphas", list, [0.15, 0.3, 0.5, 0.75], "strengths of the grid", item=float),
-    *STEERING_PARAMS,
+    Param(
+        "spans",
+        list,
+        [1],
+        "layer counts of the grid: a span steers L..L+span-1, alpha split over them",
+        item=int,
+        min=1,
+    ),
+    *PUSH_PARAMS,
+    Param(
+        "method", (str, list), None, "the session's vector set(s); several are compared", item=str
+    ),
+    Param(
+        "vector_file",
+        (str, list),
+        None,
+        "vector file(s) instead of the session's (e.g. other sessions'); several are compared",
+        item=str,
+    ),
     Param("prompts", list, list(NEUTRAL_PROMPTS), "prompts to continue", item=str),
     Param("max_new_tokens", int, 24, "tokens generated per prompt"),
     Param("batch_size", int, 20, "prompts per generate call", min=1),
@@ -71,34 +107,15 @@ DEFAULTS = defaults(PARAMS)
 # added after sweeps were first keyed: left out of the key at their defaults, so older
 # sweep files still resume
 LATER = ("judge_evaluator", "judge_params", "intervention", "intervention_params")
-GRID = ("emotions", "layers", "alphas", "min_surgical_share", "circuits", "circuit_factors")
-COLUMNS = (
-    "emotion",
-    "intervention",
-    "layer",
-    "alpha",
-    *JUDGE_COLUMNS,
-    "label_logit_shift",
-    "label_logit_shift_vs_others",
-    "perplexity_ratio",
-    "distinct2",
-    "distinct2_baseline",
-    "regime",
-    "surgical_share",
-    "heads",
-    "error",
-    "success_rate",
-    "success_dev",
-    "success_test",
-    "success_baseline_dev",
-    "success_baseline_test",
-    "success_random_dev",
-    "success_random_test",
-    "p_target_dev",
-    "p_target_test",
+GRID = (
+    "emotions",
+    "layers",
+    "alphas",
+    "spans",
+    "min_surgical_share",
+    "circuits",
+    "circuit_factors",
 )
-SUCCESS_COLUMNS = COLUMNS[COLUMNS.index("success_rate") :]
-TEXT_COLUMNS = ("emotion", "intervention", "regime", "heads", "error")
 
 
 def check_params(p: dict) -> None:
@@ -110,6 +127,8 @@ def check_params(p: dict) -> None:
     for a in p["alphas"]:
         if not np.isfinite(float(a)):
             raise BadInput(f"alpha must be a finite number, got {a!r}")
+    if not p["spans"]:
+        raise BadInput("span list is empty (give e.g. --spans 1,3)")
     prompts = [str(x) for x in p["prompts"]]
     if not prompts:
         raise BadInput("no prompts (the prompts file is empty)")
@@ -132,34 +151,6 @@ def sweep_key(p: dict, vector_meta: dict) -> str:
     return h.hexdigest()[:10]
 
 
-def read_cells(session: Session, name: str) -> dict[tuple, dict]:
-    path = session.artifact(name)
-    if not path.is_file():
-        return {}
-    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
-    out = {}
-    for r in rows:
-        r = {"intervention": RESIDUAL, "heads": "", "error": "", **r}  # files from before circuits
-        # files from before success rates read NaN there (and are computed again)
-        cell = {c: r[c] if c in TEXT_COLUMNS else float(r.get(c, "nan")) for c in COLUMNS}
-        cell["layer"] = int(cell["layer"])
-        out[cell_key(cell)] = cell
-    return out
-
-
-def cell_key(cell: dict) -> tuple:
-    return (cell["emotion"], cell["intervention"], cell["layer"], cell["alpha"])
-
-
-def write_cells(session: Session, name: str, cells: dict[tuple, dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for key in sorted(cells):
-        w.writerow({c: cells[key][c] for c in COLUMNS})
-    session.write_artifact(name, buf.getvalue())
-
-
 def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict | None]:
     """Per emotion, the surgical cell with the largest rise in P(target). The cell's regime
     is judged on all its texts pooled, so at least `min_share` of its single texts must be
@@ -176,6 +167,66 @@ def best_surgical(cells: list[dict], min_share: float = 0.5) -> dict[str, dict |
     return out
 
 
+def _one_or_list(value) -> list:
+    """A parameter given as one name, a list, or nothing -> a list (`[None]` for nothing)."""
+    if value is None:
+        return [None]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def source_specs(session: Session, p: dict) -> list[tuple[str, str | None, str | None]]:
+    """(label, method, vector_file) of every source the sweep compares: the vector files
+    when given, else the methods (the session's first when none is named). A single
+    source is logged as a plain name, as before several could be given."""
+    files = [f for f in _one_or_list(p["vector_file"]) if f]
+    methods = _one_or_list(p["method"])
+    for key, items in (("vector_file", files), ("method", methods)):
+        if len(set(items)) != len(items):
+            raise BadInput(f"--{key.replace('_', '-')} names a source twice")
+        if len(items) == 1:
+            p[key] = items[0]
+    if files:
+        return [(f, None, f) for f in files]
+    first = (session.methods() or ["vectors"])[0]
+    return [(m or first, m, None) for m in methods]
+
+
+def check_spans(p: dict, n_layers: int) -> None:
+    """Every span fits the model, and the intervention can steer a layer range."""
+    for layer in p["layers"]:
+        for span in p["spans"]:
+            if layer + span - 1 >= n_layers:
+                raise BadInput(
+                    f"span {span} from layer {layer} runs past the last layer ({n_layers - 1})"
+                )
+    if max(p["spans"]) > 1:
+        check_range(p["intervention"])
+
+
+def load_source(session: Session, p: dict, spec: tuple, n_layers: int) -> dict:
+    """One source's vectors per emotion, checked at every layer its cells steer, its label
+    set and its resume-cache key."""
+    label, method, vector_file = spec
+    vectors, meta = vectors_for(session, method, vector_file)
+    vecs = {e: emotion_vector(vectors, e, n_layers) for e in p["emotions"]}
+    for e, v in vecs.items():
+        for layer in p["layers"]:
+            for span in p["spans"]:
+                for li in range(layer, layer + span):
+                    if not np.isfinite(v[li]).all():
+                        where = f" (span {span} from layer {layer})" if span > 1 else ""
+                        raise BadInput(f"no '{e}' vector at layer {li}{where} in {label}")
+    own = {**p, "method": method, "vector_file": vector_file}
+    key = sweep_key(own, {k: v for k, v in meta.flat().items() if k != "created"})
+    return {
+        "label": label,
+        "vector_file": vector_file,
+        "vecs": vecs,
+        "emotions": list(meta.emotions) or sorted(vecs),
+        "key": key,
+    }
+
+
 def run(session: Session, params: dict, progress: Progress | None = None, engine=None) -> dict:
     """`engine`: how cells run (engine.Serial by default, Batched, RayExecutor); it never
     changes a number, so it is not a parameter of the sweep."""
@@ -183,6 +234,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     p = validate(PARAMS, params, "sweep")
     p["alphas"] = [float(a) for a in p["alphas"]]
     p["emotions"] = list(p["emotions"])
+    p["spans"] = [int(k) for k in p["spans"]]
     p["circuits"] = [int(k) for k in p["circuits"]]
     p["circuit_factors"] = [float(f) for f in p["circuit_factors"]]
     check_params(p)
@@ -193,14 +245,10 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         p["layers"] if isinstance(p["layers"], list) else str(p["layers"]), n_layers
     )
     prompts = [str(x) for x in p["prompts"]]
-    vectors, meta = vectors_for(session, p["method"], p["vector_file"])
-    vecs = {e: emotion_vector(vectors, e, n_layers) for e in p["emotions"]}
-    for e, v in vecs.items():
-        for layer in p["layers"]:
-            if not np.isfinite(v[layer]).all():
-                raise BadInput(f"no '{e}' vector at layer {layer} in this vector set")
+    specs = source_specs(session, p)
+    check_spans(p, n_layers)
+    sources = [load_source(session, p, spec, n_layers) for spec in specs]
     circuit_specs = circuit_grid(session, p)
-    all_emotions = list(meta.emotions) or sorted(vecs)
     norms = np.asarray(session.read_json("layer_norms.json")["mean_resid_norm"])
     judge = configured(
         "evaluators",
@@ -213,29 +261,20 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     configured(
         "interventions",
         p["intervention"],
-        cell_params(p, p["layers"][0], 0.0),
+        span_params(p["layers"][0], max(p["spans"]), 0.0, p["scale"], p["positions"]),
         p["intervention_params"],
     )
-    key = sweep_key(p, {k: v for k, v in meta.flat().items() if k != "created"})
-    name = f"sweep-{key}.csv"
-    texts_name = f"sweep-{key}-texts.jsonl"
-    cells = read_cells(session, name)
     grid = [
-        (e, residual, layer, a) for e in p["emotions"] for layer in p["layers"] for a in p["alphas"]
+        (e, residual, layer, span, a)
+        for e in p["emotions"]
+        for layer in p["layers"]
+        for span in p["spans"]
+        for a in p["alphas"]
     ] + [
-        (e, f"circuit-top{k}", -1, f)
+        (e, f"circuit-top{k}", -1, 0, f)
         for e in p["emotions"]
         for k in p["circuits"]
         for f in p["circuit_factors"]
-    ]
-    # a circuit cell is stale when the head map behind it changed
-    todo = [
-        g
-        for g in grid
-        if g not in cells
-        or cells[g]["error"]  # a failed cell is computed again
-        or cells[g]["heads"] != circuit_specs.get((g[0], g[1]), "")
-        or not np.isfinite(cells[g]["success_rate"])  # a cell from before success rates
     ]
     kinds = [p["intervention"]] + (["enhance"] if p["circuits"] else [])
     used = {
@@ -243,121 +282,76 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         **plugin_versions("evaluators", [p["judge_evaluator"], "perplexity_ratio"]),
     }
     with session.step("sweep", p, used) as rec:
-        if p["vector_file"]:
-            session.add_input(rec, "vector_file", p["vector_file"])
+        for i, src in enumerate(sources):
+            if src["vector_file"]:
+                role = "vector_file" if len(sources) == 1 else f"vector_file_{i + 1}"
+                session.add_input(rec, role, src["vector_file"])
         model = session_model(session)
-        base_path = session.artifact(f"sweep-{key}-baseline.json")
-        if base_path.is_file():
-            base = session.read_json(base_path.name)["texts"]
-        else:
-            progress.task(f"generate baseline ({len(prompts)} prompts)", len(prompts))
-            base = generate(
-                model, prompts, (), p["max_new_tokens"], p["batch_size"], check=progress.check
-            )
-            session.write_json(base_path.name, {"prompts": prompts, "texts": base})
+        base = baseline_texts(session, sources, prompts, p, model, progress)
         progress.task(f"judge: load {p['judge_evaluator']}", 0)
         # the judge on the unsteered texts, once per emotion: it loads (or trains) once and
         # travels with the work; an emotion it has no label for fails before any cell
         base_on: dict[str, np.ndarray] = {}  # per emotion: unsteered text's top label is it
         for emo in p["emotions"]:
-            base_run = Run(model, prompts, base, base, (), all_emotions, emo)
+            base_run = Run(model, prompts, base, base, (), sources[0]["emotions"], emo)
             judged_base = guarded("evaluators", judge, "evaluate", base_run)
             if "judge_probs" in base_run.extra:
                 col = list(base_run.extra["judge_labels"]).index(emo)
                 base_on[emo] = np.asarray(base_run.extra["judge_probs"]).argmax(1) == col
-        label_ids = label_token_ids(model, all_emotions)
-        lists = [list_prompt(q, all_emotions) for q in prompts]
-        cols = [label_ids[e] for e in all_emotions]
-        base_logits = last_logits(model, lists)[:, cols]
-        work = SweepWork(
-            session.model_name,
-            session.manifest["model"].get("device", "cpu"),
-            session.manifest["model"].get("dtype", "float32"),
-            {k: p[k] for k in DEFAULTS if k != "prompts"},
-            prompts,
-            lists,
-            vecs,
-            norms,
-            circuit_specs,
-            all_emotions,
-            cols,
-            base,
-            base_logits,
-            judge,
-            residual,
-        )
         engine = engine or Serial()
         rec["engine"] = engine.describe()
         halves = sx.prompt_halves(len(prompts))
-        randoms = random_controls(work, engine, todo, p, progress, residual)
-        progress.task(f"sweep {len(todo)} cells ({len(grid) - len(todo)} done before)", len(todo))
-        for i, cell in engine.map(work, todo, progress.check):
-            if "error" in cell and len(cell) == 1:
-                cell = failed_cell(todo[i], circuit_specs.get(todo[i][:2], ""), cell["error"])
-            steered = cell.pop("steered")
-            cell.update(
-                success_columns(
-                    cell,
-                    cell.pop("probs", None),
-                    cell.pop("labels", None),
-                    cell.pop("regimes", None),
-                    base_on,
-                    randoms,
-                    halves,
-                    p["scale"],
-                    residual,
-                )
+        shared_randoms: dict = {}  # relative alpha: one random push serves every source
+        done = []
+        for src in sources:
+            all_emotions = src["emotions"]
+            label_ids = label_token_ids(model, all_emotions)
+            lists = [list_prompt(q, all_emotions) for q in prompts]
+            cols = [label_ids[e] for e in all_emotions]
+            work = SweepWork(
+                session.model_name,
+                session.manifest["model"].get("device", "cpu"),
+                session.manifest["model"].get("dtype", "float32"),
+                {k: p[k] for k in DEFAULTS if k != "prompts"},
+                prompts,
+                lists,
+                src["vecs"],
+                norms,
+                circuit_specs,
+                all_emotions,
+                cols,
+                base,
+                last_logits(model, lists)[:, cols],
+                judge,
+                residual,
             )
-            line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "alpha")}
-            old = session.artifact(texts_name)
-            prev = old.read_text(encoding="utf-8") if old.is_file() else ""
-            # texts before the cell: a kill in between only recomputes the cell
-            session.write_artifact(
-                texts_name, prev + json.dumps({**line, "steered": steered}) + "\n"
-            )
-            cells[cell_key(cell)] = cell
-            write_cells(session, name, cells)
-            progress.update(i + 1)
-        rows = [cells[g] for g in grid]
-        # the best cell per emotion is chosen on the dev prompts and reported on the test ones
-        best = sx.best_on_dev([r for r in rows if r["intervention"] == residual])
-        best_circuit = sx.best_on_dev([r for r in rows if r["intervention"] != residual])
-        head = sx.headline(best)
-        table = step_outputs(session, rec["seq"], grid, cells, texts_name)
-        rec["outputs"] = [*table, f"artifacts/{base_path.name}"]
-        metrics: dict[str, float] = {"cells": float(len(grid))}
-        choices: dict[str, dict] = {}
-        for emo, b in best.items():
-            if b is not None:
-                metrics[f"best_p_target_rise/{emo}"] = float(b["p_target_rise"])
-                metrics[f"best_layer/{emo}"] = float(b["layer"])
-                metrics[f"best_alpha/{emo}"] = float(b["alpha"])
-                for k in ("success_test", "success_random_test", "success_baseline_test"):
-                    metrics[f"{k}/{emo}"] = float(b[k])
-                choices[f"best_cell/{emo}"] = {
-                    "value": [b["layer"], b["alpha"]],
-                    "chosen_on": "dev prompts",
-                }
-        for k, v in head.items():
-            if k != "emotions":
-                metrics[f"{k}_mean"] = v
-        rec["choices"] = choices
-        for emo, b in best_circuit.items():
-            if b is not None:
-                metrics[f"best_circuit_p_target_rise/{emo}"] = float(b["p_target_rise"])
-                metrics[f"best_circuit_top_is_target/{emo}"] = float(b["top_is_target"])
-        rec["metrics"] = metrics
+            randoms = shared_randoms if p["scale"] == "relative" else {}
+            done.append(
+                sweep_source(session, src, work, engine, grid, p, progress, residual,
+                             base_on, randoms, halves, circuit_specs)
+            )  # fmt: skip
+        table = step_outputs(
+            session,
+            rec["seq"],
+            [(d["label"], grid, d["cells"], d["texts_name"]) for d in done],
+        )
+        rec["outputs"] = [*table, *(f"artifacts/sweep-{s['key']}-baseline.json" for s in sources)]
+        compared = compare_sources(done, residual)
+        rec["metrics"], rec["choices"] = sweep_record(compared, len(grid) * len(done))
     progress.done()
+    win = compared["winner"]
     return {
         "params": p,
         "csv": str(session.path / table[0]),
-        "rows": rows,
-        "best": best,
-        "best_circuit": best_circuit,
-        "headline": head,
+        "rows": [r for d in done for r in d["rows"]],
+        "best": win["best"],
+        "best_circuit": win["best_circuit"],
+        "headline": win["headline"],
+        "sources": compared["sources"],
+        "winner": win["source"] if len(done) > 1 else None,
         "prompt_halves": halves,
-        "resumed": len(grid) - len(todo),
-        "computed": len(todo),
+        "resumed": sum(d["resumed"] for d in done),
+        "computed": sum(d["computed"] for d in done),
         "judge": {
             "name": p["judge"] if p["judge_evaluator"] == "classifier" else p["judge_evaluator"],
             "accuracy": float(judged_base.get("judge_accuracy", np.nan)),
@@ -366,27 +360,77 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     }
 
 
-def step_outputs(
-    session: Session, seq: int, grid: list[tuple], cells: dict, texts_name: str
-) -> list[str]:
-    """This step's own table and texts (`sweep-<seq>.csv`, `-texts.jsonl`): exactly its
-    grid, taken from the resume cache that every sweep with the same settings shares, so a
-    later sweep never changes what an earlier one wrote."""
-    write_cells(session, f"sweep-{seq:03d}.csv", {g: cells[g] for g in grid})
-    texts: dict[tuple, str] = {}
-    path = session.artifact(texts_name)
-    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
-        r = json.loads(line)
-        texts[(r["emotion"], r["intervention"], r["layer"], r["alpha"])] = line + "\n"
-    session.write_artifact(
-        f"sweep-{seq:03d}-texts.jsonl", "".join(texts[g] for g in grid if g in texts)
-    )
-    return [f"artifacts/sweep-{seq:03d}.csv", f"artifacts/sweep-{seq:03d}-texts.jsonl"]
+def baseline_texts(session: Session, sources, prompts, p, model, progress) -> list[str]:
+    """The unsteered continuations, generated once and kept beside each source's cache."""
+    paths = [session.artifact(f"sweep-{s['key']}-baseline.json") for s in sources]
+    have = next((path for path in paths if path.is_file()), None)
+    if have is not None:
+        base = session.read_json(have.name)["texts"]
+    else:
+        progress.task(f"generate baseline ({len(prompts)} prompts)", len(prompts))
+        base = generate(
+            model, prompts, (), p["max_new_tokens"], p["batch_size"], check=progress.check
+        )
+    for path in paths:
+        if not path.is_file():
+            session.write_json(path.name, {"prompts": prompts, "texts": base})
+    return base
 
 
-def cell_params(p: dict, layer: int, alpha: float) -> dict:
-    """What the sweep knows about one residual cell; its intervention takes what it declares."""
-    return {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
+def sweep_source(
+    session, src, work, engine, grid, p, progress, residual, base_on, randoms, halves, heads
+) -> dict:
+    """One source's grid: the cells its resume cache lacks are computed (with the random
+    controls they need) and written to the cache as they finish."""
+    name, texts_name = f"sweep-{src['key']}.csv", f"sweep-{src['key']}-texts.jsonl"
+    cells = read_cells(session, name, src["label"])
+    # a circuit cell is stale when the head map behind it changed
+    todo = [
+        g
+        for g in grid
+        if g not in cells
+        or cells[g]["error"]  # a failed cell is computed again
+        or cells[g]["heads"] != heads.get((g[0], g[1]), "")
+        or not np.isfinite(cells[g]["success_rate"])  # a cell from before success rates
+    ]
+    random_controls(work, engine, todo, p, progress, residual, randoms)
+    what = f" of {src['label']}" if src["label"] else ""
+    progress.task(f"sweep {len(todo)} cells{what} ({len(grid) - len(todo)} done before)", len(todo))
+    for i, cell in engine.map(work, todo, progress.check):
+        if "error" in cell and len(cell) == 1:
+            cell = failed_cell(todo[i], heads.get(todo[i][:2], ""), cell["error"])
+        steered = cell.pop("steered")
+        cell["source"] = src["label"]
+        cell.update(
+            success_columns(
+                cell,
+                cell.pop("probs", None),
+                cell.pop("labels", None),
+                cell.pop("regimes", None),
+                base_on,
+                randoms,
+                halves,
+                p["scale"],
+                residual,
+            )
+        )
+        cell = {c: cell[c] for c in COLUMNS}  # the order a resumed cell reads back in
+        line = {k: cell[k] for k in ("emotion", "intervention", "heads", "layer", "span", "alpha")}
+        old = session.artifact(texts_name)
+        prev = old.read_text(encoding="utf-8") if old.is_file() else ""
+        # texts before the cell: a kill in between only recomputes the cell
+        session.write_artifact(texts_name, prev + json.dumps({**line, "steered": steered}) + "\n")
+        cells[cell_key(cell)] = cell
+        write_cells(session, name, cells)
+        progress.update(i + 1)
+    return {
+        "label": src["label"],
+        "cells": cells,
+        "rows": [cells[g] for g in grid],
+        "texts_name": texts_name,
+        "resumed": len(grid) - len(todo),
+        "computed": len(todo),
+    }
 
 
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
@@ -399,59 +443,20 @@ def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
 
 
 def random_controls(
-    work, engine, todo: list[tuple], p: dict, progress: Progress, residual: str
-) -> dict:
+    work, engine, todo: list[tuple], p: dict, progress: Progress, residual: str, have: dict
+) -> None:
     """Judge probabilities and per-text regimes of a random direction of the same size for
-    every (layer, alpha) a residual cell to compute needs. With relative alpha the random
-    push is the same for every emotion (the hook rescales it), so it runs once per
-    (layer, alpha); with absolute alpha once per emotion too."""
-    per_emotion = p["scale"] == "absolute"
-    need = sorted({(c[0] if per_emotion else "", c[2], c[3]) for c in todo if c[1] == residual})
-    cells = [(e or p["emotions"][0], RANDOM, layer, a) for e, layer, a in need]
+    every (layer, span, alpha) a residual cell to compute needs, added to `have` (see
+    sweep_table.random_key for when one serves several emotions and sources)."""
+    need = sorted(
+        {random_key(c[0], c[2], c[3], c[4], p["scale"]) for c in todo if c[1] == residual}
+        - set(have)
+    )
+    cells = [(e or p["emotions"][0], RANDOM, layer, span, a) for e, layer, span, a in need]
     if not cells:
-        return {}
+        return
     progress.task(f"random-direction controls ({len(cells)})", len(cells))
-    out = {}
     for i, res in engine.map(work, cells, progress.check):
         if res.get("probs") is not None:
-            out[need[i]] = (res["probs"], list(res["labels"]), res["regimes"])
+            have[need[i]] = (res["probs"], list(res["labels"]), res["regimes"])
         progress.update(i + 1)
-    return out
-
-
-def success_columns(
-    cell: dict,
-    probs,
-    labels,
-    regimes,
-    base_on: dict,
-    randoms: dict,
-    halves: dict,
-    scale: str,
-    residual: str,
-) -> dict:
-    """The success columns of one cell (see steps/success.py): steered, unsteered and the
-    random control, on the dev and test prompt halves. NaN for a failed cell, and for a
-    judge evaluator that reports no per-text probabilities (`run.extra["judge_probs"]`)."""
-    nan = float("nan")
-    emo = cell["emotion"]
-    if probs is None or emo not in base_on:
-        return {c: nan for c in SUCCESS_COLUMNS}
-    probs = np.asarray(probs)
-    col = list(labels).index(emo)
-    ok = sx.success_flags(probs, col, regimes)
-    out = {
-        "success_rate": round(float(ok.mean()), 5),
-        **sx.split_rates(ok, halves, "success"),
-        **sx.split_rates(base_on[emo], halves, "success_baseline"),
-        "success_random_dev": nan,
-        "success_random_test": nan,
-    }
-    rkey = (emo if scale == "absolute" else "", cell["layer"], cell["alpha"])
-    if cell["intervention"] == residual and rkey in randoms:
-        r_probs, r_labels, r_regimes = randoms[rkey]
-        flags = sx.success_flags(np.asarray(r_probs), list(r_labels).index(emo), r_regimes)
-        out.update(sx.split_rates(flags, halves, "success_random"))
-    for h, idx in halves.items():
-        out[f"p_target_{h}"] = round(float(probs[idx, col].mean()), 5) if idx else nan
-    return out

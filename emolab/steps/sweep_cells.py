@@ -1,5 +1,5 @@
 """One sweep cell's computation, as a `engine.Work`: steered texts, their judge scores, the
-label-logit shift and the perplexity regime for (emotion, intervention, layer, alpha).
+label-logit shift and the perplexity regime for (emotion, intervention, layer, span, alpha).
 
 The driver (steps/sweep.py) computes what every cell shares once — baseline texts, the
 judge evaluator loaded (it remembers its baseline scores), the label-list logits, the
@@ -33,7 +33,7 @@ JUDGE_COLUMNS = (
 RANDOM = "random"  # the control: a random direction of the vector's size
 REGIMES = ("surgical", "repetitive", "explosive")
 
-Cell = tuple  # (emotion, intervention, layer, alpha)
+Cell = tuple  # (emotion, intervention, layer, span, alpha)
 
 
 @dataclass
@@ -81,12 +81,12 @@ class SweepWork:
         }
 
     def group(self, cell: Cell) -> tuple:
-        return cell[1], cell[2]
+        return cell[1], cell[2], cell[3]
 
     def hooks(self, cell: Cell) -> list:
         from .common import guarded
 
-        emo, kind, layer, alpha = cell
+        emo, kind, layer, span, alpha = cell
         p, reg, model = self.p, self._live["reg"], self._live["model"]
         vector = self.vecs[emo]
         if kind == RANDOM:
@@ -96,7 +96,7 @@ class SweepWork:
         if kind in (self.residual, RANDOM):
             from .common import configured
 
-            own = {"layer": layer, "alpha": alpha, "scale": p["scale"], "positions": p["positions"]}
+            own = span_params(layer, span, alpha, p["scale"], p["positions"])
             inter = configured("interventions", p["intervention"], own, p["intervention_params"])
         else:
             inter = reg.get(
@@ -122,7 +122,7 @@ class SweepWork:
     def score(self, cell: Cell, hooks: list, steered: list[str], logits: np.ndarray) -> dict:
         from .common import guarded
 
-        emo, kind, layer, alpha = cell
+        emo, kind, layer, span, alpha = cell
         model = self._live["model"]
         run = Run(model, self.prompts, self.base, steered, hooks, self.all_emotions, emo)
         judged = guarded("evaluators", self.judge, "evaluate", run)
@@ -134,6 +134,7 @@ class SweepWork:
             "emotion": emo,
             "intervention": kind,
             "layer": layer,
+            "span": span,
             "alpha": alpha,
             **{c: round(float(judged.get(c, np.nan)), 5) for c in JUDGE_COLUMNS},
             "label_logit_shift": round(float(shift[k]), 5),
@@ -155,15 +156,39 @@ class SweepWork:
         }
 
 
+def span_params(layer: int, span: int, alpha: float, scale: str, positions: str) -> dict:
+    """What a residual cell sets on its intervention: one layer, or layers
+    layer..layer+span-1 with alpha split over them (the same total push, see residual_add)."""
+    own = {"layer": layer, "alpha": alpha, "scale": scale, "positions": positions}
+    if span > 1:
+        own.update(to_layer=layer + span - 1, spread="split")
+    return own
+
+
+def check_range(intervention: str) -> None:
+    """A span over several layers needs an intervention that steers a layer range: one
+    line otherwise, rather than a span silently steering one layer."""
+    from .. import plugins
+    from ..errors import BadInput
+
+    declared = {q.name for q in plugins.registry().get("interventions", intervention).params}
+    if not {"to_layer", "spread"} <= declared:
+        raise BadInput(
+            f"intervention '{intervention}' cannot steer a layer range "
+            "(it declares no to_layer / spread): use a span of 1"
+        )
+
+
 def failed_cell(cell: Cell, heads: str, error: str) -> dict:
     """The row of a cell that could not be computed: NaN numbers, regime 'failed', the error
     (a resumed sweep computes it again)."""
-    emo, kind, layer, alpha = cell
+    emo, kind, layer, span, alpha = cell
     nan = float("nan")
     return {
         "emotion": emo,
         "intervention": kind,
         "layer": layer,
+        "span": span,
         "alpha": alpha,
         **{
             c: nan

@@ -5,7 +5,8 @@ dimensions), which is what makes whitening usable at all here. Ledoit-Wolf runs 
 basis, not on standardised features as sklearn's LDA `shrinkage="auto"` does (standardising
 first shrinks away exactly the strong correlations whitening should remove), and one pooled
 estimate plus one solve is much faster than sklearn's per-class LDA fit, which matters
-because the shuffled-label baseline refits it hundreds of times.
+because the shuffled-label baseline refits it hundreds of times. `emolab extract` chooses
+the shrinkage on the dev split among Ledoit-Wolf's and three fixed values.
 """
 
 import numpy as np
@@ -18,7 +19,15 @@ from .checks import check_classes
 class LDA(Extractor):
     name = "lda"
     description = "Mean difference whitened by the shrunk shared covariance (Fisher LDA)"
-    params = (Param("shrinkage", str, "auto", "'auto' (Ledoit-Wolf) or a number in [0, 1]"),)
+    params = (
+        Param(
+            "shrinkage",
+            str,
+            "auto",
+            "'auto' (Ledoit-Wolf) or a number in [0, 1]",
+            tune=("auto", "0.05", "0.3", "0.8"),
+        ),
+    )
 
     def fit_layer(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
         from scipy.linalg import solve

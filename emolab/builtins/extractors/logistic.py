@@ -1,7 +1,8 @@
 """L2-regularised logistic probe: its weight vector, mapped back to the raw residual basis.
 
 Features are standardised first (the residual stream has a few huge dimensions), so one C
-means the same on every layer; `cv` > 1 picks C by stratified cross-validation instead.
+means the same on every layer. `emolab extract` chooses C among `CS` on the dev split (the
+`tune` values of the declaration); `cv` > 1 picks it by cross-validation on train instead.
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ class Logistic(Extractor):
     name = "logistic"
     description = "L2 logistic-regression probe weights (standardised features)"
     params = (
-        Param("C", float, 0.01, "inverse L2 strength, on standardised features"),
+        Param("C", float, 0.01, "inverse L2 strength, on standardised features", tune=CS),
         Param("cv", int, 0, "folds to choose C by cross-validation (0: use C)"),
         Param("max_iter", int, 200),
     )

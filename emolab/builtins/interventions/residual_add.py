@@ -4,6 +4,11 @@ With `scale=relative` alpha is a fraction of the layer's mean residual norm (the
 `extract` records, position 0 excluded), so one alpha means the same push at every layer;
 the source studies' useful range is ~0.1-0.75, and from ~1 on text degenerates. Padding
 positions are never touched.
+
+Over a layer range (`to_layer`) each layer adds its own row of a `[layers, d]` vector (the
+direction extracted at that layer). `spread=split` gives each of the n layers alpha / n:
+the pushes add up along the residual stream, so the range pushes as hard in total as one
+layer with alpha does, which is what makes a span comparable with a single layer in a sweep.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ class ResidualAdd(Intervention):
             ("relative", "absolute"),
         ),
         Param("positions", str, "all", "which positions", POSITIONS),
+        Param(
+            "spread",
+            str,
+            "each",
+            "over a range: each layer gets alpha, or alpha / n (split: one layer's total push)",
+            ("each", "split"),
+        ),
     )
 
     def hooks(self, model, vector=None, norms=None, **_):
@@ -45,6 +57,7 @@ class ResidualAdd(Intervention):
         vector = np.asarray(vector, dtype=np.float32)
         check_width(vector, model.d_model, "steering vector")
         pairs = []
+        alpha = self.alpha / (last - self.layer + 1) if self.spread == "split" else self.alpha
         for layer in range(self.layer, last + 1):
             v = vector[layer] if vector.ndim == 2 else vector
             if self.scale == "relative":
@@ -54,7 +67,7 @@ class ResidualAdd(Intervention):
                 if n == 0:
                     raise BadInput(f"the steering vector at layer {layer} is zero")
                 v = v / n * float(norms[layer])
-            delta = torch.tensor(self.alpha * v, device=model.device)
+            delta = torch.tensor(alpha * v, device=model.device)
             pairs.append((f"blocks.{layer}.hook_resid_post", self._fn(delta)))
         return pairs
 
