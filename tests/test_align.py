@@ -165,19 +165,8 @@ def test_aligner_input_errors():
 
 
 # -- the step on tiny sessions ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gpt2_session_dir(tmp_path_factory):
-    """tiny-gpt2 on the same texts as the shared tiny-llama session."""
-    from emolab.steps import extract
-    from emolab.steps.common import new_session
-
-    path = tmp_path_factory.mktemp("sessions") / "tiny-gpt2"
-    extract.run(new_session(path, "tiny-gpt2"), {"limit": 12, "test_limit": 6})
-    return path
-
-
-def test_align_step_writes_scores_baselines_and_cka_matrix(tiny_session, gpt2_session_dir):
-    res = align.run(tiny_session, {"session_b": str(gpt2_session_dir), "draws": 20})
+def test_align_step_writes_scores_baselines_and_cka_matrix(tiny_session, tiny_gpt2_session_dir):
+    res = align.run(tiny_session, {"session_b": str(tiny_gpt2_session_dir), "draws": 20})
     assert set(res["methods"]) == {"procrustes", "cca", "cka", "rsa"}
     for out in res["methods"].values():
         for val in out.values():
@@ -220,23 +209,34 @@ def test_a_session_aligned_with_itself_is_perfect(tiny_session, tiny_session_dir
     assert not raw["standardized"] and raw["standardize_note"] is None
 
 
-def test_align_replays(tiny_session, gpt2_session_dir):
+def test_align_replays(tiny_session, tiny_gpt2_session_dir):
     from emolab.steps import STEPS
 
-    res = align.run(tiny_session, {"session_b": str(gpt2_session_dir), "draws": 5, "method": "cka"})
+    res = align.run(
+        tiny_session, {"session_b": str(tiny_gpt2_session_dir), "draws": 5, "method": "cka"}
+    )
     step = Session.open(tiny_session.path).steps()[-1]
     again = STEPS["align"](tiny_session, step["params"])
     assert again["methods"]["cka"]["cka"] == res["methods"]["cka"]["cka"]
 
 
-def test_cli_align_json(run_cli, tiny_session, gpt2_session_dir):
+def test_cli_align_json(run_cli, tiny_session, tiny_gpt2_session_dir):
     r = run_cli(
-        "align", tiny_session.path, gpt2_session_dir, "--method", "rsa", "--draws", "5", "--json"
+        "align",
+        tiny_session.path,
+        tiny_gpt2_session_dir,
+        "--method",
+        "rsa",
+        "--draws",
+        "5",
+        "--json",
     )
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert list(out["methods"]) == ["rsa"]
-    r = run_cli("align", tiny_session.path, gpt2_session_dir, "--method", "cka", "--draws", "5")
+    r = run_cli(
+        "align", tiny_session.path, tiny_gpt2_session_dir, "--method", "cka", "--draws", "5"
+    )
     assert r.exit_code == 0 and "permutation" in r.output
 
 
@@ -261,8 +261,8 @@ def test_cli_align_refuses_different_texts(run_cli, tiny_session, tmp_path):
         (["--method", "nosuch"], "unknown aligner 'nosuch' (known: cca, cka, procrustes, rsa)"),
     ],
 )
-def test_cli_align_bad_input(run_cli, tiny_session, gpt2_session_dir, args, message):
-    r = run_cli("align", tiny_session.path, gpt2_session_dir, *args)
+def test_cli_align_bad_input(run_cli, tiny_session, tiny_gpt2_session_dir, args, message):
+    r = run_cli("align", tiny_session.path, tiny_gpt2_session_dir, *args)
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert message in r.output
 
@@ -272,11 +272,11 @@ def test_cli_align_missing_session(run_cli, tiny_session, tmp_path):
     assert r.exit_code == 2 and "no such session" in r.output
 
 
-def test_transfer_steering_runs_mapped_own_and_random(tiny_session, gpt2_session_dir):
+def test_transfer_steering_runs_mapped_own_and_random(tiny_session, tiny_gpt2_session_dir):
     res = align.run(
         tiny_session,
         {
-            "session_b": str(gpt2_session_dir),
+            "session_b": str(tiny_gpt2_session_dir),
             "draws": 3,
             "method": "procrustes",
             "transfer": True,
