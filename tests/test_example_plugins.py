@@ -235,6 +235,8 @@ def test_ridge_plugin_installs_and_aligns_from_the_cli(ridge, tiny_session, tiny
     row = listed("ridge")
     assert row["package"] == "emolab-ridge" and row["version"] == "0.1.0"
     assert row["components"] == {"aligners": ["ridge"]} and row["error"] is None
+    shown = emolab("plugins", env=RIDGE)
+    assert shown.returncode == 0 and "aligners: ridge" in shown.stdout
     args = ["align", tiny_session.path, tiny_gpt2_session_dir, "--draws", "5"]
     res = emolab(*args, "--method", "ridge", "--param", "alpha=10", "--json", env=RIDGE)
     assert res.returncode == 0, res.stderr

@@ -1,6 +1,6 @@
 """Dialogs that collect a step's parameters. Every list of component names in them comes
 from the plugin registry, so a registered third-party extractor, dataset, model,
-intervention or evaluator appears beside the built-ins with no TUI change."""
+intervention, evaluator or aligner appears beside the built-ins with no TUI change."""
 
 from __future__ import annotations
 
