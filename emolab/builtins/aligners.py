@@ -61,28 +61,35 @@ class LinearCKA(Aligner):
         return {"cka": np.asarray(out)}
 
 
-class Procrustes(Aligner):
+class _AfterPCA(Aligner):
+    """A map fitted between both sides' PCA coordinates (common dimension `dim`). The PCAs
+    do not depend on how rows are paired, so a refit on a shuffled pairing keeps them and
+    redoes only `_fit_pair`."""
+
+    def fit(self, a, b):
+        self.pca_a_, self.pca_b_ = _pcas(self.dim, a, b)
+        return self._fit_pair(self.pca_a_.transform(a), self.pca_b_.transform(b))
+
+    def fit_permuted(self, a, b, perm):
+        clone = self.with_params()
+        clone.pca_a_, clone.pca_b_ = self.pca_a_, self.pca_b_
+        xb = self.pca_b_.transform(np.asarray(b)[perm])
+        return clone._fit_pair(self.pca_a_.transform(a), xb)
+
+    def _fit_pair(self, xa: np.ndarray, xb: np.ndarray):
+        raise NotImplementedError
+
+
+class Procrustes(_AfterPCA):
     name = "procrustes"
     description = "Orthogonal Procrustes after PCA to a common dimension; score = mean cosine"
     params = (Param("dim", int, 32, "PCA dimension shared by both models", min=1),)
     maps_directions = True
 
-    def fit(self, a, b):
-        self.pca_a_, self.pca_b_ = _pcas(self.dim, a, b)
-        return self._rotate(a, b)
-
-    def fit_permuted(self, a, b, perm):
-        """Only the rotation depends on the pairing; both PCA bases are kept."""
-        clone = self.with_params()
-        clone.pca_a_, clone.pca_b_ = self.pca_a_, self.pca_b_
-        return clone._rotate(a, np.asarray(b)[perm])
-
-    def _rotate(self, a, b):
+    def _fit_pair(self, xa, xb):
         from scipy.linalg import orthogonal_procrustes
 
-        self.rotation_, _ = orthogonal_procrustes(
-            self.pca_a_.transform(a), self.pca_b_.transform(b)
-        )
+        self.rotation_, _ = orthogonal_procrustes(xa, xb)
         return self
 
     def transform_a(self, a):
@@ -105,26 +112,16 @@ class Procrustes(Aligner):
         return {"mean_cos": float((num / den).mean())}
 
 
-class SVCCA(Aligner):
+class SVCCA(_AfterPCA):
     name = "cca"
     description = "SVCCA: PCA to `dim`, then CCA; score = mean canonical correlation"
     params = (Param("dim", int, 32, "PCA (SVD) dimension kept before CCA", min=1),)
 
-    def fit(self, a, b):
-        self.pca_a_, self.pca_b_ = _pcas(self.dim, a, b)
-        return self._canonical(a, b)
-
-    def fit_permuted(self, a, b, perm):
-        """Only the canonical weights depend on the pairing; both PCA bases are kept."""
-        clone = self.with_params()
-        clone.pca_a_, clone.pca_b_ = self.pca_a_, self.pca_b_
-        return clone._canonical(a, np.asarray(b)[perm])
-
-    def _canonical(self, a, b):
+    def _fit_pair(self, xa, xb):
         from scipy.linalg import qr, solve_triangular, svd
 
-        qa, ra = qr(self.pca_a_.transform(a), mode="economic")
-        qb, rb = qr(self.pca_b_.transform(b), mode="economic")
+        qa, ra = qr(xa, mode="economic")
+        qb, rb = qr(xb, mode="economic")
         u, s, vt = svd(qa.T @ qb)
         # canonical weights: whitened (QR) coordinates rotated onto the singular vectors
         self.weights_a_ = solve_triangular(ra, u)
