@@ -96,33 +96,95 @@ class Extractor(Component):
         raise NotImplementedError
 
 
-class Aligner(Component):
-    """Paired activations `[n, d_a]`, `[n, d_b]` of the same texts in two models -> a map.
+def paired_rows(a, b, least: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """`a` and `b` as float64 `[n, d]` arrays of one row per pair, or one line saying why
+    they cannot be aligned (an aligner's input check, shared by built-ins and plugins)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2:
+        raise BadInput(f"aligners take [n, d] arrays, got {a.shape} and {b.shape}")
+    if len(a) != len(b):
+        raise BadInput(f"paired activations differ in length: {len(a)} vs {len(b)} rows")
+    if len(a) < least:
+        raise BadInput(f"need at least {least} paired rows to align, got {len(a)}")
+    return a, b
 
-    `fit` returns self; `transform` maps A-space rows into B-space (or a shared space);
-    `score` measures how well paired rows correspond after fitting. The permutation
-    baseline re-scores with the pairing shuffled, so every score has its chance level.
+
+class Aligner(Component):
+    """Paired activations of the same texts in two models, `[n, d_a]` and `[n, d_b]` -> how
+    much geometry the two share. The align step calls only what is declared here, so a
+    plugin can do anything a built-in does; it adds the permutation baselines (the same
+    scores with the pairing of rows shuffled) for every aligner alike.
+
+    Two kinds, told apart by `learns_map`:
+
+    - A map (Procrustes, CCA, ridge): `fit(a, b)` learns it from the train rows and returns
+      self; `transform_a` / `transform_b` put rows of each model into one shared space (the
+      same width for both), where `score` compares them. The step scores held-out texts
+      and adds nearest-neighbour retrieval there (is a mapped A row's nearest B row the
+      same text, the same label?).
+    - Basis-free (CKA, RSA): nothing to learn (`fit` returns self); `score` compares the
+      rows as they are, and the step gives it every text. No transforms are needed.
+
+    `score(a, b) -> {metric: value}`: the step reports each metric (suffixed `_held_out`
+    when scored on held-out rows, `_centroids` for centroid rows) beside its baseline.
+    `pairs` says which rows the step passes: "texts" (one per text) or "centroids" (one per
+    label: class means minus the overall mean, what a representational comparison needs).
+
+    `maps_directions` says that `map_direction(v)` carries a direction of A's residual
+    (`[d_a]`, a direction, so no offsets: the map must be linear) into B's basis (`[d_b]`).
+    The step then reports the mapped emotion vector's cosine with B's own vector, and
+    `align --transfer` can steer B with it; an aligner without it gets that row marked
+    "not available" instead of an error.
+
+    Baselines reuse work where they can: `fit_permuted(a, b, perm)` is `fit(a, b[perm])` on
+    the aligner already fitted on `(a, b)` (override it to keep what the pairing does not
+    change, such as each side's PCA); `permutation_baseline` scores a basis-free aligner
+    under shuffles (override it when a shuffle can reuse work, as CKA's Gram matrices do).
+    `details(a, b)` may add JSON-able extras to the step's record (per-component
+    correlations, dissimilarity matrices).
     """
+
+    learns_map: ClassVar[bool] = True
+    maps_directions: ClassVar[bool] = False
+    pairs: ClassVar[str] = "texts"
 
     def fit(self, a: np.ndarray, b: np.ndarray) -> Aligner:
         raise NotImplementedError
 
-    def transform(self, a: np.ndarray) -> np.ndarray:
+    def transform_a(self, a: np.ndarray) -> np.ndarray:
+        """A rows `[n, d_a]` -> the shared space `[n, k]` (aligners that learn a map)."""
+        raise NotImplementedError(f"aligner '{self.name}' has no transform_a")
+
+    def transform_b(self, b: np.ndarray) -> np.ndarray:
+        """B rows `[n, d_b]` -> the same shared space `[n, k]`."""
+        raise NotImplementedError(f"aligner '{self.name}' has no transform_b")
+
+    def score(self, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
 
-    def score(self, a: np.ndarray, b: np.ndarray) -> float:
-        raise NotImplementedError
+    def map_direction(self, v: np.ndarray) -> np.ndarray:
+        """A direction `[d_a]` -> B's basis `[d_b]` (only when `maps_directions`)."""
+        raise NotImplementedError(f"aligner '{self.name}' does not map directions")
+
+    def details(self, a: np.ndarray, b: np.ndarray) -> dict:
+        return {}
+
+    def fit_permuted(self, a: np.ndarray, b: np.ndarray, perm: np.ndarray) -> Aligner:
+        return self.with_params().fit(a, b[perm])
 
     def permutation_baseline(
         self, a: np.ndarray, b: np.ndarray, draws: int = 100, seed: int = 0
-    ) -> np.ndarray:
-        """Scores of fresh fits on shuffled pairings."""
+    ) -> dict[str, np.ndarray]:
+        """Every metric of `score` on `draws` shuffled pairings of these same rows."""
         rng = np.random.default_rng(seed)
-        scores = []
+        null: dict[str, list[float]] = {}
+        fitted = self.with_params().fit(a, b)
         for _ in range(draws):
             perm = rng.permutation(len(b))
-            scores.append(self.with_params().fit(a, b[perm]).score(a, b[perm]))
-        return np.asarray(scores)
+            scores = fitted.fit_permuted(a, b, perm).score(a, b[perm])
+            for key, value in scores.items():
+                null.setdefault(key, []).append(value)
+        return {key: np.asarray(values) for key, values in null.items()}
 
 
 @dataclass

@@ -73,10 +73,19 @@ def heads(session: Session, **filters) -> pd.DataFrame:
 
 
 def align(session: Session, **filters) -> pd.DataFrame:
-    """One row per (aligner, measure): score, its permutation baseline and p-value."""
+    """One row per (aligner, measure): score, its permutation baseline and p-value; a
+    measure the aligner cannot give (a direction map it does not have) is a row with no
+    score and the reason in `note`."""
     import pandas as pd
 
     res, event = _json(session, "align", "align-", filters)
+    where = {
+        "model_a": res["model_a"],
+        "layer_a": res["layer_a"],
+        "model_b": res["model_b"],
+        "layer_b": res["layer_b"],
+        "seq": event["seq"],
+    }
     rows = []
     for method, measures in res["methods"].items():
         for measure, v in measures.items():
@@ -88,13 +97,12 @@ def align(session: Session, **filters) -> pd.DataFrame:
                         **{k: v.get(k) for k in ("score", "baseline_mean", "baseline_sd")},
                         "p_value": v.get("p_value"),
                         "draws": v.get("draws"),
-                        "model_a": res["model_a"],
-                        "layer_a": res["layer_a"],
-                        "model_b": res["model_b"],
-                        "layer_b": res["layer_b"],
-                        "seq": event["seq"],
+                        "note": None,
+                        **where,
                     }
                 )
+        for measure, why in measures.get("not_available", {}).items():
+            rows.append({"method": method, "measure": measure, "note": why, **where})
     return pd.DataFrame(rows)
 
 

@@ -46,6 +46,18 @@ def tiny_session_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_gpt2_session_dir(tmp_path_factory):
+    """The same extraction as `tiny_session_dir` on the random tiny GPT-2 (same texts, other
+    architecture): the second session an aligner needs."""
+    from emolab.steps import extract
+    from emolab.steps.common import new_session
+
+    path = tmp_path_factory.mktemp("sessions") / "tiny-gpt2"
+    extract.run(new_session(path, "tiny-gpt2"), {"limit": 12, "test_limit": 6})
+    return path
+
+
 @pytest.fixture
 def tiny_session(tiny_session_dir, tmp_path):
     """A private copy of the tiny session, free to append to."""

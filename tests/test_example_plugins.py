@@ -1,9 +1,11 @@
-"""The example plugins under plugins/ (angular-steering intervention, lexicon evaluator):
-each installs with `emolab install`, shows in `emolab plugins`, and runs end to end from the
-CLI and from Python, by name, through the same contracts as the built-ins."""
+"""The example plugins under plugins/ (angular-steering intervention, lexicon evaluator,
+ridge aligner): each installs with `emolab install`, shows in `emolab plugins`, and runs end
+to end from the CLI, from Python (and the ridge aligner from the TUI), by name, through the
+same contracts as the built-ins."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -61,33 +63,36 @@ def test_lexicon_scores_emotion_words():
         ev.evaluate(Run(None, ["p"], ["x"], ["y"], (), (), "glee"))
 
 
-@pytest.fixture
-def install(tmp_path):
-    """`install("emolab-angular")` -> `emolab install` of a copy; uninstalled afterwards."""
-    done = []
-
-    def go(package: str) -> subprocess.CompletedProcess:
-        if installed(package):
-            pytest.skip(f"{package} is already installed in this environment")
-        dst = tmp_path / package
-        shutil.copytree(
-            ROOT / "plugins" / package,
-            dst,
-            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
-        )
-        done.append(package)
+@contextlib.contextmanager
+def installing(package: str, folder: Path):
+    """`emolab install` of a copy of plugins/<package> (nothing is built in the repository);
+    uninstalled afterwards."""
+    if installed(package):
+        pytest.skip(f"{package} is already installed in this environment")
+    dst = folder / package
+    shutil.copytree(
+        ROOT / "plugins" / package,
+        dst,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
+    try:
         res = emolab("install", dst, "--no-deps")
         assert res.returncode == 0, res.stderr
-        return res
-
-    yield go
-    for package in done:
+        yield res
+    finally:
         if installed(package):
             subprocess.run(
                 [sys.executable, "-m", "pip", "uninstall", "-y", package],
                 capture_output=True,
                 stdin=subprocess.DEVNULL,
             )
+
+
+@pytest.fixture
+def install(tmp_path):
+    """`install("emolab-angular")` -> `emolab install` of a copy; uninstalled afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield lambda package: stack.enter_context(installing(package, tmp_path))
 
 
 def listed(ep: str) -> dict:
@@ -184,3 +189,147 @@ def test_lexicon_plugin_installs_and_judges_from_cli_and_python(
         },
     )
     assert {"p_target", "top_is_target", "label_logit_shift"} <= set(out["metrics"])
+
+
+# -- emolab-ridge: a third-party aligner ---------------------------------------------------
+def test_ridge_closed_form_is_the_normal_equations_and_alpha_is_checked():
+    mod = source_module("emolab-ridge", "emolab_ridge")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((120, 10))
+    w = rng.standard_normal((10, 14))
+    b = a @ w + 3.0 + 0.5 * rng.standard_normal((120, 14))
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    for alpha in (0.1, 10.0, 1000.0):
+        want = np.linalg.solve(ac.T @ ac + alpha * np.eye(10), ac.T @ bc)
+        fitted = mod.RidgeMap(alpha=alpha).fit(a, b)
+        np.testing.assert_allclose(fitted.weights_, want, atol=1e-10)
+        np.testing.assert_allclose(fitted.map_direction(a[0]), a[0] @ want, atol=1e-10)
+    exact = mod.RidgeMap(alpha=1e-9).fit(a[:80], a[:80] @ w)
+    assert exact.score(a[80:], a[80:] @ w) == pytest.approx({"mean_cos": 1.0, "r2": 1.0})
+    # more features than rows: alpha 0 is the minimum-norm least-squares map
+    wide_a, wide_b = rng.standard_normal((8, 20)), rng.standard_normal((8, 5))
+    np.testing.assert_allclose(
+        mod.RidgeMap(alpha=0.0).fit(wide_a, wide_b).weights_,
+        np.linalg.pinv(wide_a - wide_a.mean(0)) @ (wide_b - wide_b.mean(0)),
+        atol=1e-10,
+    )
+    perm = rng.permutation(120)
+    kept = mod.RidgeMap(alpha=2.0).fit(a, b).fit_permuted(a, b, perm)
+    np.testing.assert_allclose(kept.weights_, mod.RidgeMap(alpha=2.0).fit(a, b[perm]).weights_)
+    with pytest.raises(Exception, match="ridge: parameter 'alpha' must be at least 0.0, got -1"):
+        mod.RidgeMap(alpha=-1)
+
+
+@pytest.fixture(scope="module")
+def ridge(tmp_path_factory):
+    """emolab-ridge installed with `emolab install` for this module's tests."""
+    with installing("emolab-ridge", tmp_path_factory.mktemp("ridge")) as res:
+        yield res
+
+
+RIDGE = {"EMOLAB_LOAD_PLUGINS": "ridge"}
+
+
+def test_ridge_plugin_installs_and_aligns_from_the_cli(ridge, tiny_session, tiny_gpt2_session_dir):
+    assert "new plugins: ridge" in ridge.stdout
+    row = listed("ridge")
+    assert row["package"] == "emolab-ridge" and row["version"] == "0.1.0"
+    assert row["components"] == {"aligners": ["ridge"]} and row["error"] is None
+    shown = emolab("plugins", env=RIDGE)
+    assert shown.returncode == 0 and "aligners: ridge" in shown.stdout
+    args = ["align", tiny_session.path, tiny_gpt2_session_dir, "--draws", "5"]
+    res = emolab(*args, "--method", "ridge", "--param", "alpha=10", "--json", env=RIDGE)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    (ridge_out,) = out["methods"].values()
+    assert ridge_out["params"] == {"alpha": 10.0}
+    for key in ("mean_cos_held_out", "r2_held_out", "nn_pair_accuracy", "mapped_vector_cos"):
+        assert 0 < ridge_out[key]["p_value"] <= 1 and ridge_out[key]["draws"] == 5
+    assert set(ridge_out["mapped_vector_cos_ceiling"]) == set(out["emotions"])
+    table = emolab(*args, "--method", "procrustes,ridge", "--param", "ridge.alpha=3", env=RIDGE)
+    assert table.returncode == 0 and "r2_held_out" in table.stdout
+    for extra, message in [
+        (
+            ["--method", "nosuch"],
+            "error: unknown aligner 'nosuch' (known: cca, cka, procrustes, ridge, rsa)",
+        ),
+        (
+            ["--method", "ridge", "--param", "alpha=-1"],
+            "error: ridge: parameter 'alpha' must be at least 0.0, got -1.0",
+        ),
+        (
+            ["--method", "ridge", "--param", "alpah=1"],
+            "error: ridge has no parameter 'alpah' (has: alpha)",
+        ),
+    ]:
+        bad = emolab(*args, *extra, env=RIDGE)
+        assert bad.returncode == 2 and bad.stderr.strip() == message, bad.stderr
+
+
+def test_ridge_plugin_aligns_and_transfers_from_the_python_api(
+    ridge, load_plugins, tiny_session, tiny_gpt2_session_dir
+):
+    import emolab
+
+    load_plugins("ridge")
+    lab = emolab.open(tiny_session.path)
+    res = lab.run(
+        "align",
+        session_b=tiny_gpt2_session_dir,
+        method=["cca", "ridge"],
+        aligner_params={"ridge": {"alpha": 5}},
+        draws=5,
+        transfer=True,
+        transfer_aligner="ridge",
+        transfer_prompts=1,
+        transfer_judge="label_logit_shift",
+    )
+    assert res["transfer"]["aligner"] == "ridge"
+    assert {r["vector"] for r in res["transfer"]["rows"]} == {"mapped", "own", "random"}
+    frame = lab.table("align")
+    ridge_rows = frame[frame["method"] == "ridge"].set_index("measure")
+    assert {"mean_cos_held_out", "r2_held_out", "mapped_vector_cos"} <= set(ridge_rows.index)
+    assert ridge_rows["score"].notna().all()
+    cca = frame[(frame["method"] == "cca") & (frame["measure"] == "mapped_vector_cos")]
+    assert cca["score"].isna().all() and list(cca["note"]) == ["cca does not map directions"]
+    step = lab.session.steps()[-1]
+    assert step["params"]["aligner_params"]["ridge"] == {"alpha": 5.0}
+    assert step["plugins"]["aligners:ridge"]["package"] == "emolab-ridge"
+
+
+def test_ridge_plugin_aligns_from_the_tui(
+    ridge, load_plugins, tiny_session_dir, tiny_gpt2_session_dir, tmp_path, monkeypatch
+):
+    from test_tui import drive, settle
+
+    from emolab.session import Session
+    from emolab.tui.app import EmolabApp
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_session_dir, tmp_path / "sessions" / "tiny")
+    shutil.copytree(tiny_gpt2_session_dir, tmp_path / "sessions" / "tiny-gpt2")
+    reg = load_plugins("ridge")
+
+    async def script(app, pilot):
+        await pilot.press("1", "down", "a")
+        form = app.screen
+        choices = [v for _, v in form.query_one("#f-aligner")._options]
+        assert choices == ["all", *reg.names("aligners")] and "ridge" in choices
+        form.query_one("#f-aligner").value = "ridge"
+        form.query_one("#f-params").value = "alpha=-1"
+        await pilot.click("#start")
+        error = str(form.query_one("#form-error").render())
+        assert error == "ridge: parameter 'alpha' must be at least 0.0, got -1.0"
+        form.query_one("#f-params").value = "alpha=10"
+        form.query_one("#f-draws").value = "5"
+        form.query_one("#f-draws").focus()
+        await pilot.press("enter")  # enter in a field starts, as the start button does
+        await settle(app, pilot)
+        assert app.work.get("message", "").startswith("aligned: ridge mean_cos_held_out"), app.work
+
+    drive(EmolabApp("sessions/tiny", root="sessions"), script)
+    step = Session.open("sessions/tiny").steps()[-1]
+    assert step["kind"] == "align" and step["status"] == "ok"
+    assert step["params"]["method"] == ["ridge"]
+    assert step["params"]["aligner_params"] == {"ridge": {"alpha": 10.0}}
+    assert "ridge/r2_held_out" in step["metrics"]

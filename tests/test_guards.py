@@ -104,7 +104,7 @@ def test_aligner_outputs_are_checked(tmp_path):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((30, 8)), rng.standard_normal((30, 6))
     fitted = Guarded("aligners", base).fit(a, b)
-    assert isinstance(fitted, Guarded) and fitted.transform(a).shape[0] == 30
+    assert isinstance(fitted, Guarded) and fitted.transform_a(a).shape[0] == 30
 
     class NanMap(type(base)):
         def map_direction(self, v):
@@ -114,11 +114,11 @@ def test_aligner_outputs_are_checked(tmp_path):
         Guarded("aligners", NanMap(dim=4)).fit(a, b).map_direction(a[0])
 
     class Short(type(base)):
-        def transform(self, x):
+        def transform_a(self, x):
             return np.zeros((2, 4))
 
-    with pytest.raises(PluginFailed, match=r"transform of shape \[2, 4\], expected \[30, \*\]"):
-        Guarded("aligners", Short(dim=4)).fit(a, b).transform(a)
+    with pytest.raises(PluginFailed, match=r"transform_a of shape \[2, 4\], expected \[30, \*\]"):
+        Guarded("aligners", Short(dim=4)).fit(a, b).transform_a(a)
 
 
 def test_a_dataset_plugin_raising_is_one_error_naming_it(plugin_dir, tmp_path):

@@ -75,21 +75,21 @@ def test_hook_register_extractors(with_plugin):
 class Same(Aligner):
     name = "same"
     description = "test"
+    learns_map = False
 
     def fit(self, a, b):
         return self
 
-    def transform(self, a):
-        return a
-
     def score(self, a, b):
-        return float(np.allclose(a, b))
+        return {"same": float(np.allclose(a, b))}
 
 
 def test_hook_register_aligners(with_plugin):
     reg = with_plugin(register_aligners=lambda register: register(Same()))
     a = np.arange(12.0).reshape(6, 2)
-    assert reg.get("aligners", "same").fit(a, a).score(a, a) == 1.0
+    assert reg.get("aligners", "same").fit(a, a).score(a, a) == {"same": 1.0}
+    null = reg.get("aligners", "same").permutation_baseline(a, a, draws=4)
+    assert set(null) == {"same"} and null["same"].shape == (4,)
 
 
 class Zero(Intervention):

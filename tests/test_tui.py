@@ -338,7 +338,13 @@ def test_align_form_runs_a_registered_aligner_on_two_sessions(lab):
             "all",
             *plugins.registry().names("aligners"),
         ]
+        form.query_one("#f-aligner").value = "procrustes"
+        form.query_one("#f-params").value = "dim=0"
+        await pilot.click("#start")
+        error = str(form.query_one("#form-error").render())
+        assert error == "procrustes: parameter 'dim' must be at least 1, got 0"
         form.query_one("#f-aligner").value = "cka"
+        form.query_one("#f-params").value = ""
         form.query_one("#f-draws").value = "0"
         await pilot.click("#start")
         assert "at least 1" in str(form.query_one("#form-error").render())
@@ -350,7 +356,7 @@ def test_align_form_runs_a_registered_aligner_on_two_sessions(lab):
 
     drive(EmolabApp(lab, root="sessions"), script)
     step = Session.open(lab).steps()[-1]
-    assert step["kind"] == "align" and step["params"]["method"] == "cka"
+    assert step["kind"] == "align" and step["params"]["method"] == ["cka"]
     assert step["params"]["draws"] == 20 and step["params"]["session_b"].endswith("tiny-b")
 
 

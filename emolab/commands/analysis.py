@@ -100,16 +100,22 @@ def print_align(con: Console, result: dict) -> None:
                     f"{val['baseline_mean']:.3f} ± {val['baseline_sd']:.3f}",
                     f"{val['p_value']:.3g}",
                 )
+        for key in out.get("not_available", {}):
+            t.add_row(method, key, "n/a", "-", "")
     con.print(t)
-    pro = result["methods"].get("procrustes")
-    if pro:
-        con.print(
-            "mapped vector cosine per emotion (ceiling): "
-            + ", ".join(
-                f"{e} {v:+.2f} ({pro['mapped_vector_cos_ceiling'][e]:.2f})"
-                for e, v in pro["mapped_vector_cos_by_emotion"].items()
+    for method, out in result["methods"].items():
+        con.print(f"[dim]{method}: scored on {out['scored_on']}[/]")
+        for key, why in out.get("not_available", {}).items():
+            con.print(f"[dim]{method}: {key} n/a ({why})[/]")
+        if "mapped_vector_cos_by_emotion" in out:
+            ceiling = out["mapped_vector_cos_ceiling"]
+            con.print(
+                f"{method}: mapped vector cosine per emotion (ceiling): "
+                + ", ".join(
+                    f"{e} {v:+.2f} ({ceiling[e]:.2f})"
+                    for e, v in out["mapped_vector_cos_by_emotion"].items()
+                )
             )
-        )
     best = result["cka_layers"]["best_b_for_a"]
     con.print(
         "best-matching B layer (CKA) for each A layer: "
@@ -119,7 +125,7 @@ def print_align(con: Console, result: dict) -> None:
     if tr:
         t = Table(
             title=f"transfer steering of B at L{tr['layer_b']}, alpha {tr['alpha']} "
-            f"(judge: {tr['judge']})"
+            f"(map: {tr['aligner']}, judge: {tr['judge']})"
         )
         keys = sorted({k.split("/", 1)[1] for k in tr["metrics"]})
         t.add_column("vector")
@@ -130,9 +136,31 @@ def print_align(con: Console, result: dict) -> None:
         con.print(t)
 
 
+def aligner_params(pairs, method: str) -> dict[str, dict[str, str]]:
+    """`--param` values by aligner: `ridge.alpha=10` names its aligner; a bare `alpha=10`
+    belongs to the one aligner of `--method` (values stay strings: the aligner's declared
+    parameters type and check them)."""
+    from ..errors import BadInput
+    from ._common import assignments
+
+    names = [m.strip() for m in method.split(",") if m.strip()]
+    out: dict[str, dict[str, str]] = {}
+    for key, value in assignments(pairs, "--param").items():
+        name, dot, param = key.rpartition(".")
+        if not dot:
+            if len(names) != 1 or names == ["all"]:
+                raise BadInput(
+                    f"--param {key}: name its aligner (ALIGNER.KEY=VALUE, e.g. ridge.alpha=10) "
+                    "when --method is not exactly one aligner"
+                )
+            name, param = names[0], key
+        out.setdefault(name, {})[param] = value
+    return out
+
+
 @hookimpl
 def register_commands(cli):
-    from ._common import console, run_step
+    from ._common import assignments_option, console, run_step
 
     @cli.command()
     @click.argument("session_path")
@@ -210,7 +238,12 @@ def register_commands(cli):
         "--method",
         default="all",
         show_default=True,
-        help="registered aligners, comma-separated (procrustes, cca, cka, rsa), or all",
+        help="registered aligners, comma-separated (see `emolab plugins`), or all",
+    )
+    @assignments_option(
+        "--param",
+        "a parameter of an aligner: KEY=VALUE with one --method, else ALIGNER.KEY=VALUE "
+        "(e.g. --param ridge.alpha=10)",
     )
     @click.option("--layer-a", type=int, default=None, help="default: A's steering layer")
     @click.option("--layer-b", type=int, default=None, help="default: B's steering layer")
@@ -219,7 +252,7 @@ def register_commands(cli):
         type=int,
         default=32,
         show_default=True,
-        help="PCA dimension for Procrustes and SVCCA",
+        help="PCA dimension of the aligners that declare `dim` (procrustes, cca)",
     )
     @click.option(
         "--draws", type=int, default=200, show_default=True, help="permutation draws per baseline"
@@ -231,6 +264,12 @@ def register_commands(cli):
         help="z-score each feature first (massive-activation dimensions dominate raw scores)",
     )
     @click.option("--transfer", is_flag=True, help="steer B with A's mapped vector (loads model B)")
+    @click.option(
+        "--transfer-aligner",
+        default="procrustes",
+        show_default=True,
+        help="the aligner whose direction map carries A's vector for --transfer",
+    )
     @click.option("--alpha", "transfer_alpha", type=float, default=0.3, show_default=True)
     @click.option(
         "--prompts",
@@ -252,12 +291,14 @@ def register_commands(cli):
         session_a,
         session_b,
         method,
+        params,
         layer_a,
         layer_b,
         dim,
         draws,
         standardize,
         transfer,
+        transfer_aligner,
         transfer_alpha,
         transfer_prompts,
         transfer_judge,
@@ -268,7 +309,7 @@ def register_commands(cli):
         from ..steps import align as step
 
         session = Session.open(session_a)
-        params = {
+        step_params = {
             "session_b": session_b,
             "method": method,
             "layer_a": layer_a,
@@ -277,10 +318,12 @@ def register_commands(cli):
             "draws": draws,
             "standardize": standardize,
             "transfer": transfer,
+            "transfer_aligner": transfer_aligner,
             "transfer_alpha": transfer_alpha,
             "transfer_prompts": transfer_prompts,
             "transfer_judge": transfer_judge,
+            "aligner_params": aligner_params(params, method),
         }
-        result = run_step(step, session, params, as_json)
+        result = run_step(step, session, step_params, as_json)
         if result is not None:
             print_align(console(), result)

@@ -16,7 +16,8 @@ from .. import plugins
 from ..errors import EmolabError, PluginFailed
 
 
-def _who(kind: str, component) -> str:
+def who(kind: str, component) -> str:
+    """ "kind 'name' (plugin P version)", how every plugin error names its component."""
     name = getattr(component, "name", type(component).__name__)
     try:
         owner = plugins.registry().plugin_of(kind, name)
@@ -27,7 +28,7 @@ def _who(kind: str, component) -> str:
 
 def _failed(kind: str, component, exc: BaseException, where: str = "") -> PluginFailed:
     return PluginFailed(
-        f"{_who(kind, component)}{where} raised {type(exc).__name__}: {exc}".rstrip(": ")
+        f"{who(kind, component)}{where} raised {type(exc).__name__}: {exc}".rstrip(": ")
     )
 
 
@@ -52,13 +53,13 @@ def guard_hooks(component, hooks) -> list[tuple[str, object]]:
         pairs = [(name, fn) for name, fn in hooks]
     except (TypeError, ValueError):
         raise PluginFailed(
-            f"{_who('interventions', component)} returned {type(hooks).__name__}, "
+            f"{who('interventions', component)} returned {type(hooks).__name__}, "
             "not a list of (hook_name, function) pairs"
         ) from None
     for name, fn in pairs:
         if not isinstance(name, str) or not callable(fn):
             raise PluginFailed(
-                f"{_who('interventions', component)} returned a hook ({name!r}, {fn!r}), "
+                f"{who('interventions', component)} returned a hook ({name!r}, {fn!r}), "
                 "not (hook_name, function)"
             )
     return [(name, _wrap(component, name, fn)) for name, fn in pairs]
@@ -84,7 +85,7 @@ def checked(kind: str, component, value, shape: tuple, what: str = "output") -> 
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise PluginFailed(
-            f"{_who(kind, component)} returned {type(value).__name__} as its {what}, "
+            f"{who(kind, component)} returned {type(value).__name__} as its {what}, "
             "not an array of numbers"
         ) from None
     ok = arr.ndim == len(shape) and all(
@@ -93,11 +94,11 @@ def checked(kind: str, component, value, shape: tuple, what: str = "output") -> 
     if not ok:
         expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise PluginFailed(
-            f"{_who(kind, component)} returned {what} of shape {list(arr.shape)}, "
+            f"{who(kind, component)} returned {what} of shape {list(arr.shape)}, "
             f"expected {expected}"
         )
     if not np.isfinite(arr).all():
-        raise PluginFailed(f"{_who(kind, component)} returned NaN or inf in its {what}")
+        raise PluginFailed(f"{who(kind, component)} returned NaN or inf in its {what}")
     return arr
 
 
@@ -114,7 +115,6 @@ def fit_directions(ext, pos, neg, context: dict | None = None) -> np.ndarray:
 
 # expected output shapes of the aligner contract's methods, from their first argument
 _ALIGNER_SHAPES = {
-    "transform": lambda x: (len(x), None),
     "transform_a": lambda x: (len(x), None),
     "transform_b": lambda x: (len(x), None),
     "map_direction": lambda v: (None,),

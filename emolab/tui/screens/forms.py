@@ -1,6 +1,6 @@
 """Dialogs that collect a step's parameters. Every list of component names in them comes
 from the plugin registry, so a registered third-party extractor, dataset, model,
-intervention or evaluator appears beside the built-ins with no TUI change."""
+intervention, evaluator or aligner appears beside the built-ins with no TUI change."""
 
 from __future__ import annotations
 
@@ -182,7 +182,9 @@ class SteerOptions(FormScreen):
 
 
 class AlignForm(FormScreen):
-    """Which registered aligner (or all) and how many permutation draws -> the align step."""
+    """Which registered aligner (or all), its parameters and how many permutation draws ->
+    the align step. Parameters are checked against the aligner's declaration here, so a
+    typo is a line in the form, not a failed step."""
 
     TITLE_TEXT = "align the open session (A) with the highlighted one (B)"
 
@@ -202,13 +204,30 @@ class AlignForm(FormScreen):
                 compact=True,
             ),
         )
+        yield self.field("params", SteadyInput("", placeholder="key=value ...", id="f-params"))
         yield self.field("draws", SteadyInput("200", id="f-draws"))
 
     def submit(self) -> None:
+        from ... import plugins
+        from ...errors import EmolabError
+        from ...params import parse_assignments
+
         try:
             draws = int(self.query_one("#f-draws", Input).value.strip())
         except ValueError:
             return self.fail("draws must be a whole number")
         if draws < 1:
             return self.fail("draws must be at least 1")
-        self.dismiss({"method": str(self.query_one("#f-aligner", Select).value), "draws": draws})
+        method = str(self.query_one("#f-aligner", Select).value)
+        raw = self.query_one("#f-params", Input).value.replace(",", " ").split()
+        form: dict = {"method": method, "draws": draws}
+        if raw:
+            if method == "all":
+                return self.fail("parameters belong to one aligner: pick it instead of all")
+            try:
+                given = parse_assignments(raw, "params")
+                plugins.get("aligners", method, **given)
+            except EmolabError as exc:
+                return self.fail(str(exc))
+            form["aligner_params"] = {method: given}
+        self.dismiss(form)

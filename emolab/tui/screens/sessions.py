@@ -168,8 +168,9 @@ class SessionsScreen(LabScreen):
 
         def done(result: dict) -> None:
             scores = [
-                f"{key} {val['score']:.2f} (p {val['p_value']:.2g})"
-                for out in result["methods"].values()
+                f"{key if key.startswith(method) else f'{method} {key}'} "
+                f"{val['score']:.2f} (p {val['p_value']:.2g})"
+                for method, out in result["methods"].items()
                 for key, val in out.items()
                 if isinstance(val, dict) and "score" in val
             ]
