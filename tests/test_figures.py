@@ -140,6 +140,17 @@ def test_sweep_grid_marks_regimes_and_chance(sweep_session, tmp_path):
         t.get_text().endswith(("\nR", "\nE")) for ax in panels for t in ax.texts
     )  # fmt: skip
     assert marked == n_marked
+    # outlined: the cell each emotion's dev prompts chose (from the log's choices)
+    choices = figures.results.latest(sweep_session, "sweep", suffix=".csv").event["choices"]
+    for ax in panels:
+        emo = ax.get_title().split(" (")[0]
+        layer, alpha = choices[f"best_cell/{emo}"]["value"]
+        (box,) = [p for p in ax.patches if not p.get_fill()]
+        x, y = box.get_xy()
+        layers = [int(t.get_text()) for t in ax.get_yticklabels()]
+        alphas = [float(t.get_text()) for t in ax.get_xticklabels()]
+        assert (layers[round(y + 0.5)], alphas[round(x + 0.5)]) == (layer, alpha)
+    assert "chosen on the dev prompts" in drawn.caption
 
 
 def test_alignment_has_monotone_path_and_baselines(analysed_session_dir):

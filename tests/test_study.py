@@ -49,6 +49,13 @@ def test_study_table_resume_and_replay(tmp_path, small_judge, tiny_study):
         assert float(r["acc_random"]) < 1 and r["acc_generation"] != ""
         assert full["session"].endswith(r["model"])
     assert json.loads((out / "study.json").read_text())["params"]["emotions"] == ["joy", "anger"]
+    from rich.console import Console
+
+    from emolab.commands.study import print_study
+
+    con = Console(record=True, width=80)
+    print_study(con, res)
+    assert "…" not in con.export_text()  # 80 columns: the table in blocks, no cut headers
     again = study.run(out, tiny_study())  # all done: nothing logged twice, same table
     assert again["rows"] == res["rows"] and kinds(out / "tiny-gpt2").count("sweep") == 1
     from emolab.steps.replay import replay

@@ -10,12 +10,37 @@ from .engine_opts import engine_options, make_engine, model_options
 
 
 def print_study(con, res: dict) -> None:
-    from rich import box
-    from rich.table import Table
+    from ..report import print_wide
 
-    p = res["params"]
-    t = Table(
-        title=f"study: {len(p['models'])} models x {len(p['emotions'])} emotions",
+    p, rows = res["params"], res["rows"]
+
+    def col(header: str, fmt) -> tuple[str, list[str]]:
+        return header, [fmt(r) for r in rows]
+
+    print_wide(
+        con,
+        f"study: {len(p['models'])} models x {len(p['emotions'])} emotions",
+        ("model", [r["model"] for r in rows]),
+        [
+            col("peak L", lambda r: f"{r['peak_layer']}/{r['layers']} ({r['peak_chosen_on']})"),
+            col("depth", lambda r: f"{r['peak_depth']:.2f}"),
+            col("acc", lambda r: f"{r['peak_acc']:.3f}"),
+            col("random", lambda r: f"{r['acc_random']:.3f}"),
+            col("shuffled", lambda r: f"{r['acc_shuffled']:.3f}"),
+            col("generation", lambda r: f"{r['acc_generation']:.3f}"),
+            col(
+                "success",
+                lambda r: (
+                    f"{r['success_test']:.2f} ({r['success_baseline_test']:.2f}/"
+                    f"{r['success_random_test']:.2f})"
+                ),
+            ),
+            col("P rise", lambda r: f"{r['best_p_target_rise']:+.3f}"),
+            col(
+                "surg/rep/expl/failed",
+                lambda r: f"{r['surgical']}/{r['repetitive']}/{r['explosive']}/{r['failed']}",
+            ),
+        ],
         caption="peak: layer of the best mean accuracy on the split it names (depth = layer / "
         "last layer); accuracies are the test split's, "
         "beside random and shuffled-label directions and the generation-based directions at "
@@ -23,36 +48,7 @@ def print_study(con, res: dict) -> None:
         "labels as the target and that stayed surgical, at each emotion's dev-chosen alpha "
         "(sweep at the peak layer), with (unsteered/random direction); regimes: cells per "
         "regime",
-        box=box.SIMPLE_HEAD,
     )
-    for col in (
-        "model",
-        "peak L",
-        "depth",
-        "acc",
-        "random",
-        "shuffled",
-        "generation",
-        "success",
-        "P rise",
-        "surg/rep/expl/failed",
-    ):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for r in res["rows"]:
-        t.add_row(
-            r["model"],
-            f"{r['peak_layer']}/{r['layers']} ({r['peak_chosen_on']})",
-            f"{r['peak_depth']:.2f}",
-            f"{r['peak_acc']:.3f}",
-            f"{r['acc_random']:.3f}",
-            f"{r['acc_shuffled']:.3f}",
-            f"{r['acc_generation']:.3f}",
-            f"{r['success_test']:.2f} ({r['success_baseline_test']:.2f}/"
-            f"{r['success_random_test']:.2f})",
-            f"{r['best_p_target_rise']:+.3f}",
-            f"{r['surgical']}/{r['repetitive']}/{r['explosive']}/{r['failed']}",
-        )
-    con.print(t)
     con.print(f"csv: {res['csv']}")
     for r in res["rows"]:
         con.print(f"  {r['model']}: emolab replay {r['session']}")

@@ -118,13 +118,23 @@ def draw_sweep(session: Session) -> list[Drawn]:
     if not any(r.get("intervention", "residual") == "residual" for r in rows):
         raise BadInput(f"{out.path}: the sweep has no residual (layer x alpha) cells to plot")
     key, label = causal.sweep_value(rows)
+    choices = out.event.get("choices") or {}
+    chosen = {}  # emotion -> (layer, span, alpha) the dev prompts chose (winner's unprefixed)
+    for name, c in choices.items():
+        emo = name.removeprefix("best_cell/")
+        if name.startswith("best_cell/") and "/" not in emo:
+            span = (choices.get(f"best_span/{emo}") or {}).get("value", 1)
+            chosen[emo] = (int(c["value"][0]), int(span), float(c["value"][1]))
+    outlined = "the cell chosen on the dev prompts" if chosen else "best surgical cell"
     cap = (
         f"Steering sweep: {label} per layer and alpha for each emotion; the unsteered value "
         "in each title; R repetitive, E explosive (perplexity ratio), unmarked surgical; "
-        "outlined: best surgical cell."
+        f"outlined: {outlined}."
     )
     judge = str(out.params.get("judge", ""))
-    return [Drawn("sweep", cap, out.seq, causal.sweep_grid(rows, judge))]
+    source = (choices.get("best_source") or {}).get("value")
+    fig = causal.sweep_grid(rows, judge, chosen or None, source)
+    return [Drawn("sweep", cap, out.seq, fig)]
 
 
 def draw_align(session: Session) -> list[Drawn]:

@@ -62,14 +62,22 @@ def sweep_value(rows: list[dict]) -> tuple[str, str]:
     return "p_target", "judge's P(target emotion)"
 
 
-def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
+def sweep_grid(
+    rows: list[dict],
+    judge: str = "",
+    chosen: dict[str, tuple[int, int, float]] | None = None,
+    source: str | None = None,
+) -> Figure:
     """One panel per emotion: layer (or layer range, for spans) x alpha, the colour the
     success rate or P(target), the chance level (the unsteered baseline) in the colour bar,
-    non-surgical cells lettered (R repetitive, E explosive) and the best surgical cell
-    outlined. A sweep over several vector sources is drawn for the first one."""
+    non-surgical cells lettered (R repetitive, E explosive). Outlined: the cell the sweep
+    chose on its dev prompts (`chosen`: emotion -> (layer, span, alpha)); a sweep logged
+    without choices gets its best surgical cell outlined instead. One vector source per
+    figure: `source` (the dev winner), else the first."""
     rows = [r for r in rows if r.get("intervention", "residual") == "residual"]
     first = rows[0].get("source", "") if rows else ""
-    rows = [r for r in rows if r.get("source", "") == first]  # one vector source per figure
+    shown = source if any(r.get("source", "") == source for r in rows) else first
+    rows = [r for r in rows if r.get("source", "") == shown]
     key, label = sweep_value(rows)
     emotions = list(dict.fromkeys(r["emotion"] for r in rows))
     ncols = min(3, len(emotions))
@@ -97,7 +105,11 @@ def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
             grid[i, j] = float(r[key])
             marks[(i, j)] = REGIME_MARK.get(r["regime"], "?")
             base.append(float(r.get(f"{key}_baseline", r["p_target_baseline"])))
-            if r["regime"] == "surgical" and float(r[key]) > best_val:
+            cell = (int(r["layer"]), int(r.get("span", 1)), float(r["alpha"]))
+            if chosen is not None:
+                if chosen.get(emo) == cell:
+                    best = (i, j)
+            elif r["regime"] == "surgical" and float(r[key]) > best_val:
                 best, best_val = (i, j), float(r[key])
         im = ax.imshow(grid, cmap=SEQUENTIAL, vmin=0, vmax=1, aspect="auto", origin="lower")
         for (i, j), m in marks.items():
@@ -118,8 +130,10 @@ def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
         ax.set_yticks(
             range(len(layers)), [str(a) if n == 1 else f"{a}-{a + n - 1}" for a, n in layers]
         )
-        ax.set_xlabel("alpha (× layer's mean residual norm)")
-        ax.set_ylabel("layer")
+        if k + ncols >= len(emotions):  # the lowest panel of its column
+            ax.set_xlabel("alpha (× mean residual norm)")
+        if k % ncols == 0:
+            ax.set_ylabel("layer")
         chance = float(np.mean(base)) if base else float("nan")
         ax.set_title(f"{emo} (unsteered {chance:.2f})")
         ax.spines[:].set_visible(False)
@@ -129,7 +143,8 @@ def sweep_grid(rows: list[dict], judge: str = "") -> Figure:
     fig.suptitle(
         "Steering sweep"
         + (f" (judge: {judge})" if judge else "")
-        + "; R repetitive, E explosive, unmarked surgical; outlined: best surgical cell",
+        + "; R repetitive, E explosive, unmarked surgical; outlined: "
+        + ("the cell chosen on dev prompts" if chosen is not None else "best surgical cell"),
         fontsize=7,
     )
     return fig
