@@ -74,6 +74,9 @@ class Serial:
     def describe(self) -> dict:
         return {"engine": self.name}
 
+    def release(self) -> None:
+        """Free what `map` kept between calls (nothing in this process)."""
+
     def map(
         self, work: Work, cells: Sequence[Any], check: Callable[[], None] | None = None
     ) -> Iterator[tuple[int, Result]]:
@@ -239,6 +242,9 @@ class RayExecutor:
         self.max_cells, self.gpus = max_cells, gpus_per_worker
         self.started_ray = False
         self.pids: list[int] = []
+        # the workers of the last `map`, kept for the next one on the same work (a sweep's
+        # random controls, then its cells), so they start and load the model once
+        self.pool: tuple[Work, Any, list] | None = None
 
     def describe(self) -> dict:
         return {
@@ -273,26 +279,44 @@ class RayExecutor:
 
     def map(self, work, cells, check=None):
         self.started_ray = ray_init(self.address) or self.started_ray
-        ray = import_ray()
-        ref = self.ship(work)
+        if self.pool is None or self.pool[0] is not work:
+            self.release_actors()
+            self.pool = (work, self.ship(work), [])
+        _, ref, actors = self.pool
         groups = groups_of(work, cells, self.max_cells)
-        n = self.pool_size()
-        actors = [self.spawn(ref) for _ in range(min(n, len(groups)) or 1)]
+        while len(actors) < (min(self.pool_size(), len(groups)) or 1):
+            actors.append(self.spawn(ref))
+        finished = False
         try:
             self._wait_started(actors)
             yield from in_order(len(cells), self._dispatch(cells, groups, actors, ref, check))
+            finished = True
         finally:
-            for actor, _ in actors:
+            if not finished:  # cancelled or failed: no worker is left half-way through a task
+                self.release_actors()
+
+    def release_actors(self) -> None:
+        if self.pool is not None:
+            ray = import_ray()
+            for actor, _ in self.pool[2]:
                 ray.kill(actor)
-            if self.started_ray:
-                ray.shutdown()
-                self.started_ray = False
+            self.pool = None
+
+    def release(self) -> None:
+        """Stop the workers, and the local cluster if this executor started it."""
+        self.release_actors()
+        if self.started_ray:
+            import_ray().shutdown()
+            self.started_ray = False
 
     def _wait_started(self, actors) -> None:
         ray = import_ray()
-        for _actor, started in actors:
+        for k, (actor, started) in enumerate(actors):
+            if started is None:  # awaited by an earlier map
+                continue
             try:
                 self.pids.append(ray.get(started))
+                actors[k] = (actor, None)
             except Exception as exc:  # a model that does not load or fit, on the worker
                 err = user_error(exc)
                 if err is not None:
@@ -324,7 +348,8 @@ class RayExecutor:
                         raise err from None
                     if not died(exc):
                         raise
-                    # the worker is gone: a fresh actor takes its place
+                    # the worker is gone: a fresh actor takes its place in the pool
+                    actors[:] = [(a, st) for a, st in actors if a is not actor]
                     fresh, started = self.spawn(ref)
                     actors.append((fresh, started))
                     idle.append(fresh)

@@ -30,8 +30,10 @@ def test_ray_sweep_equals_serial(cluster, tiny_session_dir, tmp_path, small_judg
     serial = sweep.run(a, sweep_params(), engine=engine.Serial())
     ex = engine.RayExecutor(workers=2, threads=1, max_cells=2)
     distributed = sweep.run(b, sweep_params(), engine=ex)
-    # two workers for the random-direction controls, two for the cells; none is the driver
-    assert len(set(ex.pids)) == 4 and os.getpid() not in ex.pids
+    # two workers serve the random-direction controls and then the cells (started once,
+    # model loaded once); none is the driver; released when the sweep ends
+    assert len(set(ex.pids)) == 2 and os.getpid() not in ex.pids
+    assert ex.pool is None
     assert distributed["rows"] == serial["rows"]
     assert artifacts(b, distributed) == artifacts(a, serial)
 

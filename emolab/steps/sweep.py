@@ -303,33 +303,36 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         halves = sx.prompt_halves(len(prompts))
         shared_randoms: dict = {}  # relative alpha: one random push serves every source
         done = []
-        for src in sources:
-            all_emotions = src["emotions"]
-            label_ids = label_token_ids(model, all_emotions)
-            lists = [list_prompt(q, all_emotions) for q in prompts]
-            cols = [label_ids[e] for e in all_emotions]
-            work = SweepWork(
-                session.model_name,
-                session.manifest["model"].get("device", "cpu"),
-                session.manifest["model"].get("dtype", "float32"),
-                {k: p[k] for k in DEFAULTS if k != "prompts"},
-                prompts,
-                lists,
-                src["vecs"],
-                norms,
-                circuit_specs,
-                all_emotions,
-                cols,
-                base,
-                last_logits(model, lists)[:, cols],
-                judge,
-                residual,
-            )
-            randoms = shared_randoms if p["scale"] == "relative" else {}
-            done.append(
-                sweep_source(session, src, work, engine, grid, p, progress, residual,
-                             base_on, randoms, halves, circuit_specs)
-            )  # fmt: skip
+        try:  # workers kept between the random controls and the cells, freed here
+            for src in sources:
+                all_emotions = src["emotions"]
+                label_ids = label_token_ids(model, all_emotions)
+                lists = [list_prompt(q, all_emotions) for q in prompts]
+                cols = [label_ids[e] for e in all_emotions]
+                work = SweepWork(
+                    session.model_name,
+                    session.manifest["model"].get("device", "cpu"),
+                    session.manifest["model"].get("dtype", "float32"),
+                    {k: p[k] for k in DEFAULTS if k != "prompts"},
+                    prompts,
+                    lists,
+                    src["vecs"],
+                    norms,
+                    circuit_specs,
+                    all_emotions,
+                    cols,
+                    base,
+                    last_logits(model, lists)[:, cols],
+                    judge,
+                    residual,
+                )
+                randoms = shared_randoms if p["scale"] == "relative" else {}
+                done.append(
+                    sweep_source(session, src, work, engine, grid, p, progress, residual,
+                                 base_on, randoms, halves, circuit_specs)
+                )  # fmt: skip
+        finally:
+            engine.release()
         table = step_outputs(
             session,
             rec["seq"],
