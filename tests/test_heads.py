@@ -332,5 +332,24 @@ def test_cli_heads_checked_and_enhance_tables(run_cli, tiny_session):
     assert r.exit_code == 0, r.output
     assert "2 heads checked by exact ablation" in r.output
     assert "top heads by enhancement x2" in r.output
+    assert "all together" in r.output and "of that gap" in r.output
     r = run_cli("heads", tiny_session.path, "--emotion", "joy", "--checks", "0")
     assert r.exit_code == 2 and "'checks' must be at least 1" in r.output
+
+
+def test_circuit_readout_one_head_through_enhance_equals_exact_enhancement(setup):
+    """The circuit check scales heads through the registered `enhance` intervention; for a
+    one-head circuit that equals the exact single-head enhancement on the same texts."""
+    from emolab.progress import Progress
+
+    clean = setup.clean()
+    ref = setup.reference("attn.hook_z")
+    maps = {"ablation": hm.head_ablation(setup, ref, clean, Progress())}
+    one = heads.circuit_readout(setup, maps, clean, 3.0, 1)
+    assert one["map"] == "ablation" and len(one["per_head"]) == 1
+    assert one["joint"] == pytest.approx(one["per_head"][0]["exact"], abs=1e-5)
+    assert one["gap"] == pytest.approx(clean - setup.on(setup.ref_texts).clean(), abs=1e-6)
+    three = heads.circuit_readout(setup, maps, clean, 3.0, 3)
+    best = np.argsort(-np.nan_to_num(maps["ablation"], nan=-np.inf).ravel())[:3]
+    flat = maps["ablation"].ravel()
+    assert three["heads"] == ",".join(f"{i // 4}.{i % 4}" for i in best if flat[i] > 0)

@@ -64,6 +64,7 @@ def print_heads(con: Console, result: dict) -> None:
         )
     if "enhance" in result:
         print_enhance(con, result["enhance"], "heads", "H", result)
+        print_circuit(con, result["enhance"]["circuit"], result["metric"])
     if "neurons" in result:
         t = Table(title="top MLP neurons by ablation (attribution, exact check)")
         for col in ("neuron", "attribution", "exact"):
@@ -73,6 +74,31 @@ def print_heads(con: Console, result: dict) -> None:
         con.print(t)
         if "enhance" in result["neurons"]:
             print_enhance(con, result["neurons"]["enhance"], "MLP neurons", "N", result)
+
+
+def print_circuit(con: Console, c: dict, metric: str) -> None:
+    """The circuit `steer --circuit` would scale, measured on neutral texts: each head's and
+    the whole circuit's readout shift beside the emotion - neutral gap it would have to
+    close."""
+    if not c["per_head"]:
+        con.print(f"no head raises the readout in the {c['map']} map: no circuit to scale")
+        return
+    t = Table(
+        title=f"circuit: top {len(c['per_head'])} heads of the {c['map']} map x{c['factor']:g} "
+        f"on {c['texts']} texts"
+    )
+    for col in ("head", f"{metric} shift"):
+        t.add_column(col, justify="right")
+    for row in c["per_head"]:
+        t.add_row(f"L{row['layer']}H{row['unit']}", _fmt(row["exact"]))
+    t.add_row("all together", _fmt(c["joint"]))
+    con.print(t)
+    con.print(
+        f"  the emotion texts read {c['gap']:+.3f} above the neutral ones: the circuit "
+        f"closes {c['joint'] / c['gap']:.0%} of that gap"
+        if c["gap"]
+        else "  emotion and neutral texts read the same"
+    )
 
 
 def print_enhance(con: Console, e: dict, what: str, letter: str, result: dict) -> None:

@@ -19,6 +19,7 @@ whose estimate is least trustworthy and keeps the estimate elsewhere.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -55,6 +56,12 @@ class Setup:
             None if unit is None else torch.tensor(unit, dtype=torch.float32, device=model.device)
         )
         self.label_ids = label_ids
+
+    def on(self, texts) -> Setup:
+        """The same model, metric and references over other texts."""
+        other = copy.copy(self)
+        other.texts = list(texts)
+        return other
 
     def batches(self, texts):
         for start in range(0, len(texts), self.batch_size):

@@ -37,7 +37,7 @@ from ..progress import Progress
 from ..runner import label_token_ids
 from ..session import Session
 from . import head_maps as hm
-from .common import emotion_vector, session_model
+from .common import configured, emotion_vector, guarded, plugin_versions, session_model
 from .head_attention import attention_flags
 
 METHODS = ("attribution", "checked", "ablation")
@@ -159,7 +159,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
     k = int(p["top_k"])
     checks = default_checks(setup) if p["checks"] is None else int(p["checks"])
     p["checks"] = checks
-    with session.step("heads", p) as rec:
+    used = plugin_versions("interventions", ["enhance"]) if p["enhance"] is not None else None
+    with session.step("heads", p, used) as rec:
         progress.task("clean pass and reference means", 1)
         clean = setup.clean()
         ref_z = setup.reference(hm.HEADS)
@@ -199,8 +200,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 rec["metrics"][f"{pre}spearman_all"] = c["spearman_all"]
                 rec["metrics"][f"{pre}spearman_top"] = c["spearman_top"]
         if p["enhance"] is not None:
-            result["enhance"] = enhancement(setup, hm.HEADS, clean, float(p["enhance"]), k)
+            factor = float(p["enhance"])
+            result["enhance"] = enhancement(setup, hm.HEADS, clean, factor, k)
+            result["enhance"]["circuit"] = circuit_readout(setup, maps, clean, factor, k)
             rec["metrics"]["enhance/top_effect"] = result["enhance"]["top"][0]["exact"]
+            rec["metrics"]["enhance/circuit_shift"] = result["enhance"]["circuit"]["joint"]
         progress.task("attention to comma / summary positions", 1)
         result["attention"] = attention_flags(
             model, raw_texts, float(p["flag_mass"]), float(p["flag_ratio"])
@@ -242,6 +246,40 @@ def enhancement(setup: hm.Setup, point: str, clean: float, factor: float, k: int
         "estimate": estimate.tolist(),
         "top": top,
         "spearman_top_exact": hm.spearman(np.array([t["effect"] for t in top]), exact),
+    }
+
+
+def circuit_readout(setup: hm.Setup, maps: dict, clean: float, factor: float, k: int) -> dict:
+    """What circuit modulation can do to the readout where steering needs it: the top-k
+    heads by positive effect (as `steer --circuit` picks them, from the exact map when
+    there is one) multiplied by `factor` through the `enhance` intervention, one at a time
+    and together, on the neutral reference texts, beside the gap between the emotion texts'
+    and the neutral texts' readout that a steering push has to close."""
+    import torch
+
+    name = next(m for m in ("ablation", "checked", "attribution") if m in maps)
+    flat = np.nan_to_num(maps[name], nan=-np.inf).ravel()
+    order = [int(i) for i in np.argsort(-flat) if flat[i] > 0][:k]
+    units = [tuple(int(v) for v in np.unravel_index(i, maps[name].shape)) for i in order]
+    neutral = setup.on(setup.ref_texts)
+    base = neutral.clean()
+    out = {"map": name, "factor": factor, "texts": "neutral reference", "gap": clean - base}
+    if not units:
+        return {**out, "heads": "", "per_head": [], "joint": 0.0}
+    spec = ",".join(f"{L}.{h}" for L, h in units)
+    inter = configured("interventions", "enhance", {"heads": spec, "factor": factor}, {})
+    hooks = guarded("interventions", inter, "hooks", neutral.model)
+    with torch.no_grad():
+        vals = [neutral.forward(ids, mask, hooks) for ids, mask in neutral.batches(neutral.texts)]
+    single = hm.exact_effects(neutral, hm.HEADS, units, base, factor=factor)
+    return {
+        **out,
+        "heads": spec,
+        "per_head": [
+            {"layer": L, "unit": h, "exact": float(e)}
+            for (L, h), e in zip(units, single, strict=True)
+        ],
+        "joint": float(torch.cat(vals).mean()) - base,
     }
 
 
