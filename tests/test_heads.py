@@ -262,7 +262,9 @@ def test_checked_map_is_exact_where_checked_and_everywhere_with_every_head(setup
         done[L, h] = True
     np.testing.assert_allclose(part[done], exact[done], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(part[~done], attr[~done], rtol=1e-6, atol=1e-8)
-    assert units == hm.check_order(attr, hm.patched_side_attribution(setup, ref))[:3]
+    clean_side, patched_side = hm.two_sided_attribution(setup, ref)
+    np.testing.assert_allclose(clean_side, attr, rtol=1e-5, atol=1e-7)
+    assert units == hm.check_order(attr, patched_side)[:3]
 
 
 def test_check_order_puts_disagreeing_estimates_first():

@@ -265,40 +265,40 @@ def check_order(attr: np.ndarray, attr_patched: np.ndarray) -> list[tuple[int, i
     return [tuple(int(v) for v in np.unravel_index(i, attr.shape)) for i in order]
 
 
-def patched_side_attribution(setup: Setup, ref: np.ndarray) -> np.ndarray:
-    """(z - z_ref) . dmetric/dz with the gradient taken where every head (up to the
-    readout) is patched to its reference: the first-order estimate from the other end of
-    the path, `[layers, heads]`."""
+def two_sided_attribution(setup: Setup, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z - z_ref) . dmetric/dz for every head, `[layers, heads]` twice: with the gradient
+    taken at the clean run (attribution patching) and where every head up to the readout is
+    patched to its reference (the first-order estimate from the other end of the path).
+    Two forward + backward passes per batch."""
     import torch
 
     ref_t = torch.tensor(ref, device=setup.model.device)
-    total = torch.zeros(ref.shape[:2], dtype=torch.float64)
-    n_layers = setup.last_layer + 1
+    sides = torch.zeros((2, *ref.shape[:2]), dtype=torch.float64)
+    names = [f"blocks.{L}.{HEADS}" for L in range(setup.last_layer + 1)]
     for ids, mask in setup.batches(setup.texts):
         m = mask.clone()
         m[:, 0] = 0
         w = m.to(torch.float32)[:, :, None, None]
         clean_z: dict[int, torch.Tensor] = {}
-        views: dict[int, torch.Tensor] = {}
+        for side in (0, 1):
+            views: dict[int, torch.Tensor] = {}
 
-        def keep(z, ctx, clean_z=clean_z):
-            clean_z[int(ctx.name.split(".")[1])] = z.detach()
+            def hook(z, ctx, side=side, views=views, w=w):
+                L = int(ctx.name.split(".")[1])
+                if side:
+                    z = z * (1 - w) + ref_t[L] * w
+                views[L] = z
+                return z
 
-        def to_ref(z, ctx, w=w, views=views):
-            L = int(ctx.name.split(".")[1])
-            new = z * (1 - w) + ref_t[L] * w
-            views[L] = new
-            return new
-
-        names = [f"blocks.{L}.{HEADS}" for L in range(n_layers)]
-        with torch.no_grad():
-            setup.forward(ids, mask, [(n, keep) for n in names])
-        metric = setup.forward(ids, mask, [(n, to_ref) for n in names])
-        order = sorted(views)
-        grads = torch.autograd.grad(metric.sum(), [views[L] for L in order])
-        for L, g in zip(order, grads, strict=True):
-            total[L] += _unit_sum((clean_z[L] - ref_t[L]) * g * w).double().cpu()
-    return (total / len(setup.texts)).numpy()
+            metric = setup.forward(ids, mask, [(n, hook) for n in names]).sum()
+            order = sorted(views)
+            grads = torch.autograd.grad(metric, [views[L] for L in order])
+            if not side:
+                clean_z = {L: views[L].detach() for L in order}
+            for L, g in zip(order, grads, strict=True):
+                sides[side, L] += _unit_sum((clean_z[L] - ref_t[L]) * g * w).double().cpu()
+    out = (sides / len(setup.texts)).numpy()
+    return out[0], out[1]
 
 
 def checked_attribution(
@@ -307,8 +307,8 @@ def checked_attribution(
     """Attribution with its `checks` least trustworthy heads (`check_order`) replaced by
     their exact ablation effect, the checks batched across layers. With as many checks as
     heads it is the exact map."""
-    attr = attribution(setup, HEADS, ref)
-    units = check_order(attr, patched_side_attribution(setup, ref))[:checks]
+    attr, patched = two_sided_attribution(setup, ref)
+    units = check_order(attr, patched)[:checks]
     out = attr.copy()
     for (L, h), e in zip(units, exact_effects(setup, HEADS, units, clean, ref=ref), strict=True):
         out[L, h] = e
