@@ -23,6 +23,15 @@ LIST_PROMPT = (
     "Context: '{text}' Answer:"
 )
 
+# Frames a labelled text is read in for context-agnostic directions (steps/contexts.py):
+# bare, quoted as a message, as a diary line, as a transcript turn.
+CONTEXT_TEMPLATES = (
+    "{text}",
+    'My friend sent me this message: "{text}"',
+    "Diary, Tuesday evening. {text}",
+    "Transcript of a phone call. Caller: {text}",
+)
+
 # Neutral prompts for steering: open enough that an emotion can colour the continuation.
 NEUTRAL_PROMPTS = (
     "Write one sentence about your morning.",

@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "emolab.commands.report",
     "emolab.commands.hooks",
     "emolab.commands.study",
+    "emolab.commands.contexts",
 )
 # Built-in command modules (they import click) load only when the CLI starts: `add_commands`.
 COMMANDS_PACKAGE = "emolab.commands."

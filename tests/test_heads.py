@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from emolab.steps import head_maps as hm
 from emolab.steps import heads
+from emolab.steps.head_attention import attention_flags
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def test_batched_head_ablation_equals_one_forward_per_head(setup):
 
     ref = setup.reference("attn.hook_z")
     clean = setup.clean()
-    batched = heads.head_ablation(setup, ref, clean, Progress(), layers=[1])
+    batched = hm.head_ablation(setup, ref, clean, Progress(), layers=[1])
     ref_t = torch.tensor(ref)
     for h in range(setup.model.n_heads):
 
@@ -47,11 +49,11 @@ def test_attribution_ranks_heads_like_exact_ablation(setup):
 
     clean = setup.clean()
     ref = setup.reference("attn.hook_z")
-    attr = heads.attribution(setup, "attn.hook_z", ref)
-    abl = heads.head_ablation(setup, ref, clean, Progress())
+    attr = hm.attribution(setup, "attn.hook_z", ref)
+    abl = hm.head_ablation(setup, ref, clean, Progress())
     assert attr.shape == abl.shape == (4, 4)
     assert np.isfinite(attr).all()
-    assert heads.spearman(attr.ravel(), abl.ravel()) > 0.8
+    assert hm.spearman(attr.ravel(), abl.ravel()) > 0.8
     sign_agree = np.mean(np.sign(attr) == np.sign(abl))
     assert sign_agree > 0.8
 
@@ -88,13 +90,17 @@ def test_heads_step_compare_and_flags(tiny_session):
     abl = np.array(res["maps"]["ablation"]["matrix"], dtype=float)
     assert np.isnan(attr[3]).all() and np.isnan(abl[3]).all()  # above the readout layer
     assert np.isfinite(attr[:3]).all() and np.isfinite(abl[:3]).all()
-    assert res["compare"]["n_heads"] == 12
-    assert -1 <= res["compare"]["spearman_all"] <= 1
+    for method in ("attribution", "checked"):
+        assert res["compare"][method]["n_heads"] == 12
+        assert -1 <= res["compare"][method]["spearman_all"] <= 1
+    checked = np.array(res["maps"]["checked"]["matrix"], dtype=float)
+    assert np.isnan(checked[3]).all() and np.isfinite(checked[:3]).all()
     att = res["attention"]
     mass = np.array(att["mass"])
     assert mass.shape == (4, 4) and ((mass >= 0) & (mass <= 1 + 1e-9)).all()
     step = tiny_session.steps()[-1]
     assert step["kind"] == "heads" and "spearman_all" in step["metrics"]
+    assert "checked/spearman_top" in step["metrics"]
     csv = tiny_session.artifact(step["outputs"][0].split("/", 1)[1]).read_text()
     assert csv.startswith("layer,h0,h1,h2,h3")
 
@@ -115,10 +121,10 @@ def test_heads_label_logit_and_neurons(tiny_session):
 
 def test_summary_attention_counts_only_texts_with_punctuation(tiny_model):
     """With zero thresholds every head is flagged; a text without punctuation is skipped."""
-    res = heads.attention_flags(tiny_model, ["one, two, three and four"], 0.0, 0.0)
+    res = attention_flags(tiny_model, ["one, two, three and four"], 0.0, 0.0)
     assert res["texts_with_summary_tokens"] == 1
     assert len(res["flagged"]) == tiny_model.n_layers * tiny_model.n_heads
-    none = heads.attention_flags(tiny_model, ["no punctuation here at all"], 0.0, 0.0)
+    none = attention_flags(tiny_model, ["no punctuation here at all"], 0.0, 0.0)
     assert none["texts_with_summary_tokens"] == 0 and none["flagged"] == []
 
 
@@ -204,3 +210,148 @@ def test_cli_verify_table_and_bad_value(run_cli, tiny_session):
         "heads", tiny_session.path, "--emotion", "joy", "--method", "ablation", "--verify", "2"
     )
     assert r.exit_code == 2 and "use it with --method attribution" in r.output
+
+
+def test_exact_effects_batched_across_layers_equal_one_forward_per_unit(setup):
+    """Units of different layers share a pass (copy j patches unit j), in chunks: each
+    effect equals the one-unit forward, for ablation and for enhancement."""
+    clean = setup.clean()
+    ref = setup.reference("attn.hook_z")
+    ref_t = torch.tensor(ref)
+    units = [(0, 1), (2, 3), (1, 0), (2, 0), (3, 2)]
+    ablated = hm.exact_effects(setup, "attn.hook_z", units, clean, ref=ref, copies=2)
+    scaled = hm.exact_effects(setup, "attn.hook_z", units, clean, factor=3.0, copies=3)
+    for i, (L, h) in enumerate(units):
+        for kind, want in (("ablate", ablated[i]), ("enhance", scaled[i])):
+
+            def patch(z, ctx, L=L, h=h, kind=kind):
+                z = z.clone()
+                if kind == "ablate":
+                    z[:, 1:, h] = ref_t[L, h]
+                else:
+                    z[:, :, h] = 3.0 * z[:, :, h]
+                return z
+
+            with torch.no_grad():
+                vals = torch.cat(
+                    [
+                        setup.forward(i_, m, [(f"blocks.{L}.attn.hook_z", patch)])
+                        for i_, m in setup.batches(setup.texts)
+                    ]
+                )
+            got = clean - float(vals.mean()) if kind == "ablate" else float(vals.mean()) - clean
+            assert want == pytest.approx(got, abs=1e-5), (L, h, kind)
+
+
+def test_checked_map_is_exact_where_checked_and_everywhere_with_every_head(setup):
+    """The checked method's map equals the exact map on the heads it checks, attribution
+    elsewhere; with as many checks as heads it is the exact map."""
+    from emolab.progress import Progress
+
+    clean = setup.clean()
+    ref = setup.reference("attn.hook_z")
+    exact = hm.head_ablation(setup, ref, clean, Progress())
+    attr = hm.attribution(setup, "attn.hook_z", ref)
+    full, units = hm.checked_attribution(setup, ref, clean, 16)
+    assert len(units) == 16 == len(set(units))
+    np.testing.assert_allclose(full, exact, rtol=1e-5, atol=1e-6)
+    part, units = hm.checked_attribution(setup, ref, clean, 3)
+    assert len(units) == 3
+    done = np.zeros(exact.shape, dtype=bool)
+    for L, h in units:
+        done[L, h] = True
+    np.testing.assert_allclose(part[done], exact[done], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(part[~done], attr[~done], rtol=1e-6, atol=1e-8)
+    clean_side, patched_side = hm.two_sided_attribution(setup, ref)
+    np.testing.assert_allclose(clean_side, attr, rtol=1e-5, atol=1e-7)
+    assert units == hm.check_order(attr, patched_side)[:3]
+
+
+def test_check_order_puts_disagreeing_estimates_first():
+    """A head whose clean-side and patched-side estimates disagree is checked before one
+    with a slightly larger but consistent estimate; NaN heads (above the readout) never."""
+    attr = np.array([[1.0, 0.9, 0.1], [np.nan, np.nan, np.nan]])
+    patched = np.array([[1.0, -0.5, 0.1], [np.nan, np.nan, np.nan]])
+    assert hm.check_order(attr, patched) == [(0, 1), (0, 0), (0, 2)]
+
+
+def test_enhancement_slope_is_the_small_factor_limit_of_exact_enhancement(setup):
+    """Scaling a unit by 1 + eps moves the metric by eps x the slope from the backward
+    pass, for heads and for MLP neurons."""
+    clean = setup.clean()
+    eps = 1e-3
+    for point, units in (("attn.hook_z", [(0, 1), (2, 3)]), ("mlp.hook_post", [(1, 5), (3, 7)])):
+        ref = setup.reference(point)
+        _, slope = hm.linear_effects(setup, point, ref)
+        exact = hm.exact_effects(setup, point, units, clean, factor=1 + eps)
+        for (L, u), e in zip(units, exact, strict=True):
+            assert e / eps == pytest.approx(slope[L, u], rel=0.05, abs=1e-3), (point, L, u)
+
+
+def test_heads_checked_method_enhance_and_neurons(tiny_session):
+    res = heads.run(
+        tiny_session,
+        {
+            "emotion": "joy",
+            "method": "checked",
+            "checks": 5,
+            "layer": 3,
+            "n_texts": 3,
+            "top_k": 4,
+            "enhance": 2.0,
+            "neurons": True,
+        },
+    )
+    m = res["maps"]["checked"]
+    assert len(m["checked"]) == 5 and list(res["maps"]) == ["checked"]
+    for e in (res["enhance"], res["neurons"]["enhance"]):
+        assert e["factor"] == 2.0 and len(e["top"]) == 4
+        assert all(np.isfinite(t["exact"]) and np.isfinite(t["effect"]) for t in e["top"])
+    assert np.array(res["enhance"]["estimate"]).shape == (4, 4)
+    step = tiny_session.steps()[-1]
+    assert step["params"]["checks"] == 5 and "enhance/top_effect" in step["metrics"]
+    arrays, _ = tiny_session.load_arrays(
+        next(o for o in step["outputs"] if o.endswith(".safetensors")).split("/", 1)[1]
+    )
+    assert set(arrays) == {"attribution", "enhancement"}
+
+
+def test_cli_heads_checked_and_enhance_tables(run_cli, tiny_session):
+    r = run_cli(
+        "heads",
+        tiny_session.path,
+        "--emotion",
+        "joy",
+        "--texts",
+        "2",
+        "--method",
+        "checked",
+        "--checks",
+        "2",
+        "--enhance",
+        "2",
+    )
+    assert r.exit_code == 0, r.output
+    assert "2 heads checked by exact ablation" in r.output
+    assert "top heads by enhancement x2" in r.output
+    assert "all together" in r.output and "of that gap" in r.output
+    r = run_cli("heads", tiny_session.path, "--emotion", "joy", "--checks", "0")
+    assert r.exit_code == 2 and "'checks' must be at least 1" in r.output
+
+
+def test_circuit_readout_one_head_through_enhance_equals_exact_enhancement(setup):
+    """The circuit check scales heads through the registered `enhance` intervention; for a
+    one-head circuit that equals the exact single-head enhancement on the same texts."""
+    from emolab.progress import Progress
+
+    clean = setup.clean()
+    ref = setup.reference("attn.hook_z")
+    maps = {"ablation": hm.head_ablation(setup, ref, clean, Progress())}
+    one = heads.circuit_readout(setup, maps, clean, 3.0, 1)
+    assert one["map"] == "ablation" and len(one["per_head"]) == 1
+    assert one["joint"] == pytest.approx(one["per_head"][0]["exact"], abs=1e-5)
+    assert one["gap"] == pytest.approx(clean - setup.on(setup.ref_texts).clean(), abs=1e-6)
+    three = heads.circuit_readout(setup, maps, clean, 3.0, 3)
+    best = np.argsort(-np.nan_to_num(maps["ablation"], nan=-np.inf).ravel())[:3]
+    flat = maps["ablation"].ravel()
+    assert three["heads"] == ",".join(f"{i // 4}.{i % 4}" for i in best if flat[i] > 0)

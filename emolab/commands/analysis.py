@@ -26,13 +26,15 @@ def print_heads(con: Console, result: dict) -> None:
         for i, row in enumerate(m["top"], 1):
             t.add_row(str(i), f"L{row['layer']}H{row['unit']}", _fmt(row["effect"]))
         con.print(t)
-        con.print(f"  {method}: {result['seconds'][method]:.2f} s")
-    if "compare" in result:
-        c = result["compare"]
+        line = f"  {method}: {result['seconds'][method]:.2f} s"
+        if "checked" in m:
+            line += f", {len(m['checked'])} heads checked by exact ablation"
+        con.print(line)
+    for method, c in result.get("compare", {}).items():
         con.print(
-            f"Spearman attribution vs ablation: all {c['n_heads']} heads "
-            f"{c['spearman_all']:+.3f}, top {c['top_k']} {c['spearman_top']:+.3f}; "
-            f"attribution {c['speedup']:.1f}x faster"
+            f"Spearman {method} vs ablation: all {c['n_heads']} heads "
+            f"{c['spearman_all']:+.3f}, top {c['top_k']} by |exact| {c['spearman_top']:+.3f} "
+            f"(same sign {c['sign_agreement_top']:.0%}); {c['speedup']:.1f}x faster"
         )
     att = result["attention"]
     if att["flagged"]:
@@ -60,13 +62,57 @@ def print_heads(con: Console, result: dict) -> None:
             f"  Spearman on these heads {v['spearman']:+.3f}, same sign "
             f"{v['sign_agreement']:.0%}, exact check {v['seconds']:.1f} s"
         )
+    if "enhance" in result:
+        print_enhance(con, result["enhance"], "heads", "H", result)
+        print_circuit(con, result["enhance"]["circuit"], result["metric"])
     if "neurons" in result:
-        t = Table(title="top MLP neurons (attribution, exact check)")
+        t = Table(title="top MLP neurons by ablation (attribution, exact check)")
         for col in ("neuron", "attribution", "exact"):
             t.add_column(col, justify="right")
         for row in result["neurons"]["top"]:
             t.add_row(f"L{row['layer']}N{row['unit']}", _fmt(row["effect"]), _fmt(row["exact"]))
         con.print(t)
+        if "enhance" in result["neurons"]:
+            print_enhance(con, result["neurons"]["enhance"], "MLP neurons", "N", result)
+
+
+def print_circuit(con: Console, c: dict, metric: str) -> None:
+    """The circuit `steer --circuit` would scale, measured on neutral texts: each head's and
+    the whole circuit's readout shift beside the emotion - neutral gap it would have to
+    close."""
+    if not c["per_head"]:
+        con.print(f"no head raises the readout in the {c['map']} map: no circuit to scale")
+        return
+    t = Table(
+        title=f"circuit: top {len(c['per_head'])} heads of the {c['map']} map x{c['factor']:g} "
+        f"on {c['texts']} texts"
+    )
+    for col in ("head", f"{metric} shift"):
+        t.add_column(col, justify="right")
+    for row in c["per_head"]:
+        t.add_row(f"L{row['layer']}H{row['unit']}", _fmt(row["exact"]))
+    t.add_row("all together", _fmt(c["joint"]))
+    con.print(t)
+    con.print(
+        f"  the emotion texts read {c['gap']:+.3f} above the neutral ones: the circuit "
+        f"closes {c['joint'] / c['gap']:.0%} of that gap"
+        if c["gap"]
+        else "  emotion and neutral texts read the same"
+    )
+
+
+def print_enhance(con: Console, e: dict, what: str, letter: str, result: dict) -> None:
+    """Units ranked by what scaling them does to the metric: the column that says whether
+    circuit modulation can move the readout at all (beside the clean value)."""
+    t = Table(
+        title=f"top {what} by enhancement x{e['factor']:g} (effect = scaled - clean; "
+        f"clean {result['metric']} {result['clean_metric']:.3f})"
+    )
+    for col in ("unit", "first order", "exact"):
+        t.add_column(col, justify="right")
+    for row in e["top"]:
+        t.add_row(f"L{row['layer']}{letter}{row['unit']}", _fmt(row["effect"]), _fmt(row["exact"]))
+    con.print(t)
 
 
 def print_align(con: Console, result: dict) -> None:
@@ -167,9 +213,10 @@ def register_commands(cli):
     @click.option("--emotion", required=True)
     @click.option(
         "--method",
-        type=click.Choice(["attribution", "ablation"]),
+        type=click.Choice(["attribution", "checked", "ablation"]),
         default="attribution",
         show_default=True,
+        help="checked: attribution with its least trustworthy heads re-ablated exactly",
     )
     @click.option(
         "--metric",
@@ -183,7 +230,21 @@ def register_commands(cli):
         default=None,
         help="readout layer for projection (default: the session's steering layer)",
     )
-    @click.option("--compare", is_flag=True, help="run both methods and rank-correlate them")
+    @click.option(
+        "--compare", is_flag=True, help="run every method and rank-correlate each with ablation"
+    )
+    @click.option(
+        "--checks",
+        type=int,
+        default=None,
+        help="heads the checked method re-ablates exactly (default: 1 per 30 heads)",
+    )
+    @click.option(
+        "--enhance",
+        type=float,
+        default=None,
+        help="also rank heads (and --neurons) by scaling their output by this factor",
+    )
     @click.option("--neurons", is_flag=True, help="also map MLP neurons (attribution + check)")
     @click.option("--texts", "n_texts", type=int, default=8, show_default=True)
     @click.option("--top-k", type=int, default=10, show_default=True)
@@ -203,6 +264,8 @@ def register_commands(cli):
         metric,
         layer,
         compare,
+        checks,
+        enhance,
         neurons,
         n_texts,
         top_k,
@@ -221,6 +284,8 @@ def register_commands(cli):
             "metric": metric,
             "layer": layer,
             "compare": compare,
+            "checks": checks,
+            "enhance": enhance,
             "neurons": neurons,
             "n_texts": n_texts,
             "top_k": top_k,

@@ -184,13 +184,17 @@ def print_sweep(con: Console, res: dict) -> None:
         r = res["best"].get(emo)
         con.print(
             f"  {emo}: residual best "
-            + (f"P {r['p_target_rise']:+.2f}, top {r['top_is_target']:.2f}" if r else "none")
+            + (
+                f"success test {_share(r['success_test'])}, P {r['p_target_rise']:+.2f}"
+                if r
+                else "none"
+            )
             + " | circuit best "
             + (
-                f"P {b['p_target_rise']:+.2f}, top {b['top_is_target']:.2f} "
+                f"success test {_share(b['success_test'])}, P {b['p_target_rise']:+.2f} "
                 f"({b['intervention'].removeprefix('circuit-')} x{b['alpha']:g})"
                 if b
-                else "none surgical"
+                else "none"
             )
         )
     if several:

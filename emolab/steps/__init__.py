@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import ablate, align, compare, crosslingual, extract, finetune, heads, layers, steer, sweep
+from . import (
+    ablate,
+    align,
+    compare,
+    contexts,
+    crosslingual,
+    extract,
+    finetune,
+    heads,
+    layers,
+    steer,
+    sweep,
+)
 
 STEPS: dict[str, Callable] = {
     "extract": extract.run,
@@ -20,6 +32,7 @@ STEPS: dict[str, Callable] = {
     "finetune": finetune.run,
     "compare": compare.run,
     "crosslingual": crosslingual.run,
+    "contexts": contexts.run,
 }
 # what each step declares: replay passes a logged step only the parameters its kind declares
 # (logs written before the declarations also held derived values)
@@ -34,4 +47,5 @@ PARAMS = {
     "finetune": finetune.PARAMS,
     "compare": compare.PARAMS,
     "crosslingual": crosslingual.PARAMS,
+    "contexts": contexts.PARAMS,
 }
