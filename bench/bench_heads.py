@@ -3,7 +3,7 @@
 - time(exact ablation, every head up to the readout layer, heads batched per layer) /
   time(estimate): target >= 20, for attribution patching (one forward + one backward for
   all heads) and for the checked method (attribution, its patched-side twin and one exact
-  head per 30)
+  head per 60)
 - Spearman rank correlation between each estimate and the exact map, over all heads and
   over the heads that matter (top 20 by |exact effect|): target >= 0.7
 

@@ -237,7 +237,7 @@ def register_commands(cli):
         "--checks",
         type=int,
         default=None,
-        help="heads the checked method re-ablates exactly (default: 1 per 30 heads)",
+        help="heads the checked method re-ablates exactly (default: 1 per 60 heads)",
     )
     @click.option(
         "--enhance",
