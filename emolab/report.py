@@ -25,6 +25,11 @@ def _pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.0f}"
 
 
+def share(x) -> str:
+    """A rate as a percentage with its sign ("75%"); "-" when missing or NaN."""
+    return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
+
+
 def _offdiag_mean(m: list[list[float]]) -> float:
     n = len(m)
     return sum(m[i][j] for i in range(n) for j in range(n) if i != j) / max(n * (n - 1), 1)
@@ -66,6 +71,15 @@ def tight_table(**kw) -> Table:
 
 
 Column = tuple[str, list[str]]  # (header, cells)
+
+
+def column_of(rows: Sequence) -> Callable[[str, Callable], Column]:
+    """`col(header, fmt)`: the `print_wide` column of `fmt(row)` for each of `rows`."""
+
+    def col(header: str, fmt: Callable) -> Column:
+        return header, [fmt(r) for r in rows]
+
+    return col
 
 
 def _width(col: Column) -> int:
@@ -125,9 +139,7 @@ def print_layers(con: Console, result: dict, method: str) -> None:
     def first(layer: int, key: str) -> float:
         return by[layer, emotions[0]][key]
 
-    def col(header: str, cell) -> tuple[str, list[str]]:
-        return header, [cell(layer) for layer in layers]
-
+    col = column_of(layers)
     tail = [
         col("avg", lambda L: _pct(avg(L, "acc"))),
         col("rnd", lambda L: _pct(avg(L, "acc_random"))),

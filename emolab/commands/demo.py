@@ -10,17 +10,12 @@ from ..hookspecs import hookimpl
 from ._common import console, csv_list, default_session_path
 
 
-def _pct(x: float) -> str:
-    return "-" if x != x else f"{100 * x:.0f}%"
-
-
 def print_demo(con, res: dict) -> None:
-    from ..report import print_wide
+    from ..report import column_of, print_wide, share
 
     rows = res["summary"]
 
-    def col(header: str, fmt) -> tuple[str, list[str]]:
-        return header, [fmt(r) for r in rows]
+    col = column_of(rows)
 
     print_wide(
         con,
@@ -32,9 +27,9 @@ def print_demo(con, res: dict) -> None:
             col("P unst", lambda r: f"{r['p_target_baseline']:.2f}"),
             col("P steer", lambda r: f"{r['p_target']:.2f}"),
             col("P rand", lambda r: f"{r['p_target_random']:.2f}"),
-            col("succ unst", lambda r: _pct(r["success_baseline"])),
-            col("succ steer", lambda r: _pct(r["success"])),
-            col("succ rand", lambda r: _pct(r["success_random"])),
+            col("succ unst", lambda r: share(r["success_baseline"])),
+            col("succ steer", lambda r: share(r["success"])),
+            col("succ rand", lambda r: share(r["success_random"])),
         ],
         [col("chosen on", lambda r: r["chosen_on"])],
         caption="P: the judge's P(target); succ: success rate; unst: the unsteered text, "

@@ -18,7 +18,7 @@ from ..classifier import JUDGES
 from ..data import EKMAN6
 from ..errors import BadInput
 from ..hookspecs import hookimpl
-from ..report import abbreviate
+from ..report import abbreviate, share
 from .engine_opts import engine_options, make_engine
 
 JUDGE = click.option("--judge", default="ensemble", show_default=True, type=click.Choice(JUDGES))
@@ -94,10 +94,6 @@ def print_eval(con: Console, res: dict) -> None:
     )
 
 
-def _share(x) -> str:
-    return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
-
-
 def _layers(r: dict) -> str:
     """A cell's layer, or its layer range when it steers a span."""
     span = int(r.get("span", 1))
@@ -105,7 +101,7 @@ def _layers(r: dict) -> str:
 
 
 def print_sweep(con: Console, res: dict) -> None:
-    from ..report import print_wide
+    from ..report import column_of, print_wide
 
     j = res["judge"]
     rows = res["rows"]
@@ -126,17 +122,16 @@ def print_sweep(con: Console, res: dict) -> None:
             return f"{src}{r['emotion']} {k} heads x{r['alpha']:g}"
         return f"{src}{r['emotion']} L{_layers(r)} a{r['alpha']:g}"
 
-    def col(header: str, fmt) -> tuple[str, list[str]]:
-        return header, [fmt(r) for r in rows]
+    col = column_of(rows)
 
     print_wide(
         con,
         f"steering sweep ({len(rows)} cells, {res['computed']} computed, {res['resumed']} resumed)",
         ("cell", [cell(r) for r in rows]),
         [
-            col("succ dev", lambda r: _share(r["success_dev"])),
-            col("succ test", lambda r: _share(r["success_test"])),
-            col("rnd test", lambda r: _share(r["success_random_test"])),
+            col("succ dev", lambda r: share(r["success_dev"])),
+            col("succ test", lambda r: share(r["success_test"])),
+            col("rnd test", lambda r: share(r["success_random_test"])),
             col("P base", lambda r: f"{r['p_target_baseline']:.2f}"),
             col("P steer", lambda r: f"{r['p_target']:.2f}"),
             col("rise", lambda r: f"{r['p_target_rise']:+.2f}"),
@@ -168,30 +163,30 @@ def print_sweep(con: Console, res: dict) -> None:
             con.print(
                 f"  {emo}: L{_layers(b)} alpha {b['alpha']:g} (chosen on "
                 f"{len(halves.get('dev', []))} dev prompts): success on "
-                f"{len(halves.get('test', []))} test prompts {_share(b['success_test'])} "
-                f"(unsteered {_share(b['success_baseline_test'])}, random direction "
-                f"{_share(b['success_random_test'])}); P({emo}) {b['p_target_baseline']:.2f} -> "
+                f"{len(halves.get('test', []))} test prompts {share(b['success_test'])} "
+                f"(unsteered {share(b['success_baseline_test'])}, random direction "
+                f"{share(b['success_random_test'])}); P({emo}) {b['p_target_baseline']:.2f} -> "
                 f"{b['p_target']:.2f}, perplexity x{b['perplexity_ratio']:.2f}"
             )
     h = res.get("headline") or {}
     if h:
         con.print(
             f"[bold]success on test prompts, mean of {h['emotions']:.0f} emotions: "
-            f"{_share(h['success_test'])}[/] (unsteered {_share(h['success_baseline_test'])}, "
-            f"random direction {_share(h['success_random_test'])})"
+            f"{share(h['success_test'])}[/] (unsteered {share(h['success_baseline_test'])}, "
+            f"random direction {share(h['success_random_test'])})"
         )
     for emo, b in res["best_circuit"].items():
         r = res["best"].get(emo)
         con.print(
             f"  {emo}: residual best "
             + (
-                f"success test {_share(r['success_test'])}, P {r['p_target_rise']:+.2f}"
+                f"success test {share(r['success_test'])}, P {r['p_target_rise']:+.2f}"
                 if r
                 else "none"
             )
             + " | circuit best "
             + (
-                f"success test {_share(b['success_test'])}, P {b['p_target_rise']:+.2f} "
+                f"success test {share(b['success_test'])}, P {b['p_target_rise']:+.2f} "
                 f"({b['intervention'].removeprefix('circuit-')} x{b['alpha']:g})"
                 if b
                 else "none"
@@ -203,9 +198,9 @@ def print_sweep(con: Console, res: dict) -> None:
             head = src["headline"] or {}
             con.print(
                 f"  {number[src['source']]} {src['source']}: success dev "
-                f"{_share(src['success_dev'])}, "
-                f"test {_share(head.get('success_test'))} (random direction "
-                f"{_share(head.get('success_random_test'))})"
+                f"{share(src['success_dev'])}, "
+                f"test {share(head.get('success_test'))} (random direction "
+                f"{share(head.get('success_random_test'))})"
             )
         con.print(
             f"[bold]wins on dev: {res['winner']}[/] (the per-emotion lines and the headline "

@@ -10,12 +10,11 @@ from .engine_opts import engine_options, make_engine, model_options
 
 
 def print_study(con, res: dict) -> None:
-    from ..report import print_wide
+    from ..report import column_of, print_wide
 
     p, rows = res["params"], res["rows"]
 
-    def col(header: str, fmt) -> tuple[str, list[str]]:
-        return header, [fmt(r) for r in rows]
+    col = column_of(rows)
 
     print_wide(
         con,

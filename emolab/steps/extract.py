@@ -189,7 +189,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
                 check=progress.check,
             )
             train = [Example(r["text"], r["label"]) for r in written]
-        if p["source"] == "pairs":
+        elif p["source"] == "pairs":
             from .pairs import pair_activations
 
             progress.task(f"read {p['pairs']} prompt pairs per emotion", p["pairs"] * len(labels))
