@@ -67,6 +67,17 @@ class Setup:
         for start in range(0, len(texts), self.batch_size):
             yield self.model.encode(texts[start : start + self.batch_size], "right")
 
+    def _run_until(self, layer: int, ids, mask) -> None:
+        """The plain HF forward, stopped once block `layer` has run (hooks read what they
+        need on the way; the blocks above and the LM head are never computed)."""
+        handle = stop_after(self.model, layer)
+        try:
+            self.model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
+        except StopForward:
+            pass
+        finally:
+            handle.remove()
+
     def forward(self, ids, mask, hooks=()):
         """Metric per row `[batch]` (differentiable) under extra hooks."""
         import torch
@@ -82,13 +93,7 @@ class Setup:
 
             name = f"blocks.{self.layer}.hook_resid_post"
             with apply_hooks(model, [*hooks, (name, keep)]):
-                handle = stop_after(model, self.layer)
-                try:
-                    model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-                except StopForward:
-                    pass
-                finally:
-                    handle.remove()
+                self._run_until(self.layer, ids, mask)
             return store["h"][rows, last].float() @ self.unit
         with apply_hooks(model, list(hooks)):
             logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
@@ -117,13 +122,7 @@ class Setup:
             for ids, mask in self.batches(self.ref_texts):
                 ctx = HookContext(name="", attention_mask=mask)
                 with apply_hooks(model, hooks, ctx):
-                    handle = stop_after(model, self.last_layer)
-                    try:
-                        model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-                    except StopForward:
-                        pass
-                    finally:
-                        handle.remove()
+                    self._run_until(self.last_layer, ids, mask)
                 count += int(mask[:, 1:].sum())
         if count == 0:
             raise BadInput("reference texts are single tokens: nothing but the attention sink")
