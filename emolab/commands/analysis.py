@@ -93,12 +93,16 @@ def print_circuit(con: Console, c: dict, metric: str) -> None:
         t.add_row(f"L{row['layer']}H{row['unit']}", _fmt(row["exact"]))
     t.add_row("all together", _fmt(c["joint"]))
     con.print(t)
-    con.print(
-        f"  the emotion texts read {c['gap']:+.3f} above the neutral ones: the circuit "
-        f"closes {c['joint'] / c['gap']:.0%} of that gap"
-        if c["gap"]
-        else "  emotion and neutral texts read the same"
-    )
+    if c["gap"] > 0:
+        con.print(
+            f"  the emotion texts read {c['gap']:+.3f} above the neutral ones: the circuit "
+            f"closes {c['joint'] / c['gap']:.0%} of that gap"
+        )
+    else:
+        con.print(
+            f"  the emotion texts read {c['gap']:+.3f} against the neutral ones: this readout "
+            "does not separate them, so it cannot judge a circuit"
+        )
 
 
 def print_enhance(con: Console, e: dict, what: str, letter: str, result: dict) -> None:
