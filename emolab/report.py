@@ -25,9 +25,9 @@ def _pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.0f}"
 
 
-def share(x) -> str:
+def share(x, digits: int = 0) -> str:
     """A rate as a percentage with its sign ("75%"); "-" when missing or NaN."""
-    return "-" if x is None or x != x else f"{100 * float(x):.0f}%"
+    return "-" if x is None or x != x else f"{100 * float(x):.{digits}f}%"
 
 
 def _offdiag_mean(m: list[list[float]]) -> float:

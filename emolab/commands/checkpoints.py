@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..data import EKMAN6
 from ..hookspecs import hookimpl
+from ..report import share
 from .engine_opts import model_options
 
 
@@ -19,15 +20,11 @@ def _num(x, fmt: str = "+.3f") -> str:
     return "-" if x is None or x != x else format(x, fmt)
 
 
-def _pct(x) -> str:
-    return "-" if x is None or x != x else f"{100 * x:.1f}%"
-
-
 def print_finetune(con: Console, result: dict) -> None:
     con.print(
         f"[bold]{result['model']}[/] fine-tuned on {result['dataset']} "
         f"({len(result['labels'])} labels, {result['n_train']} train texts), "
-        f"test accuracy on {result['n_test']} texts (chance {_pct(result['chance'])})"
+        f"test accuracy on {result['n_test']} texts (chance {share(result['chance'], 1)})"
     )
     if result["resumed_from"]:
         con.print(f"resumed from step {result['resumed_from']}")
@@ -38,7 +35,7 @@ def print_finetune(con: Console, result: dict) -> None:
         t.add_row(
             str(h["step"]),
             _num(h["loss"], ".3f"),
-            _pct(h["accuracy"]),
+            share(h["accuracy"], 1),
             h["path"] or "(base model)",
         )
     con.print(t)
@@ -65,12 +62,12 @@ def print_compare(con: Console, result: dict) -> None:
     for r in result["summary"]:
         t.add_row(
             r["checkpoint"],
-            _pct(r["test_accuracy"]),
+            share(r["test_accuracy"], 1),
             _num(r["cos_base"]),
             _num(r["within"]),
             _num(r["between_abs_cos"], ".3f"),
-            _pct(r["probe_acc"]),
-            _pct(r["acc7"]),
+            share(r["probe_acc"], 1),
+            share(r["acc7"], 1),
             _num(r["sensitivity_own"]),
             _num(r["sensitivity_base_vector"]),
         )
@@ -144,7 +141,7 @@ def print_crosslingual(con: Console, result: dict) -> None:
                 con.print(
                     f"  {c['direction']}: foreign {c['foreign']:+.3f} vs own {c['own']:+.3f} "
                     f"(random {c['random']:+.3f}, one random direction ±{c['random_sd']:.2f}) "
-                    f"-> carries over {_pct(c['carry_over'])}"
+                    f"-> carries over {share(c['carry_over'], 1)}"
                 )
         con.print(
             "  random rows: mean over draws; a single random direction per emotion swings by "
