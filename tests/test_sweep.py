@@ -178,3 +178,42 @@ def test_sweep_circuit_bad_sizes(tiny_session):
         sweep.run(tiny_session, small(circuits=[0]))
     with pytest.raises(BadInput, match="factor list is empty"):
         sweep.run(tiny_session, small(circuits=[2], circuit_factors=[]))
+
+
+class CancelAtCells(RecordingProgress):
+    """Cancels the sweep once its random controls are done, as the cells start: a kill
+    at the point where a resume used to redo every control."""
+
+    def task(self, description: str, total: int) -> None:
+        super().task(description, total)
+        if description.startswith("sweep "):
+            self.cancel()
+
+
+def test_resumed_sweep_keeps_its_random_controls(tiny_session, small_judge, tmp_path):
+    import shutil
+
+    from emolab.errors import Cancelled
+    from emolab.session import Session
+
+    shutil.copytree(tiny_session.path, tmp_path / "copy")
+    other = Session.open(tmp_path / "copy")
+    grid = small(alphas=[0.3, 1.0])
+    whole = sweep.run(tiny_session, grid)  # the uninterrupted sweep
+    with pytest.raises(Cancelled):
+        sweep.run(other, grid, CancelAtCells())
+    caches = list(other.path.glob("artifacts/sweep-random-*.json"))
+    assert len(caches) == 1 and len(json.loads(caches[0].read_text())) == 4  # 2 layers x 2 alphas
+    prog = RecordingProgress()
+    resumed = sweep.run(other, grid, prog)
+    assert not any(t[0].startswith("random-direction") for t in prog.tasks)
+    assert resumed["computed"] == 8
+    assert resumed["rows"] == whole["rows"]
+    # an unreadable cache is only a cache: the controls are made again, same numbers
+    caches[0].write_text("{not json")
+    for f in other.path.glob("artifacts/sweep-*.csv"):
+        f.unlink()
+    prog = RecordingProgress()
+    again = sweep.run(other, grid, prog)
+    assert any(t[0].startswith("random-direction") for t in prog.tasks)
+    assert again["rows"] == whole["rows"]

@@ -23,6 +23,7 @@ strongest heads from the session's latest head map (`emolab heads`) scaled by ea
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -48,9 +49,11 @@ from .sweep_table import (
     cell_key,
     random_key,
     read_cells,
+    read_randoms,
     step_outputs,
     success_columns,
     write_cells,
+    write_randoms,
 )
 
 PARAMS = (
@@ -301,7 +304,9 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         engine = engine or Serial()
         rec["engine"] = engine.describe()
         halves = sx.prompt_halves(len(prompts))
-        shared_randoms: dict = {}  # relative alpha: one random push serves every source
+        # relative alpha: one random push serves every source, and is kept for a resume
+        rand_name = f"sweep-random-{sweep_key({**p, 'method': None, 'vector_file': None}, {})}.json"
+        shared_randoms = read_randoms(session, rand_name) if p["scale"] == "relative" else {}
         done = []
         try:  # workers kept between the random controls and the cells, freed here
             for src in sources:
@@ -326,10 +331,14 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
                     judge,
                     residual,
                 )
-                randoms = shared_randoms if p["scale"] == "relative" else {}
+                if p["scale"] == "relative":
+                    randoms = shared_randoms
+                    save = functools.partial(write_randoms, session, rand_name, shared_randoms)
+                else:
+                    randoms, save = {}, None
                 done.append(
                     sweep_source(session, src, work, engine, grid, p, progress, residual,
-                                 base_on, randoms, halves, circuit_specs)
+                                 base_on, randoms, halves, circuit_specs, save)
                 )  # fmt: skip
         finally:
             engine.release()
@@ -381,10 +390,23 @@ def baseline_texts(session: Session, sources, prompts, p, model, progress) -> li
 
 
 def sweep_source(
-    session, src, work, engine, grid, p, progress, residual, base_on, randoms, halves, heads
+    session,
+    src,
+    work,
+    engine,
+    grid,
+    p,
+    progress,
+    residual,
+    base_on,
+    randoms,
+    halves,
+    heads,
+    save_randoms=None,
 ) -> dict:
     """One source's grid: the cells its resume cache lacks are computed (with the random
-    controls they need) and written to the cache as they finish."""
+    controls they need, kept through `save_randoms` when they can serve a resume) and
+    written to the cache as they finish."""
     name, texts_name = f"sweep-{src['key']}.csv", f"sweep-{src['key']}-texts.jsonl"
     cells = read_cells(session, name, src["label"])
     # a circuit cell is stale when the head map behind it changed
@@ -396,7 +418,7 @@ def sweep_source(
         or cells[g]["heads"] != heads.get((g[0], g[1]), "")
         or not np.isfinite(cells[g]["success_rate"])  # a cell from before success rates
     ]
-    random_controls(work, engine, todo, p, progress, residual, randoms)
+    random_controls(work, engine, todo, p, progress, residual, randoms, save_randoms)
     what = f" of {src['label']}" if src["label"] else ""
     progress.task(f"sweep {len(todo)} cells{what} ({len(grid) - len(todo)} done before)", len(todo))
     for i, cell in engine.map(work, todo, progress.check):
@@ -446,11 +468,19 @@ def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
 
 
 def random_controls(
-    work, engine, todo: list[tuple], p: dict, progress: Progress, residual: str, have: dict
+    work,
+    engine,
+    todo: list[tuple],
+    p: dict,
+    progress: Progress,
+    residual: str,
+    have: dict,
+    save=None,
 ) -> None:
     """Judge probabilities and per-text regimes of a random direction of the same size for
     every (layer, span, alpha) a residual cell to compute needs, added to `have` (see
-    sweep_table.random_key for when one serves several emotions and sources)."""
+    sweep_table.random_key for when one serves several emotions and sources); `save` runs
+    after each, so a killed sweep keeps the controls it finished."""
     need = sorted(
         {random_key(c[0], c[2], c[3], c[4], p["scale"]) for c in todo if c[1] == residual}
         - set(have)
@@ -462,4 +492,6 @@ def random_controls(
     for i, res in engine.map(work, cells, progress.check):
         if res.get("probs") is not None:
             have[need[i]] = (res["probs"], list(res["labels"]), res["regimes"])
+            if save is not None:
+                save()
         progress.update(i + 1)

@@ -155,3 +155,40 @@ def random_key(emotion: str, layer: int, span: int, alpha: float, scale: str) ->
     the random push is the same for every emotion (and every source), so one per
     (layer, span, alpha); with absolute alpha one per emotion too."""
     return (emotion if scale == "absolute" else "", layer, span, alpha)
+
+
+def read_randoms(session: Session, name: str) -> dict[tuple, tuple]:
+    """The random-direction controls a sweep with the same settings computed before, so a
+    resumed sweep does not generate them again (one per layer x span x alpha: a sixth of a
+    six-emotion grid). A missing or unreadable cache is an empty one: it is only a cache."""
+    path = session.artifact(name)
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            (r["emotion"], int(r["layer"]), int(r["span"]), float(r["alpha"])): (
+                np.asarray(r["probs"], dtype=float),
+                list(r["labels"]),
+                list(r["regimes"]) if r["regimes"] is not None else None,
+            )
+            for r in rows
+        }
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+def write_randoms(session: Session, name: str, randoms: dict[tuple, tuple]) -> None:
+    rows = [
+        {
+            "emotion": k[0],
+            "layer": k[1],
+            "span": k[2],
+            "alpha": k[3],
+            "probs": np.asarray(v[0]).tolist(),
+            "labels": list(v[1]),
+            "regimes": list(v[2]) if v[2] is not None else None,
+        }
+        for k, v in sorted(randoms.items())
+    ]
+    session.write_artifact(name, json.dumps(rows))
