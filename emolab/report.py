@@ -124,6 +124,19 @@ def print_wide(
             con.print(caption, style="dim")
 
 
+def print_joint_probe(con: Console, result: dict) -> None:
+    """The joint 7-way probe's line under the layer table, when the step fitted it."""
+    probe = result.get("joint_probe")
+    if not probe:
+        return
+    con.print(
+        f"joint {probe['classes']}-way logistic probe (one per layer, C and layer chosen on "
+        f"{probe['chosen_on']}): test balanced accuracy {probe['peak_acc7_probe']:.3f} at "
+        f"L{probe['peak_layer']} (C {probe['C']:g}; shuffled labels "
+        f"{probe['peak_acc7_probe_shuffled']:.3f})"
+    )
+
+
 def print_layers(con: Console, result: dict, method: str) -> None:
     """Per-layer accuracy (%) per emotion with its chance levels, fitting 80 columns."""
     rows = [r for r in result["rows"] if r["method"] == method]

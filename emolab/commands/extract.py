@@ -163,8 +163,14 @@ def register_commands(cli):
         help="generation: also fit on the model's own writing and compare (Wilcoxon)",
     )
     @assignments_option("--dataset-param", "a parameter of --dataset, e.g. text_column=body")
+    @click.option(
+        "--joint-probe/--no-joint-probe",
+        default=True,
+        show_default=True,
+        help="also fit one 7-way logistic probe per layer (C and layer chosen on dev)",
+    )
     @click.option("--json", "as_json", is_flag=True)
-    def layers(session_path, dataset, method, source, dataset_params, as_json):
+    def layers(session_path, dataset, method, source, dataset_params, joint_probe, as_json):
         """Per-layer table: held-out accuracy with its baselines, norms, cosines."""
         from ..session import Session
         from ..steps import layers as step
@@ -175,9 +181,12 @@ def register_commands(cli):
             params["source"] = source
         if dataset_params:
             params["dataset_params"] = assignments(dataset_params, "--dataset-param")
+        if not joint_probe:
+            params["joint_probe"] = False
         result = run_step(step, session, params, as_json, with_session=True)
         if result is None:
             return
-        from ..report import print_layers
+        from ..report import print_joint_probe, print_layers
 
         print_layers(console(), result, method or session.methods()[0])
+        print_joint_probe(console(), result)

@@ -17,6 +17,7 @@ from ..progress import Progress
 from ..session import Session
 from .common import emotion_vector, record_dataset, session_model
 from .guard import fit_directions
+from .joint_probe import joint_probe
 from .readout import binary_scores
 
 BASELINE_SEEDS = 5
@@ -34,6 +35,9 @@ PARAMS = (
     Param("samples", int, None, "texts per label written by the model (source=generation)", min=1),
     Param("gen_tokens", int, 40, "tokens per written text (source=generation)", min=1),
     Param("seed", int, 0),
+    Param(
+        "joint_probe", bool, True, "also fit one 7-way logistic probe per layer (C, layer on dev)"
+    ),
 )
 
 
@@ -506,6 +510,17 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             fitted=fitted,
         )
         summary = summarise(rows, emotions, n_layers)
+        probe = None
+        if params["joint_probe"]:
+            probe = joint_probe(
+                x_tr, y_tr, select, x_te, y_te, layers, progress, seed=params["seed"]
+            )
+            rec["metrics"]["peak_acc7_probe"] = probe["peak_acc7_probe"]
+            rec["metrics"]["peak_acc7_probe_shuffled"] = probe["peak_acc7_probe_shuffled"]
+            rec.setdefault("choices", {})["peak_layer7_probe"] = {
+                "value": [probe["peak_layer"], probe["C"]],
+                "chosen_on": probe["chosen_on"],
+            }
         sources = None
         if params["source"] == "generation":
             sources = compare_sources(
@@ -539,7 +554,13 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         session.write_artifact(f"layers{tag}.csv", to_csv(rows))
         session.write_json(
             f"layers{tag}.json",
-            {"rows": rows, "summary": summary, "cosines": cosines, "sources": sources},
+            {
+                "rows": rows,
+                "summary": summary,
+                "cosines": cosines,
+                "sources": sources,
+                "joint_probe": probe,
+            },
         )
         rec["outputs"] += [f"artifacts/layers{tag}.csv", f"artifacts/layers{tag}.json"]
         for m, s in summary.items():
@@ -560,4 +581,5 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "emotions": emotions,
         "best_method": best,
         "sources": sources,
+        "joint_probe": probe,
     }
