@@ -13,7 +13,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from ..progress import Progress
 
-CS = (0.01, 0.1, 1.0)
+CS = (0.001, 0.003, 0.01, 0.03, 0.1)
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float):
