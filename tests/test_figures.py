@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from emolab import figures
+from emolab.errors import BadInput
 from emolab.figures.geometry import monotone_path
 from emolab.session import Session
 
@@ -248,6 +249,21 @@ def test_plot_a_published_vector_file(run_cli, analysed_session_dir, tmp_path):
     spec.loader.exec_module(publish)
     out = tmp_path / "tiny-set.safetensors"
     publish.main(str(analysed_session_dir), "mean_diff", str(out), "emolab extract ...")
+    from emolab import results
+    from emolab.session import read_vectors
+
+    _, meta = read_vectors(out)
+    layers = results.latest(Session.open(analysed_session_dir), "layers", suffix=".json")
+    summary = json.loads(layers.path.read_text())["summary"]["mean_diff"]
+    assert meta.extra["peak_chosen_on"] == "dev" and summary["chosen_on"] == "dev"
+    assert int(meta.extra["peak_layer"]) == summary["peak_layer"]  # dev's pick, test reported
+    assert float(meta.extra["peak_acc_test"]) == pytest.approx(summary["peak_acc"], abs=1e-4)
+    assert float(meta.extra["peak_acc_dev"]) == pytest.approx(summary["peak_acc_select"], abs=1e-4)
+    drawn = figures.accuracy.vector_set(*read_vectors(out), "tiny-set")
+    legend = [t.get_text() for t in drawn.axes[0].get_legend().get_texts()]
+    assert "mean_diff, dev" in legend and "peak layer (chosen on dev)" in legend
+    with pytest.raises(BadInput, match="has no lda"):
+        publish.main(str(analysed_session_dir), "lda", str(tmp_path / "x.safetensors"), "c")
     r = run_cli("plot", out, "--out", tmp_path / "figs")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "figs" / "tiny-set.png").read_bytes()[:4] == b"\x89PNG"

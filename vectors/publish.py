@@ -27,7 +27,6 @@ def _by_layer(curve: dict) -> str:
 
 def main(session_path: str, method: str, out: str, command: str) -> None:
     s = Session.open(session_path)
-    vectors, meta = s.load_vectors(method)
     found = results.latest(s, "layers", suffix=".json")  # the newest `layers` step's file
     if found is None:
         raise BadInput(f"{session_path}: run `emolab layers {session_path}` first")
@@ -42,6 +41,7 @@ def main(session_path: str, method: str, out: str, command: str) -> None:
             f"{session_path}: its peak layers were chosen on {summ.get('chosen_on', 'test')}, "
             "not dev (re-extract with a dev split and run `emolab layers` again)"
         )
+    vectors, meta = s.load_vectors(method)
     meta = meta.with_extra(
         session=Path(session_path).name,
         command=command,
