@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from emolab import figures
+from emolab.errors import BadInput
 from emolab.figures.geometry import monotone_path
 from emolab.session import Session
 
@@ -122,7 +123,10 @@ def test_head_map_is_centred_at_zero_and_labels_top_heads(analysed_session_dir):
     lo, hi = ax.images[0].get_clim()
     assert lo == -hi and hi > 0
     notes = [t.get_text() for t in ax.texts]
-    assert notes and notes[0].startswith("1: L")
+    assert notes and notes[0] == "1"  # the rank sits inside its own cell, never beside it
+    top = ax.texts[0].get_position()
+    assert ax.patches[0].get_xy() == (top[0] - 0.5, top[1] - 0.5)
+    assert f"1: L{int(top[1])}H{int(top[0])} " in ax.get_xlabel()
 
 
 def test_sweep_grid_marks_regimes_and_chance(sweep_session, tmp_path):
@@ -183,10 +187,22 @@ def test_checkpoints_and_crosslingual(checkpoint_session, crosslingual_session_d
     (drawn,) = figures.draw(checkpoint_session, "checkpoints")
     ax = drawn.figure.axes[0]
     assert ax.get_xlabel() == "fine-tune step" and _lines_at(ax, 0.0)
+    drawn.figure.canvas.draw()  # the legend sits under the axes, never over the lines
+    assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0
     xl = Session.open(crosslingual_session_dir)
     paths = figures.plot(xl, None, "pdf", tmp_path)
     assert [p.name for p in paths] == ["crosslingual.pdf"]
     _check_files(paths, "pdf")
+    (drawn,) = figures.draw(xl, "crosslingual")
+    ax = drawn.figure.axes[0]
+    foreign = ax.containers[1]  # own, foreign, random: the % is foreign / own
+    assert foreign.get_label() == "other language's"
+    tops = {round(b.get_x() + b.get_width() / 2, 6): max(b.get_height(), 0.0) for b in foreign}
+    labels = [t for t in ax.texts if t.get_text().endswith("%")]
+    assert labels
+    for t in labels:  # on its own bar, not floating above the random band
+        x, y = t.get_position()
+        assert tops[round(x, 6)] == pytest.approx(y)
 
 
 def test_cli_plot(run_cli, analysed_session_dir, tmp_path):
@@ -233,6 +249,21 @@ def test_plot_a_published_vector_file(run_cli, analysed_session_dir, tmp_path):
     spec.loader.exec_module(publish)
     out = tmp_path / "tiny-set.safetensors"
     publish.main(str(analysed_session_dir), "mean_diff", str(out), "emolab extract ...")
+    from emolab import results
+    from emolab.session import read_vectors
+
+    _, meta = read_vectors(out)
+    layers = results.latest(Session.open(analysed_session_dir), "layers", suffix=".json")
+    summary = json.loads(layers.path.read_text())["summary"]["mean_diff"]
+    assert meta.extra["peak_chosen_on"] == "dev" and summary["chosen_on"] == "dev"
+    assert int(meta.extra["peak_layer"]) == summary["peak_layer"]  # dev's pick, test reported
+    assert float(meta.extra["peak_acc_test"]) == pytest.approx(summary["peak_acc"], abs=1e-4)
+    assert float(meta.extra["peak_acc_dev"]) == pytest.approx(summary["peak_acc_select"], abs=1e-4)
+    drawn = figures.accuracy.vector_set(*read_vectors(out), "tiny-set")
+    legend = [t.get_text() for t in drawn.axes[0].get_legend().get_texts()]
+    assert "mean_diff, dev" in legend and "peak layer (chosen on dev)" in legend
+    with pytest.raises(BadInput, match="has no lda"):
+        publish.main(str(analysed_session_dir), "lda", str(tmp_path / "x.safetensors"), "c")
     r = run_cli("plot", out, "--out", tmp_path / "figs")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "figs" / "tiny-set.png").read_bytes()[:4] == b"\x89PNG"

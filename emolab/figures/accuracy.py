@@ -132,27 +132,39 @@ def cosines(data: dict, emotions: list[str], title: str = "") -> Figure:
 
 
 def vector_set(vectors: dict, meta: FileMeta, name: str) -> Figure:
-    """A published vector file on its own: the held-out accuracy by layer its metadata
-    records (chance drawn, recorded peak marked) and, at that peak, the cosines between the
+    """A published vector file on its own: the test accuracy by layer its metadata records,
+    beside the dev accuracy that chose the peak when the file records it (chance drawn,
+    peak marked with the split that chose it) and, at that peak, the cosines between the
     emotion directions raw and after subtracting their mean (the shared component that
     anisotropy puts in every direction)."""
     import json
 
-    by_layer = {int(k): float(v) for k, v in json.loads(meta.extra["mean_acc_by_layer"]).items()}
+    def curve(key: str) -> dict[int, float]:
+        return {int(k): float(v) for k, v in json.loads(meta.extra[key]).items()}
+
+    by_layer = curve("mean_acc_by_layer")
     peak = int(meta.extra["peak_layer"])
+    chosen_on = meta.extra.get("peak_chosen_on", "test")  # sets before the dev split: test
     emotions = list(dict.fromkeys(k.split("/", 1)[0] for k in vectors))
     fig, axes = figure(WIDE_IN, 2.5, ncols=3, width_ratios=[1.3, 1, 1])
     ax = axes[0]
     xs = sorted(by_layer)
+    label = meta.method or "direction"
+    if "mean_acc_dev_by_layer" in meta.extra:
+        dev = curve("mean_acc_dev_by_layer")
+        ax.plot(xs, [dev[x] for x in xs], color=colour(0), lw=0.8, ls=":",
+                label=f"{label}, dev")  # fmt: skip
+        label += ", test"
     ax.plot(xs, [by_layer[x] for x in xs], color=colour(0), marker="o", ms=2.5,
-            label=meta.method or "direction")  # fmt: skip
+            label=label)  # fmt: skip
     ax.plot([peak], [by_layer[peak]], marker="*", ms=9, color=colour(0), mec="black", mew=0.5,
-            ls="none", label="peak layer as recorded")  # fmt: skip
+            ls="none", label=f"peak layer (chosen on {chosen_on})")  # fmt: skip
     ax.axhline(CHANCE, color="black", lw=0.6, ls="--", label="chance (0.5)")
     ax.set_ylim(0.4, 1.0)
     ax.set_xlabel("layer (block output)")
-    ax.set_ylabel("held-out balanced accuracy")
-    ax.set_title(f"{name}: accuracy by layer (file metadata)")
+    ax.set_ylabel("balanced accuracy (vs neutral)")
+    ax.set_title("accuracy by layer (file metadata)")
+    fig.suptitle(name)
     ax.legend(loc="upper left")
     v = np.stack([vectors[f"{e}/blocks.{peak}.hook_resid_post"] for e in emotions]).astype(float)
     im = None

@@ -18,7 +18,8 @@ REGIME_MARK = {"surgical": "", "repetitive": "R", "explosive": "E"}
 
 def head_map(data: dict, label_top: int = 5) -> Figure:
     """Effect of each head (clean minus patched to the neutral mean) on the step's metric,
-    diverging colours centred at 0, the `label_top` heads of largest |effect| labelled."""
+    diverging colours centred at 0, the `label_top` heads of largest |effect| outlined with
+    their rank, and the ranked heads with their effect listed under the axis."""
     maps = data["maps"]
     method = "ablation" if "ablation" in maps else next(iter(maps))
     mat = np.asarray(maps[method]["matrix"], dtype=float)
@@ -27,23 +28,24 @@ def head_map(data: dict, label_top: int = 5) -> Figure:
     lim = float(np.nanmax(np.abs(mat))) if np.isfinite(mat).any() else 1.0
     lim = lim or 1.0
     im = ax.imshow(mat, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
-    ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_xticks(range(0, n_heads, max(1, n_heads // 8)))
     ax.set_yticks(range(0, n_layers, max(1, n_layers // 10)))
+    rows = np.flatnonzero(np.isfinite(mat).any(axis=1))
+    if rows.size:  # heads after the readout layer cannot move it and are not mapped
+        ax.set_ylim(rows[-1] + 0.5, -0.5)
     flat = np.nan_to_num(np.abs(mat), nan=-1.0).ravel()
     order = [int(i) for i in np.argsort(-flat)[:label_top] if flat[i] > 0]
+    key = []
     for rank, i in enumerate(order, 1):
         L, h = np.unravel_index(i, mat.shape)
         ax.add_patch(Rectangle((h - 0.5, L - 0.5), 1, 1, fill=False, ec="black", lw=0.8))
-        ax.annotate(
-            f"{rank}: L{L}H{h}",
-            (h, L),
-            xytext=(3, 3),
-            textcoords="offset points",
-            fontsize=5.5,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-        )
+        # the rank inside its own cell: labels beside the cell collide for adjacent heads
+        ax.text(h, L, str(rank), ha="center", va="center", fontsize=5.5, fontweight="bold",
+                color="white" if abs(mat[L, h]) > 0.6 * lim else "black")  # fmt: skip
+        key.append(f"{rank}: L{L}H{h} {mat[L, h]:+.2f}")
+    lines = [", ".join(key[j : j + 3]) for j in range(0, len(key), 3)]
+    ax.set_xlabel("\n".join(["head", *lines]))
     what = METRIC_UNITS.get(data["metric"], data["metric"])
     fig.colorbar(im, ax=ax, label=f"effect on {what}\n(clean − patched; 0 = none)")
     ax.set_title(
