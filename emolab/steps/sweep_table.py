@@ -113,19 +113,12 @@ def step_outputs(session: Session, seq: int, parts: list[tuple[str, list, dict, 
 
 
 def success_columns(
-    cell: dict,
-    probs,
-    labels,
-    regimes,
-    base_on: dict,
-    randoms: dict,
-    halves: dict,
-    scale: str,
-    residual: str,
+    cell: dict, probs, labels, regimes, base_on: dict, randoms: dict, halves: dict, rkey
 ) -> dict:
     """The success columns of one cell (see steps/success.py): steered, unsteered and the
-    random control, on the dev and test prompt halves. NaN for a failed cell, and for a
-    judge evaluator that reports no per-text probabilities (`run.extra["judge_probs"]`)."""
+    random control `randoms[rkey]` (see `control_key`), on the dev and test prompt halves.
+    NaN for a failed cell, and for a judge evaluator that reports no per-text probabilities
+    (`run.extra["judge_probs"]`)."""
     nan = float("nan")
     emo = cell["emotion"]
     if probs is None or emo not in base_on:
@@ -140,8 +133,7 @@ def success_columns(
         "success_random_dev": nan,
         "success_random_test": nan,
     }
-    rkey = random_key(emo, cell["layer"], cell["span"], cell["alpha"], scale)
-    if cell["intervention"] == residual and rkey in randoms:
+    if rkey is not None and rkey in randoms:
         r_probs, r_labels, r_regimes = randoms[rkey]
         flags = sx.success_flags(np.asarray(r_probs), list(r_labels).index(emo), r_regimes)
         out.update(sx.split_rates(flags, halves, "success_random"))
@@ -155,3 +147,16 @@ def random_key(emotion: str, layer: int, span: int, alpha: float, scale: str) ->
     the random push is the same for every emotion (and every source), so one per
     (layer, span, alpha); with absolute alpha one per emotion too."""
     return (emotion if scale == "absolute" else "", layer, span, alpha)
+
+
+def control_key(cell: tuple, residual: str, scale: str, units: dict) -> tuple:
+    """The random control of a grid cell `(emotion, intervention, layer, span, alpha)`: a
+    residual cell's random direction (`random_key`), or a circuit cell's random circuit,
+    the same number of units of its kind drawn at random (`units[(emotion, 'random-' +
+    intervention)]`) scaled by the same factor. Scaling units does not depend on the
+    emotion, so a random circuit is generated once for every emotion that draws it."""
+    emo, kind, layer, span, alpha = cell
+    if kind == residual:
+        return random_key(emo, layer, span, alpha, scale)
+    rand = f"random-{kind}"
+    return (rand.split("-top")[0], units[(emo, rand)], alpha)
