@@ -157,7 +157,8 @@ def print_sweep(con: Console, res: dict) -> None:
             "top: share of texts whose top label is the target; ppl: perplexity ratio; "
             "d2: distinct-2; succ: share of scenarios whose top label is the target AND whose "
             "text stays surgical, on the dev / test prompt halves; rnd: a random direction of the "
-            "same size (circuit rows: as many random units of the kind, same factor); bold: best per kind and source (listed below), chosen on dev prompts"
+            "same size (circuit rows: as many random units of the kind, same factor); "
+            "bold: best per kind and source (listed below), chosen on dev prompts"
         ),
         row_style=lambda i: "bold green" if rows[i] in stars else None,
     )

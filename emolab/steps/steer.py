@@ -34,9 +34,7 @@ PARAMS = (
     Param("prompts", list, list(NEUTRAL_PROMPTS[:4]), "prompts to continue", item=str),
     Param("max_new_tokens", int, 24, "tokens generated per prompt", min=1),
     Param("evaluators", list, ["label_logit_shift"], "registered evaluators", item=str),
-    Param(
-        "circuit", int, None, "enhance the emotion's top-k heads or neurons (latest map)", min=1
-    ),
+    Param("circuit", int, None, "enhance the emotion's top-k heads or neurons (latest map)", min=1),
     Param("circuit_factor", float, 2.0, "multiplier for the circuit units"),
     Param("circuit_kind", str, "heads", "which units --circuit scales", CIRCUIT_KINDS),
     Param("intervention", str, None, "a registered intervention (default: residual_add)"),
