@@ -49,7 +49,24 @@ def test_neuron_circuits_need_a_neuron_map(tiny_session):
 
 
 def test_circuit_units_come_from_the_latest_map_with_a_seeded_random_control(tiny_session):
-    mapped(tiny_session, emotions=("joy",), method="checked")
+    res = heads.run(
+        tiny_session,
+        {
+            "emotion": "joy",
+            "layer": 3,
+            "n_texts": 3,
+            "neurons": True,
+            "top_k": 3,
+            "method": "checked",
+            "enhance": 2.0,
+        },
+    )
+    # the circuits `heads --enhance` reads out on neutral texts are the ones the sweep scales
+    assert res["enhance"]["circuit"]["units"] == shared.circuit_units(tiny_session, "joy", 3)[0]
+    neuron_circuit = res["neurons"]["enhance"]["circuit"]
+    assert neuron_circuit["kind"] == "neurons" and len(neuron_circuit["per_unit"]) == 3
+    assert neuron_circuit["units"] == shared.circuit_units(tiny_session, "joy", 3, "neurons")[0]
+    assert "neurons/enhance/circuit_shift" in tiny_session.steps()[-1]["metrics"]
     for kind in ("heads", "neurons"):
         spec, info = shared.circuit_units(tiny_session, "joy", 3, kind)
         units = spec.split(",")

@@ -58,6 +58,21 @@ def circuit_kind(name: str) -> str:
     return "neurons" if name.removeprefix("random-").startswith("neurons-") else "heads"
 
 
+def circuit_order(mat: np.ndarray, k: int) -> list[int]:
+    """Flat indices of the k units of an ablation map `[layers, units]` with the largest
+    positive effect (those that write the emotion): the circuit, wherever one is picked."""
+    flat = np.nan_to_num(mat, nan=-np.inf).ravel()
+    return [int(i) for i in np.argsort(-flat, kind="stable") if flat[i] > 0][:k]
+
+
+def with_exact(mat: np.ndarray, top: list[dict]) -> np.ndarray:
+    """A neuron attribution map with the exact values of its checked units in their place."""
+    out = mat.astype(float)
+    for t in top:
+        out[t["layer"], t["unit"]] = t["exact"]
+    return out
+
+
 def _heads_steps(session: Session, emotion: str, neurons: bool) -> list[dict]:
     return [
         s
@@ -91,9 +106,8 @@ def _unit_map(session: Session, emotion: str, kind: str) -> tuple[np.ndarray, di
     else:
         method = "attribution, top checked exactly"
         file = next(o for o in step["outputs"] if o.endswith("-neurons.safetensors"))
-        mat = session.load_arrays(file.split("/", 1)[1])[0]["attribution"].astype(float)
-        for t in result["neurons"]["top"]:
-            mat[t["layer"], t["unit"]] = t["exact"]
+        mat = session.load_arrays(file.split("/", 1)[1])[0]["attribution"]
+        mat = with_exact(mat, result["neurons"]["top"])
     return mat, {"heads_step": step["seq"], "map": method}
 
 
@@ -114,8 +128,8 @@ def circuit_units(session: Session, emotion: str, k: int, kind: str = "heads") -
     if kind not in CIRCUIT_KINDS:
         raise BadInput(f"unknown circuit kind '{kind}' (known: {', '.join(CIRCUIT_KINDS)})")
     mat, info = _unit_map(session, emotion, kind)
-    flat = np.nan_to_num(mat, nan=-np.inf).ravel()
-    order = [i for i in np.argsort(-flat, kind="stable") if flat[i] > 0][:k]
+    flat = mat.ravel()
+    order = circuit_order(mat, k)
     if not order:
         raise BadInput(f"no {kind[:-1]} raises '{emotion}' in the latest {kind[:-1]} map")
     pool = np.flatnonzero(np.isfinite(mat.ravel()))
