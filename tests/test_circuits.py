@@ -203,3 +203,12 @@ def test_sweep_steers_with_context_agnostic_vectors(tiny_session, small_judge):
     )
     assert (out["params"]["layer"], out["params"]["alpha"]) == (chosen["layer"], chosen["alpha"])
     assert out["choices"]["layer"]["chosen_on"] == "sweep, dev prompts"
+
+
+def test_cli_circuit_kind_is_checked_before_any_model_loads(run_cli, tiny_session):
+    r = run_cli("sweep", tiny_session.path, "--circuits", "2", "--circuit-kind", "heads,mlp")
+    assert r.exit_code == 2 and "unknown circuit kind 'mlp'" in r.output
+    assert "Traceback" not in r.output
+    r = run_cli("steer", tiny_session.path, "--emotion", "joy", "--circuit", "2",
+                "--circuit-kind", "mlp")  # fmt: skip
+    assert r.exit_code == 2 and "mlp" in r.output
