@@ -204,11 +204,15 @@ def print_steer(con: Console, result: dict) -> None:
     p = result["params"]
     span = int(p.get("span") or 1)
     where = f"layer {p['layer']}" if span == 1 else f"layers {p['layer']}-{p['layer'] + span - 1}"
-    t = Table(
-        title=f"steering toward {p['emotion']} at {where}, alpha {p['alpha']} "
-        f"({p['scale']}{', split over the layers' if span > 1 else ''})",
-        show_lines=True,
+    circuit = result.get("circuit_units")
+    how = (
+        f"by scaling its top {p['circuit']} {circuit['kind']} x{p['circuit_factor']:g} "
+        f"({circuit.get(circuit['kind'])})"
+        if circuit
+        else f"at {where}, alpha {p['alpha']} "
+        f"({p['scale']}{', split over the layers' if span > 1 else ''})"
     )
+    t = Table(title=f"steering toward {p['emotion']} {how}", show_lines=True)
     t.add_column("prompt", max_width=28)
     t.add_column("baseline")
     t.add_column("steered")
@@ -224,7 +228,8 @@ def print_steer(con: Console, result: dict) -> None:
             f"  [bold]success {100 * m['success']:.0f}%[/] of "
             f"{len(result['prompts'])} prompts "
             f"(top label {p['emotion']} and the text surgical); unsteered "
-            f"{100 * m['success_baseline']:.0f}%, random direction "
+            f"{100 * m['success_baseline']:.0f}%, "
+            + (f"random circuit ({circuit['random']}) " if circuit else "random direction ")
             + ("-" if rnd != rnd else f"{100 * rnd:.0f}%")
         )
     for k, v in sorted(m.items()):

@@ -348,10 +348,24 @@ def test_circuit_readout_one_head_through_enhance_equals_exact_enhancement(setup
     ref = setup.reference("attn.hook_z")
     maps = {"ablation": hm.head_ablation(setup, ref, clean, Progress())}
     one = heads.circuit_readout(setup, maps, clean, 3.0, 1)
-    assert one["map"] == "ablation" and len(one["per_head"]) == 1
-    assert one["joint"] == pytest.approx(one["per_head"][0]["exact"], abs=1e-5)
+    assert one["map"] == "ablation" and len(one["per_unit"]) == 1
+    assert one["joint"] == pytest.approx(one["per_unit"][0]["exact"], abs=1e-5)
     assert one["gap"] == pytest.approx(clean - setup.on(setup.ref_texts).clean(), abs=1e-6)
     three = heads.circuit_readout(setup, maps, clean, 3.0, 3)
     best = np.argsort(-np.nan_to_num(maps["ablation"], nan=-np.inf).ravel())[:3]
     flat = maps["ablation"].ravel()
-    assert three["heads"] == ",".join(f"{i // 4}.{i % 4}" for i in best if flat[i] > 0)
+    assert three["units"] == ",".join(f"{i // 4}.{i % 4}" for i in best if flat[i] > 0)
+
+
+def test_neuron_circuit_readout_one_neuron_equals_exact_enhancement(setup):
+    """The neuron circuit of `heads --neurons --enhance` scales neurons through `enhance`
+    too: one neuron together equals that neuron alone, and the k picked are the map's
+    largest positive effects."""
+    ref = setup.reference(hm.NEURONS)
+    mat = hm.attribution(setup, hm.NEURONS, ref)
+    clean = setup.clean()
+    one = heads.circuit_readout(setup, {"attribution": mat}, clean, 3.0, 1, hm.NEURONS)
+    assert one["kind"] == "neurons" and len(one["per_unit"]) == 1
+    assert one["joint"] == pytest.approx(one["per_unit"][0]["exact"], abs=1e-5)
+    L, n = np.unravel_index(int(np.nanargmax(mat)), mat.shape)
+    assert one["units"] == f"{L}.{n}"

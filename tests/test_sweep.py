@@ -141,7 +141,7 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     res = sweep.run(tiny_session, grid)
     kinds = [(r["intervention"], r["layer"], r["alpha"]) for r in res["rows"]]
     assert kinds == [("residual", 2, 0.3), ("circuit-top2", -1, 1.0), ("circuit-top2", -1, 3.0)]
-    spec = shared.circuit_heads(tiny_session, "joy", 2)[0]
+    spec = shared.circuit_units(tiny_session, "joy", 2)[0]
     identity, scaled = res["rows"][1:]
     assert identity["heads"] == scaled["heads"] == spec
     # scaling heads by 1 changes nothing: same texts as the baseline, same judge numbers
@@ -152,7 +152,7 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     assert [r["intervention"] for r in rows].count("circuit-top2") == 2
     again = sweep.run(tiny_session, grid)
     assert again["computed"] == 0
-    assert json.dumps(again["rows"]) == json.dumps(res["rows"])  # NaN: no random control
+    assert json.dumps(again["rows"]) == json.dumps(res["rows"])
     from rich.console import Console
 
     from emolab.commands.experiments import print_sweep
@@ -161,7 +161,7 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     print_sweep(con, res)
     text = con.export_text()
     assert "2 heads" in text and "x3" in text  # circuit rows: k heads, factor
-    assert "joy: residual best" in text and "| circuit best" in text
+    assert "joy: residual best" in text and "| heads circuit best" in text
     best = res["best"]["joy"]
     assert f"joy: L{best['layer']} alpha {best['alpha']:g} (chosen on 1 dev prompts)" in text
     assert "success on test prompts, mean of 1 emotions" in text
@@ -206,7 +206,7 @@ def test_resumed_sweep_keeps_its_random_controls(tiny_session, small_judge, tmp_
     assert len(caches) == 1 and len(json.loads(caches[0].read_text())) == 4  # 2 layers x 2 alphas
     prog = RecordingProgress()
     resumed = sweep.run(other, grid, prog)
-    assert not any(t[0].startswith("random-direction") for t in prog.tasks)
+    assert not any(t[0].startswith("random controls") for t in prog.tasks)
     assert resumed["computed"] == 8
     assert resumed["rows"] == whole["rows"]
     # an unreadable cache is only a cache: the controls are made again, same numbers
@@ -215,5 +215,5 @@ def test_resumed_sweep_keeps_its_random_controls(tiny_session, small_judge, tmp_
         f.unlink()
     prog = RecordingProgress()
     again = sweep.run(other, grid, prog)
-    assert any(t[0].startswith("random-direction") for t in prog.tasks)
+    assert any(t[0].startswith("random controls") for t in prog.tasks)
     assert again["rows"] == whole["rows"]

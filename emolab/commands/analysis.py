@@ -74,23 +74,26 @@ def print_heads(con: Console, result: dict) -> None:
         con.print(t)
         if "enhance" in result["neurons"]:
             print_enhance(con, result["neurons"]["enhance"], "MLP neurons", "N", result)
+            print_circuit(con, result["neurons"]["enhance"]["circuit"], result["metric"])
 
 
 def print_circuit(con: Console, c: dict, metric: str) -> None:
-    """The circuit `steer --circuit` would scale, measured on neutral texts: each head's and
-    the whole circuit's readout shift beside the emotion - neutral gap it would have to
-    close."""
-    if not c["per_head"]:
-        con.print(f"no head raises the readout in the {c['map']} map: no circuit to scale")
+    """The circuit `steer --circuit` would scale (heads, or neurons), measured on neutral
+    texts: each unit's and the whole circuit's readout shift beside the emotion - neutral
+    gap it would have to close."""
+    kind = c.get("kind", "heads")
+    if not c["per_unit"]:
+        con.print(f"no {kind[:-1]} raises the readout in the {c['map']} map: no circuit to scale")
         return
     t = Table(
-        title=f"circuit: top {len(c['per_head'])} heads of the {c['map']} map x{c['factor']:g} "
-        f"on {c['texts']} texts"
+        title=f"circuit: top {len(c['per_unit'])} {kind} of the {c['map']} map "
+        f"x{c['factor']:g} on {c['texts']} texts"
     )
-    for col in ("head", f"{metric} shift"):
+    for col in (kind[:-1], f"{metric} shift"):
         t.add_column(col, justify="right")
-    for row in c["per_head"]:
-        t.add_row(f"L{row['layer']}H{row['unit']}", _fmt(row["exact"]))
+    letter = "H" if kind == "heads" else "N"
+    for row in c["per_unit"]:
+        t.add_row(f"L{row['layer']}{letter}{row['unit']}", _fmt(row["exact"]))
     t.add_row("all together", _fmt(c["joint"]))
     con.print(t)
     if c["gap"] > 0:

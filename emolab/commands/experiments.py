@@ -100,6 +100,12 @@ def _layers(r: dict) -> str:
     return str(r["layer"]) if span <= 1 else f"{r['layer']}-{r['layer'] + span - 1}"
 
 
+def circuit_label(r: dict) -> str:
+    """'10 heads x2' / '10 neurons x4' for a circuit row."""
+    kind = "neurons" if r["intervention"].startswith("neurons-") else "heads"
+    return f"{r['intervention'].split('-top')[1]} {kind} x{r['alpha']:g}"
+
+
 def print_sweep(con: Console, res: dict) -> None:
     from ..report import column_of, print_wide
 
@@ -110,7 +116,7 @@ def print_sweep(con: Console, res: dict) -> None:
     stars = [
         b
         for src in res.get("sources") or [res]
-        for best in (src["best"], src["best_circuit"])
+        for best in (src["best"], src["best_circuit"], src.get("best_neurons", {}))
         for b in best.values()
         if b
     ]
@@ -118,8 +124,7 @@ def print_sweep(con: Console, res: dict) -> None:
     def cell(r: dict) -> str:
         src = f"{number[r['source']]}: " if several else ""
         if r["intervention"] != "residual":
-            k = r["intervention"].removeprefix("circuit-top")
-            return f"{src}{r['emotion']} {k} heads x{r['alpha']:g}"
+            return f"{src}{r['emotion']} {circuit_label(r)}"
         return f"{src}{r['emotion']} L{_layers(r)} a{r['alpha']:g}"
 
     col = column_of(rows)
@@ -144,14 +149,16 @@ def print_sweep(con: Console, res: dict) -> None:
         [col("regime", lambda r: r["regime"])],
         caption=(
             "cell: [source number:] emotion, layer L (L a-b: layers a..b, alpha split over "
-            "them) and alpha a; circuit rows scale the emotion's top-k heads x alpha; "
+            "them) and alpha a; circuit rows scale the emotion's top-k heads (or MLP neurons) "
+            "x alpha; "
             f"P: the {j['name']} judge's P(target) (its test accuracy "
             f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
             "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
             "top: share of texts whose top label is the target; ppl: perplexity ratio; "
             "d2: distinct-2; succ: share of scenarios whose top label is the target AND whose "
             "text stays surgical, on the dev / test prompt halves; rnd: a random direction of the "
-            "same size; bold: best per kind and source (listed below), chosen on dev prompts"
+            "same size (circuit rows: as many random units of the kind, same factor); "
+            "bold: best per kind and source (listed below), chosen on dev prompts"
         ),
         row_style=lambda i: "bold green" if rows[i] in stars else None,
     )
@@ -175,23 +182,33 @@ def print_sweep(con: Console, res: dict) -> None:
             f"{share(h['success_test'])}[/] (unsteered {share(h['success_baseline_test'])}, "
             f"random direction {share(h['success_random_test'])})"
         )
-    for emo, b in res["best_circuit"].items():
+    circuits = {"heads": res["best_circuit"], "neurons": res.get("best_neurons") or {}}
+    for emo in dict.fromkeys([*circuits["heads"], *circuits["neurons"]]):
         r = res["best"].get(emo)
-        con.print(
-            f"  {emo}: residual best "
+        parts = [
+            "residual best "
             + (
-                f"success test {share(r['success_test'])}, P {r['p_target_rise']:+.2f}"
+                f"success test {share(r['success_test'])} (random "
+                f"{share(r['success_random_test'])}), P {r['p_target_rise']:+.2f}"
                 if r
                 else "none"
             )
-            + " | circuit best "
-            + (
-                f"success test {share(b['success_test'])}, P {b['p_target_rise']:+.2f} "
-                f"({b['intervention'].removeprefix('circuit-')} x{b['alpha']:g})"
-                if b
-                else "none"
+        ]
+        for kind, best in circuits.items():
+            if emo not in best:
+                continue
+            b = best[emo]
+            parts.append(
+                f"{kind} circuit best "
+                + (
+                    f"success test {share(b['success_test'])} (random "
+                    f"{share(b['success_random_test'])}), P {b['p_target_rise']:+.2f} "
+                    f"({circuit_label(b)})"
+                    if b
+                    else "none"
+                )
             )
-        )
+        con.print(f"  {emo}: " + " | ".join(parts))
     if several:
         con.print("vector sources (src), each with its best cells chosen on the dev prompts:")
         for src in res["sources"]:
@@ -425,6 +442,14 @@ def register_commands(cli):
     )
     @click.option("--circuit-factors", default="2,4", show_default=True)
     @click.option(
+        "--circuit-kind",
+        "circuit_kinds",
+        default="heads",
+        show_default=True,
+        help="which units --circuits scales: heads, neurons (from `emolab heads --neurons`) "
+        "or heads,neurons",
+    )
+    @click.option(
         "--judge",
         default="ensemble",
         show_default=True,
@@ -476,6 +501,7 @@ def register_commands(cli):
         vector_file,
         circuits,
         circuit_factors,
+        circuit_kinds,
         judge,
         judge_params,
         intervention,
@@ -518,6 +544,7 @@ def register_commands(cli):
         if circuits:
             given["circuits"] = _ints(circuits, "circuit size")
             given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
+            given["circuit_kinds"] = [k.strip() for k in circuit_kinds.split(",") if k.strip()]
         if prompts_file:
             given["prompts"] = _prompts_file(prompts_file)
         session = Session.open(session_path)

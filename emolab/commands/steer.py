@@ -74,12 +74,19 @@ def register_commands(cli):
         help="enhance the emotion's top-k heads (from `emolab heads`) instead of adding v",
     )
     @click.option(
+        "--circuit-kind",
+        type=click.Choice(["heads", "neurons"]),
+        default="heads",
+        show_default=True,
+        help="which units --circuit scales (neurons: from `emolab heads --neurons`)",
+    )
+    @click.option(
         "--factor",
         "circuit_factor",
         type=float,
         default=2.0,
         show_default=True,
-        help="multiplier for --circuit heads",
+        help="multiplier for the --circuit units",
     )
     def steer(
         session_path,
@@ -101,6 +108,7 @@ def register_commands(cli):
         judge_train_limit=16000,
         circuit=None,
         circuit_factor=2.0,
+        circuit_kind="heads",
     ):
         """Generate with h + alpha*v and compare with the unsteered text."""
         from ..session import Session
@@ -120,6 +128,7 @@ def register_commands(cli):
             "evaluators": csv_list(evaluators),
             "circuit": circuit,
             "circuit_factor": circuit_factor,
+            "circuit_kind": circuit_kind,
             "intervention": intervention,
             "intervention_params": assignments(params, "--param"),
             "success": success,

@@ -251,33 +251,46 @@ def enhancement(setup: hm.Setup, point: str, clean: float, factor: float, k: int
     }
 
 
-def circuit_readout(setup: hm.Setup, maps: dict, clean: float, factor: float, k: int) -> dict:
+def circuit_readout(
+    setup: hm.Setup, maps: dict, clean: float, factor: float, k: int, point: str = hm.HEADS
+) -> dict:
     """What circuit modulation can do to the readout where steering needs it: the top-k
-    heads by positive effect (as `steer --circuit` picks them, from the exact map when
-    there is one) multiplied by `factor` through the `enhance` intervention, one at a time
-    and together, on the neutral reference texts, beside the gap between the emotion texts'
-    and the neutral texts' readout that a steering push has to close."""
+    units (heads, or MLP neurons for `point` = NEURONS) by positive effect, as `steer
+    --circuit` picks them (heads: from the exact map when there is one), multiplied by
+    `factor` through the `enhance` intervention, one at a time and together, on the neutral
+    reference texts, beside the gap between the emotion texts' and the neutral texts'
+    readout that a steering push has to close."""
     import torch
 
-    name = next(m for m in ("ablation", "checked", "attribution") if m in maps)
-    flat = np.nan_to_num(maps[name], nan=-np.inf).ravel()
-    order = [int(i) for i in np.argsort(-flat) if flat[i] > 0][:k]
-    units = [tuple(int(v) for v in np.unravel_index(i, maps[name].shape)) for i in order]
+    from .shared import circuit_order
+
+    name = next(m for m in ("ablation", "checked", "attribution", *maps) if m in maps)
+    kind = "heads" if point == hm.HEADS else "neurons"
+    shape = maps[name].shape
+    units = [
+        tuple(int(v) for v in np.unravel_index(i, shape)) for i in circuit_order(maps[name], k)
+    ]
     neutral = setup.on(setup.ref_texts)
     base = neutral.clean()
-    out = {"map": name, "factor": factor, "texts": "neutral reference", "gap": clean - base}
+    out = {
+        "map": name,
+        "kind": kind,
+        "factor": factor,
+        "texts": "neutral reference",
+        "gap": clean - base,
+    }
     if not units:
-        return {**out, "heads": "", "per_head": [], "joint": 0.0}
+        return {**out, "units": "", "per_unit": [], "joint": 0.0}
     spec = ",".join(f"{L}.{h}" for L, h in units)
-    inter = configured("interventions", "enhance", {"heads": spec, "factor": factor}, {})
+    inter = configured("interventions", "enhance", {kind: spec, "factor": factor}, {})
     hooks = guarded("interventions", inter, "hooks", neutral.model)
     with torch.no_grad():
         vals = [neutral.forward(ids, mask, hooks) for ids, mask in neutral.batches(neutral.texts)]
-    single = hm.exact_effects(neutral, hm.HEADS, units, base, factor=factor)
+    single = hm.exact_effects(neutral, point, units, base, factor=factor)
     return {
         **out,
-        "heads": spec,
-        "per_head": [
+        "units": spec,
+        "per_unit": [
             {"layer": L, "unit": h, "exact": float(e)}
             for (L, h), e in zip(units, single, strict=True)
         ],
@@ -289,7 +302,11 @@ def neurons(
     session: Session, setup: hm.Setup, clean: float, p: dict, tag: str, rec: dict, progress
 ) -> dict:
     """Attribution for every MLP neuron; the top-k checked by exact single-neuron patching
-    (batched, one copy of the texts per neuron); with `enhance`, ranked by enhancement too."""
+    (batched, one copy of the texts per neuron); with `enhance`, ranked by enhancement too,
+    and the neuron circuit `steer --circuit-kind neurons` would scale read out on neutral
+    texts, as the head circuit is."""
+    from .shared import with_exact
+
     k = int(p["top_k"])
     progress.task("neuron attribution", 1)
     ref = setup.reference(hm.NEURONS)
@@ -314,6 +331,13 @@ def neurons(
         progress.task("neuron enhancement", 1)
         out["enhance"] = enhancement(setup, hm.NEURONS, clean, float(p["enhance"]), k)
         arrays["enhancement"] = np.asarray(out["enhance"].pop("estimate"), dtype=np.float32)
+        progress.update(1)
+        progress.task(f"neuron circuit (top {k}) on neutral texts", 1)
+        checked = {"attribution, top checked exactly": with_exact(mat, top)}
+        out["enhance"]["circuit"] = circuit_readout(
+            setup, checked, clean, float(p["enhance"]), k, hm.NEURONS
+        )
+        rec["metrics"]["neurons/enhance/circuit_shift"] = out["enhance"]["circuit"]["joint"]
         progress.update(1)
     session.save_arrays(
         f"{tag}-neurons.safetensors",

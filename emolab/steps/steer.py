@@ -16,7 +16,7 @@ from ..progress import Progress
 from ..runner import generate
 from ..session import Session, check_width
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .shared import STEERING_PARAMS, circuit_heads
+from .shared import CIRCUIT_KINDS, STEERING_PARAMS, circuit_units
 from .sweep_cells import span_params
 
 PARAMS = (
@@ -34,15 +34,17 @@ PARAMS = (
     Param("prompts", list, list(NEUTRAL_PROMPTS[:4]), "prompts to continue", item=str),
     Param("max_new_tokens", int, 24, "tokens generated per prompt", min=1),
     Param("evaluators", list, ["label_logit_shift"], "registered evaluators", item=str),
-    Param("circuit", int, None, "enhance the emotion's top-k heads (latest heads map)", min=1),
-    Param("circuit_factor", float, 2.0, "multiplier for the circuit heads"),
+    Param("circuit", int, None, "enhance the emotion's top-k heads or neurons (latest map)", min=1),
+    Param("circuit_factor", float, 2.0, "multiplier for the circuit units"),
+    Param("circuit_kind", str, "heads", "which units --circuit scales", CIRCUIT_KINDS),
     Param("intervention", str, None, "a registered intervention (default: residual_add)"),
     Param("intervention_params", dict, {}, "that intervention's own parameters"),
     Param(
         "success",
         bool,
         False,
-        "success rate beside the unsteered text and a same-size random direction (judge)",
+        "success rate beside the unsteered text and a same-size random direction (a random "
+        "circuit of as many units with --circuit) (judge)",
     ),
     Param("judge", str, "ensemble", "the classifier's judge", JUDGES),
     Param("judge_train_limit", int, 16000, "MiniLM head training texts", min=1),
@@ -148,10 +150,11 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         if p[k] is None:
             p[k] = setting[k]
             choices[k] = {"value": setting[k], "chosen_on": setting["chosen_on"]}
-    circuit_units = None
+    circuit_info = None
     if p["circuit"] is not None:
-        spec, circuit_units = circuit_heads(session, p["emotion"], int(p["circuit"]))
-        own = {"heads": spec, "factor": p["circuit_factor"], "positions": p["positions"]}
+        kind = p["circuit_kind"]
+        spec, circuit_info = circuit_units(session, p["emotion"], int(p["circuit"]), kind)
+        own = {kind: spec, "factor": p["circuit_factor"], "positions": p["positions"]}
     else:  # one layer, or a layer range as the sweep steers it
         own = span_params(p["layer"], p["span"], p["alpha"], p["scale"], p["positions"])
     p["intervention"] = p["intervention"] or ("residual_add" if p["circuit"] is None else "enhance")
@@ -221,13 +224,21 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             progress.update(i + 1)
         random_texts = None
         rhooks: list = []
-        if p["success"] and p["circuit"] is None:  # circuits have no same-size random vector
+        if p["success"]:
             from .success import random_like
 
+            if circuit_info is None:
+                rinter, what = inter, "a random direction of the same size"
+            else:  # as many random units of the kind, scaled alike
+                rown = {**own, p["circuit_kind"]: circuit_info["random"]}
+                rinter = configured(
+                    "interventions", p["intervention"], rown, p["intervention_params"]
+                )
+                what = f"a random circuit of {p['circuit']} {p['circuit_kind']}"
             rhooks = guarded(
-                "interventions", inter, "hooks", model, vector=random_like(vec), norms=norms
+                "interventions", rinter, "hooks", model, vector=random_like(vec), norms=norms
             )
-            progress.task("generate with a random direction of the same size", len(prompts))
+            progress.task(f"generate with {what}", len(prompts))
             random_texts = generate(
                 model,
                 prompts,
@@ -267,8 +278,8 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         )
         rec["outputs"] = [f"artifacts/{name}"]
         rec["metrics"] = metrics
-        if circuit_units is not None:
-            rec["inputs"]["circuit_units"] = circuit_units
+        if circuit_info is not None:
+            rec["inputs"]["circuit_units"] = circuit_info
     progress.done()
     return {
         "params": p,
@@ -277,7 +288,7 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
         "steered": steered,
         "random": random_texts,
         "metrics": metrics,
-        "circuit_units": circuit_units,
+        "circuit_units": circuit_info,
         "choices": choices,
     }
 

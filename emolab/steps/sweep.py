@@ -16,9 +16,14 @@ cells are chosen on the dev prompts, and the source whose chosen cells succeed m
 dev prompts wins. Test numbers are reported for every source, never used to choose.
 
 With `circuits` (top-k sizes) the same grid also runs circuit modulation: the emotion's k
-strongest heads from the session's latest head map (`emolab heads`) scaled by each of
-`circuit_factors` instead of adding the vector. Those rows have intervention
-`circuit-top<k>`, layer -1, span 0 and alpha = the factor, so both kinds sit in one table.
+strongest heads (and/or MLP neurons, `circuit_kinds`) from the session's latest head map
+(`emolab heads`, `--neurons` for neurons) scaled by each of `circuit_factors` instead of
+adding the vector. Those rows have intervention `circuit-top<k>` (heads) or
+`neurons-top<k>`, layer -1, span 0 and alpha = the factor, so every kind sits in one table;
+their `heads` column holds the units scaled, and a cell whose units changed with a new map
+is computed again. Beside each, k units of the same kind drawn at random (seeded) and
+scaled by the same factor are judged the same way: the random control of circuit rows, as
+the random direction is of residual rows.
 """
 
 from __future__ import annotations
@@ -40,14 +45,14 @@ from ..session import Session
 from ..units import parse_layers
 from . import success as sx
 from .common import configured, emotion_vector, guarded, plugin_versions, session_model
-from .shared import PUSH_PARAMS, circuit_heads
+from .shared import CIRCUIT_KINDS, PUSH_PARAMS, circuit_name, circuit_units
 from .steer import vectors_for
 from .sweep_cells import RANDOM, RESIDUAL, SweepWork, check_range, failed_cell, span_params
 from .sweep_choice import compare_sources, sweep_record
 from .sweep_table import (
     COLUMNS,
     cell_key,
-    random_key,
+    control_key,
     read_cells,
     read_randoms,
     step_outputs,
@@ -101,8 +106,15 @@ PARAMS = (
         min=0.0,
         max=1.0,
     ),
-    Param("circuits", list, [], "top-k head counts for circuit modulation", item=int, min=1),
-    Param("circuit_factors", list, [2.0, 4.0], "multipliers for the circuit heads", item=float),
+    Param("circuits", list, [], "top-k unit counts for circuit modulation", item=int, min=1),
+    Param("circuit_factors", list, [2.0, 4.0], "multipliers for the circuit units", item=float),
+    Param(
+        "circuit_kinds",
+        list,
+        ["heads"],
+        f"which units circuit modulation scales: {' and/or '.join(CIRCUIT_KINDS)}",
+        item=str,
+    ),
     Param("intervention", str, "residual_add", "the registered intervention of the grid"),
     Param("intervention_params", dict, {}, "that intervention's own fixed parameters"),
 )
@@ -118,6 +130,7 @@ GRID = (
     "min_surgical_share",
     "circuits",
     "circuit_factors",
+    "circuit_kinds",
 )
 
 
@@ -143,6 +156,11 @@ def check_params(p: dict) -> None:
         raise BadInput("circuit sizes must be at least 1 head")
     if p["circuits"] and not p["circuit_factors"]:
         raise BadInput("circuit factor list is empty (give e.g. --circuit-factors 2,4)")
+    for kind in p["circuit_kinds"]:
+        if kind not in CIRCUIT_KINDS:
+            raise BadInput(f"unknown circuit kind '{kind}' (known: {', '.join(CIRCUIT_KINDS)})")
+    if p["circuits"] and not p["circuit_kinds"]:
+        raise BadInput("circuit kind list is empty (give e.g. --circuit-kind heads,neurons)")
 
 
 def sweep_key(p: dict, vector_meta: dict) -> str:
@@ -240,6 +258,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
     p["spans"] = [int(k) for k in p["spans"]]
     p["circuits"] = [int(k) for k in p["circuits"]]
     p["circuit_factors"] = [float(f) for f in p["circuit_factors"]]
+    p["circuit_kinds"] = list(dict.fromkeys(str(k) for k in p["circuit_kinds"]))
     check_params(p)
     n_layers = int(session.manifest["model"]["layers"])
     if p["layers"] is None:
@@ -274,8 +293,9 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         for span in p["spans"]
         for a in p["alphas"]
     ] + [
-        (e, f"circuit-top{k}", -1, 0, f)
+        (e, circuit_name(kind, k), -1, 0, f)
         for e in p["emotions"]
+        for kind in p["circuit_kinds"]
         for k in p["circuits"]
         for f in p["circuit_factors"]
     ]
@@ -358,6 +378,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
         "rows": [r for d in done for r in d["rows"]],
         "best": win["best"],
         "best_circuit": win["best_circuit"],
+        "best_neurons": win["best_neurons"],
         "headline": win["headline"],
         "sources": compared["sources"],
         "winner": win["source"] if len(done) > 1 else None,
@@ -435,8 +456,7 @@ def sweep_source(
                 base_on,
                 randoms,
                 halves,
-                p["scale"],
-                residual,
+                control_key(todo[i], residual, p["scale"], heads),
             )
         )
         cell = {c: cell[c] for c in COLUMNS}  # the order a resumed cell reads back in
@@ -459,12 +479,18 @@ def sweep_source(
 
 
 def circuit_grid(session: Session, p: dict) -> dict[tuple[str, str], str]:
-    """(emotion, 'circuit-top<k>') -> the head spec from the session's latest head map."""
-    return {
-        (e, f"circuit-top{k}"): circuit_heads(session, e, k)[0]
-        for e in p["emotions"]
-        for k in p["circuits"]
-    }
+    """(emotion, circuit row name) -> the units it scales, from the session's latest map,
+    and (emotion, 'random-' + name) -> its random control's units."""
+    out = {}
+    if not p["circuits"]:
+        return out
+    for e in p["emotions"]:
+        for kind in p["circuit_kinds"]:
+            for k in p["circuits"]:
+                spec, info = circuit_units(session, e, k, kind)
+                out[(e, circuit_name(kind, k))] = spec
+                out[(e, f"random-{circuit_name(kind, k)}")] = info["random"]
+    return out
 
 
 def random_controls(
@@ -477,21 +503,27 @@ def random_controls(
     have: dict,
     save=None,
 ) -> None:
-    """Judge probabilities and per-text regimes of a random direction of the same size for
-    every (layer, span, alpha) a residual cell to compute needs, added to `have` (see
-    sweep_table.random_key for when one serves several emotions and sources); `save` runs
-    after each, so a killed sweep keeps the controls it finished."""
-    need = sorted(
-        {random_key(c[0], c[2], c[3], c[4], p["scale"]) for c in todo if c[1] == residual}
-        - set(have)
-    )
-    cells = [(e or p["emotions"][0], RANDOM, layer, span, a) for e, layer, span, a in need]
-    if not cells:
+    """Judge probabilities and per-text regimes of every random control the cells to
+    compute need (see sweep_table.control_key: a random direction of the same size beside a
+    residual cell, a random circuit of the same size and factor beside a circuit cell; each
+    serves every emotion and source it can), added to `have`; `save` runs after each, so a
+    killed sweep keeps the controls it finished."""
+    need: dict[tuple, tuple] = {}
+    for c in todo:
+        key = control_key(c, residual, p["scale"], work.heads)
+        if key in have or key in need:
+            continue
+        if c[1] == residual:
+            need[key] = (c[0] if p["scale"] == "absolute" else p["emotions"][0], RANDOM, *c[2:])
+        else:
+            need[key] = (c[0], f"random-{c[1]}", *c[2:])
+    if not need:
         return
-    progress.task(f"random-direction controls ({len(cells)})", len(cells))
+    keys, cells = list(need), list(need.values())
+    progress.task(f"random controls ({len(cells)})", len(cells))
     for i, res in engine.map(work, cells, progress.check):
         if res.get("probs") is not None:
-            have[need[i]] = (res["probs"], list(res["labels"]), res["regimes"])
+            have[keys[i]] = (res["probs"], list(res["labels"]), res["regimes"])
             if save is not None:
                 save()
         progress.update(i + 1)

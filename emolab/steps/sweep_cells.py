@@ -34,6 +34,8 @@ RANDOM = "random"  # the control: a random direction of the vector's size
 REGIMES = ("surgical", "repetitive", "explosive")
 
 Cell = tuple  # (emotion, intervention, layer, span, alpha)
+# intervention: RESIDUAL (the sweep's own), RANDOM, a circuit row ('circuit-top<k>' heads,
+# 'neurons-top<k>') or its random control ('random-' + the row's name)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class SweepWork:
     lists: list[str]
     vecs: dict[str, np.ndarray]
     norms: np.ndarray
-    heads: dict[tuple[str, str], str]
+    heads: dict[tuple[str, str], str]  # (emotion, circuit row or its random control) -> units
     all_emotions: list[str]
     cols: list[int]
     base: list[str]
@@ -98,11 +100,13 @@ class SweepWork:
 
             own = span_params(layer, span, alpha, p["scale"], p["positions"])
             inter = configured("interventions", p["intervention"], own, p["intervention_params"])
-        else:
+        else:  # a circuit (or its random control): its heads or neurons scaled by alpha
+            from .shared import circuit_kind
+
             inter = reg.get(
                 "interventions",
                 "enhance",
-                heads=self.heads[(emo, kind)],
+                **{circuit_kind(kind): self.heads[(emo, kind)]},
                 factor=alpha,
                 positions=p["positions"],
             )

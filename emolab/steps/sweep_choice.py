@@ -1,12 +1,18 @@
 """What a sweep chooses on the dev prompts: each source's best cells, the winning source,
 and what the log records of both (its metrics and its choices, which `steer` defaults to and
-replay checks). The test prompts are reported beside every choice, never used for one."""
+replay checks). The test prompts are reported beside every choice, never used for one.
+Circuit rows are chosen per kind (heads, neurons) the same way, beside the residual ones."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import success as sx
+from .shared import CIRCUIT_KINDS, circuit_kind
+
+# each circuit kind's best rows per emotion, under these keys (heads kept their old one)
+CIRCUIT_BEST = {"heads": "best_circuit", "neurons": "best_neurons"}
+CIRCUIT_SUCCESS = ("success_test", "success_random_test")
 
 
 def compare_sources(done: list[dict], residual: str) -> dict:
@@ -26,9 +32,17 @@ def compare_sources(done: list[dict], residual: str) -> dict:
             {
                 "source": d["label"],
                 "best": best,
-                "best_circuit": sx.best_on_dev(
-                    [r for r in d["rows"] if r["intervention"] != residual]
-                ),
+                **{
+                    CIRCUIT_BEST[kind]: sx.best_on_dev(
+                        [
+                            r
+                            for r in d["rows"]
+                            if r["intervention"] != residual
+                            and circuit_kind(r["intervention"]) == kind
+                        ]
+                    )
+                    for kind in CIRCUIT_KINDS
+                },
                 "headline": sx.headline(best),
                 "success_dev": mean("success_dev"),
                 "p_target_dev": mean("p_target_dev"),
@@ -80,10 +94,12 @@ def sweep_record(compared: dict, n_cells: int) -> tuple[dict, dict]:
                     metrics[f"{pre}{k}_mean"] = v
             if several:
                 metrics[f"{pre}success_dev_mean"] = s["success_dev"]
-            for emo, b in s["best_circuit"].items():
-                if b is not None:
-                    metrics[f"{pre}best_circuit_p_target_rise/{emo}"] = float(b["p_target_rise"])
-                    metrics[f"{pre}best_circuit_top_is_target/{emo}"] = float(b["top_is_target"])
+            for best in CIRCUIT_BEST.values():
+                for emo, b in s[best].items():
+                    if b is None:
+                        continue
+                    for k in ("p_target_rise", "top_is_target", *CIRCUIT_SUCCESS):
+                        metrics[f"{pre}{best}_{k}/{emo}"] = float(b[k])
     if several:
         choices["best_source"] = {"value": compared["winner"]["source"], "chosen_on": "dev prompts"}
     return metrics, choices

@@ -113,19 +113,12 @@ def step_outputs(session: Session, seq: int, parts: list[tuple[str, list, dict, 
 
 
 def success_columns(
-    cell: dict,
-    probs,
-    labels,
-    regimes,
-    base_on: dict,
-    randoms: dict,
-    halves: dict,
-    scale: str,
-    residual: str,
+    cell: dict, probs, labels, regimes, base_on: dict, randoms: dict, halves: dict, rkey
 ) -> dict:
     """The success columns of one cell (see steps/success.py): steered, unsteered and the
-    random control, on the dev and test prompt halves. NaN for a failed cell, and for a
-    judge evaluator that reports no per-text probabilities (`run.extra["judge_probs"]`)."""
+    random control `randoms[rkey]` (see `control_key`), on the dev and test prompt halves.
+    NaN for a failed cell, and for a judge evaluator that reports no per-text probabilities
+    (`run.extra["judge_probs"]`)."""
     nan = float("nan")
     emo = cell["emotion"]
     if probs is None or emo not in base_on:
@@ -140,8 +133,7 @@ def success_columns(
         "success_random_dev": nan,
         "success_random_test": nan,
     }
-    rkey = random_key(emo, cell["layer"], cell["span"], cell["alpha"], scale)
-    if cell["intervention"] == residual and rkey in randoms:
+    if rkey is not None and rkey in randoms:
         r_probs, r_labels, r_regimes = randoms[rkey]
         flags = sx.success_flags(np.asarray(r_probs), list(r_labels).index(emo), r_regimes)
         out.update(sx.split_rates(flags, halves, "success_random"))
@@ -157,17 +149,31 @@ def random_key(emotion: str, layer: int, span: int, alpha: float, scale: str) ->
     return (emotion if scale == "absolute" else "", layer, span, alpha)
 
 
+def control_key(cell: tuple, residual: str, scale: str, units: dict) -> tuple:
+    """The random control of a grid cell `(emotion, intervention, layer, span, alpha)`: a
+    residual cell's random direction (`random_key`), or a circuit cell's random circuit,
+    the same number of units of its kind drawn at random (`units[(emotion, 'random-' +
+    intervention)]`) scaled by the same factor. Scaling units does not depend on the
+    emotion, so a random circuit is generated once for every emotion that draws it."""
+    emo, kind, layer, span, alpha = cell
+    if kind == residual:
+        return random_key(emo, layer, span, alpha, scale)
+    rand = f"random-{kind}"
+    return (rand.split("-top")[0], units[(emo, rand)], alpha)
+
+
 def read_randoms(session: Session, name: str) -> dict[tuple, tuple]:
-    """The random-direction controls a sweep with the same settings computed before, so a
-    resumed sweep does not generate them again (one per layer x span x alpha: a sixth of a
-    six-emotion grid). A missing or unreadable cache is an empty one: it is only a cache."""
+    """The random controls (directions and circuits, keyed by `control_key`) a sweep with
+    the same settings computed before, so a resumed sweep does not generate them again (one
+    per layer x span x alpha: a sixth of a six-emotion grid). A missing or unreadable cache
+    is an empty one: it is only a cache."""
     path = session.artifact(name)
     if not path.is_file():
         return {}
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
         return {
-            (r["emotion"], int(r["layer"]), int(r["span"]), float(r["alpha"])): (
+            tuple(r["key"]): (
                 np.asarray(r["probs"], dtype=float),
                 list(r["labels"]),
                 list(r["regimes"]) if r["regimes"] is not None else None,
@@ -181,14 +187,11 @@ def read_randoms(session: Session, name: str) -> dict[tuple, tuple]:
 def write_randoms(session: Session, name: str, randoms: dict[tuple, tuple]) -> None:
     rows = [
         {
-            "emotion": k[0],
-            "layer": k[1],
-            "span": k[2],
-            "alpha": k[3],
+            "key": list(k),
             "probs": np.asarray(v[0]).tolist(),
             "labels": list(v[1]),
             "regimes": list(v[2]) if v[2] is not None else None,
         }
-        for k, v in sorted(randoms.items())
+        for k, v in sorted(randoms.items(), key=lambda kv: json.dumps(kv[0]))
     ]
     session.write_artifact(name, json.dumps(rows))
