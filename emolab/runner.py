@@ -156,6 +156,42 @@ class RowStreamer:
         pass
 
 
+def token_logprobs(
+    model: LoadedModel, contexts: Sequence[str], texts: Sequence[str], batch_size: int = 16
+) -> list[float]:
+    """Mean log-probability per token of each text given its context (no hooks), `batch_size`
+    (context + text) sequences per forward, right-padded: causal attention keeps padding
+    out of every real position."""
+    import torch
+
+    out = [float("nan")] * len(texts)
+    rows = []
+    for i, (ctx_text, text) in enumerate(zip(contexts, texts)):
+        if not text.strip():
+            continue
+        c = model.tokenizer(model.with_bos(ctx_text), add_special_tokens=False)["input_ids"]
+        t = model.tokenizer(" " + text if ctx_text else text, add_special_tokens=False)["input_ids"]
+        rows.append((i, c + t, max(len(c), 1)))
+    pad = model.tokenizer.pad_token_id or 0
+    for s in range(0, len(rows), batch_size):
+        batch = rows[s : s + batch_size]
+        width = max(len(ids) for _, ids, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (_, seq, _) in enumerate(batch):
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        with torch.no_grad():
+            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        logp = logits.float().log_softmax(-1)
+        for r, (i, seq, start) in enumerate(batch):
+            tgt = ids[r, start : len(seq)]
+            lp = logp[r, start - 1 : len(seq) - 1].gather(-1, tgt[:, None]).squeeze(-1)
+            out[i] = float(lp.mean())
+    return out
+
+
 def continuation_logprobs(
     model: LoadedModel, contexts: Sequence[str], text_sets: Sequence[Sequence[str]]
 ) -> list[list[float]]:
@@ -186,8 +222,7 @@ def continuation_logprobs(
     out = []
     for texts in text_sets:
         toks = [
-            tok(" " + t, add_special_tokens=False)["input_ids"] if t.strip() else []
-            for t in texts
+            tok(" " + t, add_special_tokens=False)["input_ids"] if t.strip() else [] for t in texts
         ]
         scores = [float("nan")] * len(toks)
         width = max((len(t) for t in toks), default=0)

@@ -111,6 +111,17 @@ def test_batched_spans_and_sources_write_what_serial_writes(tmp_path, small_judg
     assert spans == {1, 2}
 
 
+def test_token_logprobs_batched_equal_one_text_at_a_time(tiny_model):
+    from emolab.runner import chat, token_logprobs
+
+    ctx = [chat(tiny_model, "Tell me about your day."), chat(tiny_model, "Hi."), "", "x"]
+    texts = ["It was fine, thanks for asking.", "Hello!", "Just a text", "  "]
+    alone = token_logprobs(tiny_model, ctx, texts, batch_size=1)
+    together = token_logprobs(tiny_model, ctx, texts, batch_size=16)
+    assert np.isnan(alone[3]) and np.isnan(together[3])  # an empty text has none
+    np.testing.assert_allclose(together[:3], alone[:3], rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
 def test_continuation_logprobs_alone_equal_among_others(name):
     """Contexts once, each set of texts on their KV cache: a set scored among others is
