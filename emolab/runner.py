@@ -16,6 +16,7 @@ from .api import HookContext, HookFn
 from .errors import BadInput
 from .hooks import BRIDGE, apply_hooks, forward_module, route
 from .models import LoadedModel
+from .row_share import first_hooked_block, shared_rows
 
 
 def label_token_ids(model: LoadedModel, labels: Sequence[str]) -> dict[str, int]:
@@ -191,6 +192,65 @@ def token_logprobs(
     return out
 
 
+def continuation_logprobs(
+    model: LoadedModel, contexts: Sequence[str], text_sets: Sequence[Sequence[str]]
+) -> list[list[float]]:
+    """Mean log-probability per token of each text given its row's context (no hooks), for
+    several sets of texts over the same contexts (a baseline and the steered texts of many
+    sweep cells). The contexts run once and their KV cache serves every set; each set is one
+    forward of its own texts, so a set's numbers depend only on the contexts and that set:
+    a cell scored among others gets exactly what it gets alone. Empty texts are NaN."""
+    import copy
+
+    import torch
+
+    tok = model.tokenizer
+    ctx_ids = [tok(model.with_bos(c), add_special_tokens=False)["input_ids"] for c in contexts]
+    if any(not c for c in ctx_ids):
+        raise BadInput("a context without tokens cannot condition a continuation")
+    pad = tok.pad_token_id or 0
+    lens = torch.tensor([len(c) for c in ctx_ids])
+    ids = torch.full((len(ctx_ids), int(lens.max())), pad, dtype=torch.long)
+    for r, c in enumerate(ctx_ids):
+        ids[r, : len(c)] = torch.tensor(c)
+    ctx_mask = (torch.arange(ids.shape[1])[None] < lens[:, None]).long()
+    ids, ctx_mask, lens = ids.to(model.device), ctx_mask.to(model.device), lens.to(model.device)
+    with torch.no_grad():
+        ctx_out = model.hf(input_ids=ids, attention_mask=ctx_mask, use_cache=True)
+    rows = torch.arange(len(ctx_ids), device=model.device)
+    first = ctx_out.logits[rows, lens - 1].float().log_softmax(-1)  # [n, vocab]
+    out = []
+    for texts in text_sets:
+        toks = [
+            tok(" " + t, add_special_tokens=False)["input_ids"] if t.strip() else [] for t in texts
+        ]
+        scores = [float("nan")] * len(toks)
+        width = max((len(t) for t in toks), default=0)
+        if width:
+            tids = torch.full((len(toks), width), pad, dtype=torch.long)
+            for r, t in enumerate(toks):
+                tids[r, : len(t)] = torch.tensor(t, dtype=torch.long)
+            tlens = torch.tensor([len(t) for t in toks])
+            tmask = (torch.arange(width)[None] < tlens[:, None]).long()
+            tids, tmask = tids.to(model.device), tmask.to(model.device)
+            with torch.no_grad():
+                logits = model.hf(
+                    input_ids=tids,
+                    attention_mask=torch.cat([ctx_mask, tmask], 1),
+                    position_ids=lens[:, None] + torch.arange(width, device=model.device),
+                    cache=copy.deepcopy(ctx_out.past_key_values),
+                    use_cache=True,
+                ).logits
+            logp = logits.float().log_softmax(-1)
+            for r, t in enumerate(toks):
+                if t:
+                    tgt = tids[r, : len(t)]
+                    pred = torch.cat([first[r : r + 1], logp[r, : len(t) - 1]])
+                    scores[r] = float(pred.gather(-1, tgt[:, None]).mean())
+        out.append(scores)
+    return out
+
+
 def _slice_ctx(ctx: HookContext, rows: slice) -> HookContext:
     """The hook context of a block of rows: what a cell's hooks see when run alone."""
     from dataclasses import replace
@@ -258,7 +318,8 @@ def generate_cells(
     prompt batch: returns one list of texts per cell, equal to `generate(model, prompts,
     cells[c], ...)`. Each prompt batch is encoded once (left padding, the same batches
     `generate` makes, so every row is padded exactly as it would be alone) and repeated for
-    every cell."""
+    every cell; the blocks below the first hooked one run the prompts once for all cells
+    (`row_share`)."""
     import torch
 
     for p in prompts:
@@ -266,6 +327,7 @@ def generate_cells(
             raise BadInput("empty prompt")
     texts = [chat(model, p) if use_chat else p for p in prompts]
     pad = model.tokenizer.pad_token_id
+    below = first_hooked_block(model, [name for hooks in cells for name, _ in hooks])
     out: list[list[str]] = [[] for _ in cells]
     for start in range(0, len(texts), batch_size):
         if check:
@@ -280,7 +342,11 @@ def generate_cells(
             left_padded=True,
             extra={"input_ids": ids},
         )
-        with apply_hooks(model, routed_hooks(cells, n), ctx), torch.no_grad():
+        with (
+            apply_hooks(model, routed_hooks(cells, n), ctx),
+            shared_rows(model, below, n, len(cells)),
+            torch.no_grad(),
+        ):
             gen = model.hf.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -301,10 +367,12 @@ def last_logits_cells(
     batch_size: int = 16,
 ) -> list[np.ndarray]:
     """`last_logits` for many cells in one forward per text batch (right padding, the same
-    batches `last_logits` makes): one `[n, vocab]` array per cell."""
+    batches `last_logits` makes): one `[n, vocab]` array per cell; the blocks below the
+    first hooked one run the texts once for all cells (`row_share`)."""
     import torch
 
     out: list[list[np.ndarray]] = [[] for _ in cells]
+    below = first_hooked_block(model, [name for hooks in cells for name, _ in hooks])
     for start in range(0, len(texts), batch_size):
         one, one_mask = model.encode(list(texts[start : start + batch_size]), "right")
         n = one.shape[0]
@@ -315,7 +383,11 @@ def last_logits_cells(
             prompt_lengths=mask.sum(1).tolist(),
             extra={"input_ids": ids},
         )
-        with apply_hooks(model, routed_hooks(cells, n), ctx), torch.no_grad():
+        with (
+            apply_hooks(model, routed_hooks(cells, n), ctx),
+            shared_rows(model, below, n, len(cells)),
+            torch.no_grad(),
+        ):
             logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
         last = logits[torch.arange(len(ids)), mask.sum(1) - 1].float().cpu().numpy()
         for c in range(len(cells)):

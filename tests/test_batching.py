@@ -120,3 +120,60 @@ def test_token_logprobs_batched_equal_one_text_at_a_time(tiny_model):
     together = token_logprobs(tiny_model, ctx, texts, batch_size=16)
     assert np.isnan(alone[3]) and np.isnan(together[3])  # an empty text has none
     np.testing.assert_allclose(together[:3], alone[:3], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
+def test_continuation_logprobs_alone_equal_among_others(name):
+    """Contexts once, each set of texts on their KV cache: a set scored among others is
+    bit-equal to that set alone, and equals a full forward of context + text per row."""
+    import torch
+
+    from emolab.plugins import load_model as load
+    from emolab.runner import chat, continuation_logprobs
+
+    model = load(name)
+    ctx = [chat(model, "Tell me about your day."), chat(model, "Hi."), "x"]
+    sets = [["It was fine, thanks.", "Hello!", "  "], ["Rain all day long, sadly.", "Yo", "a b"]]
+    alone = continuation_logprobs(model, ctx, sets[1:])
+    together = continuation_logprobs(model, ctx, sets)
+    assert together[1] == alone[0]
+    assert np.isnan(together[0][2])  # an empty text has none
+    tok = model.tokenizer
+    for texts, got in zip(sets, together):
+        for c, t, lp in zip(ctx, texts, got):
+            if not t.strip():
+                continue
+            cids = tok(model.with_bos(c), add_special_tokens=False)["input_ids"]
+            tids = tok(" " + t, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logits = model.hf(input_ids=torch.tensor([cids + tids])).logits[0]
+            ref = logits[len(cids) - 1 : -1].log_softmax(-1)[torch.arange(len(tids)), tids]
+            assert abs(float(ref.mean()) - lp) < 1e-5
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gemma3_text", "gpt2", "gpt_neox", "phi"])
+def test_rows_below_the_first_hooked_block_run_once(model_type):
+    """Cells steering block 2 and up share blocks 0-1 on the prompts (first call on n rows,
+    its KV cache repeated) and still equal one cell at a time, token for token."""
+    from test_archs import tiny
+
+    model = tiny(model_type)
+    model.tokenizer.pad_token_id = model.hf.config.pad_token_id
+    from emolab.hooks import module_for
+
+    cells = [*cell_hooks(model, [(0, 3.0, 2), (1, 6.0, 2)]), []]
+    one = [generate(model, PROMPTS, h, 8, 2) for h in cells]
+    rows = []  # rows block 0's MLP computes, per call
+    mlp = module_for(model, "blocks.0.hook_mlp_out")
+    handle = mlp.register_forward_pre_hook(lambda m, a: rows.append(a[0].shape[0]))
+    try:
+        batched = generate_cells(model, PROMPTS, cells, 8, 2)
+    finally:
+        handle.remove()
+    assert batched == one
+    assert rows[0] == 2 and rows[1] == 6  # the prompts once, then every cell's own token
+    assert len({tuple(t) for t in one}) == 3
+    lists = [p + " Answer:" for p in PROMPTS]
+    alone = [last_logits(model, lists, h, batch_size=2) for h in cells]
+    for a, b in zip(alone, last_logits_cells(model, lists, cells, batch_size=2)):
+        np.testing.assert_array_equal(a, b)

@@ -84,6 +84,22 @@ def test_perplexity_ratio_on_texts(tiny_model):
         ev("perplexity_ratio", max_ratio="nan")
 
 
+def test_perplexity_runs_together_equal_each_run_alone(tiny_model):
+    """A sweep batch's cells scored in one call (prompts and baseline once) get exactly
+    the metrics and per-text regimes each gets alone."""
+    pr = ev("perplexity_ratio")
+    base = ["the cat sat on the mat today", "we went out for a walk", "it rained a bit"]
+    sets = [base, ["open open open open", "a walk in the park", ""], ["zq xv kj", "hi", "ok ok"]]
+    runs = [Run(tiny_model, PROMPTS, base, s) for s in sets]
+    together = pr.evaluate_runs(runs)
+    for steered, got, run in zip(sets, together, runs):
+        own = Run(tiny_model, PROMPTS, base, steered)
+        assert pr.evaluate(own) == got
+        assert own.extra["regimes"] == run.extra["regimes"]
+    with pytest.raises(BadInput, match="only over one baseline"):
+        pr.evaluate_runs([runs[0], Run(tiny_model, PROMPTS, sets[1], base)])
+
+
 def test_classifier_evaluator(small_judge):
     c = ev("classifier", train_limit=small_judge)
     run = Run(

@@ -6,7 +6,8 @@ judge evaluator loaded (it remembers its baseline scores), the label-list logits
 vectors — and puts it here; an executor then
 runs cells in this process or on Ray workers, which load the model once (`start`). Cells of
 one group share a pass: `generate_cells` and `last_logits_cells` give each cell's rows its
-own hooks, and the judge and perplexity are scored per cell exactly as alone.
+own hooks, the perplexity evaluator scores the prompts and baseline once for the group and
+each cell's texts in a forward of their own, and the judge scores each cell as alone.
 """
 
 from __future__ import annotations
@@ -113,27 +114,32 @@ class SweepWork:
         return guarded("interventions", inter, "hooks", model, vector=vector, norms=self.norms)
 
     def run(self, cells: list[Cell]) -> list[dict]:
+        from .common import guarded
+
         self.start()
         p, model = self.p, self._live["model"]
         hooks = [self.hooks(c) for c in cells]
         steered = generate_cells(model, self.prompts, hooks, p["max_new_tokens"], p["batch_size"])
         logits = last_logits_cells(model, self.lists, hooks)
+        runs = [
+            Run(model, self.prompts, self.base, texts, h, self.all_emotions, c[0])
+            for c, h, texts in zip(cells, hooks, steered)
+        ]
+        # the unsteered model scores the prompts and the baseline once for the whole batch
+        ppl = guarded("evaluators", self._live["ppl"], "evaluate_runs", runs)
         return [
-            self.score(c, h, texts, lg[:, self.cols])
-            for c, h, texts, lg in zip(cells, hooks, steered, logits)
+            self.score(c, run, lg[:, self.cols], m)
+            for c, run, lg, m in zip(cells, runs, logits, ppl)
         ]
 
-    def score(self, cell: Cell, hooks: list, steered: list[str], logits: np.ndarray) -> dict:
+    def score(self, cell: Cell, run: Run, logits: np.ndarray, m: dict) -> dict:
         from .common import guarded
 
         emo, kind, layer, span, alpha = cell
-        model = self._live["model"]
-        run = Run(model, self.prompts, self.base, steered, hooks, self.all_emotions, emo)
         judged = guarded("evaluators", self.judge, "evaluate", run)
         shift = (logits - self.base_logits).mean(0)
         k = self.all_emotions.index(emo)
         others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
-        m = guarded("evaluators", self._live["ppl"], "evaluate", run)
         return {
             "emotion": emo,
             "intervention": kind,
@@ -150,7 +156,7 @@ class SweepWork:
             "surgical_share": round(m["surgical_share"], 5),
             "heads": self.heads.get((emo, kind), ""),
             "error": "",
-            "steered": steered,
+            "steered": list(run.steered_texts),
             # per text, for the success rate the driver computes (popped, never written):
             # the judge's probabilities (from an evaluator that reports them, see api.Run)
             # and the perplexity evaluator's regimes

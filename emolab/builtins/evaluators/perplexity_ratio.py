@@ -20,7 +20,7 @@ import numpy as np
 
 from ...api import Evaluator, Param, Run
 from ...errors import BadInput
-from ...runner import chat, token_logprobs
+from ...runner import chat, continuation_logprobs
 
 REGIMES = ("surgical", "repetitive", "explosive")
 
@@ -60,12 +60,33 @@ class PerplexityRatio(Evaluator):
     )
 
     def evaluate(self, run: Run) -> dict[str, float]:
-        if not run.steered_texts or len(run.steered_texts) != len(run.baseline_texts):
-            raise BadInput("perplexity_ratio needs baseline and steered texts")
+        return self.evaluate_runs([run])[0]
+
+    def evaluate_runs(self, runs: list[Run]) -> list[dict[str, float]]:
+        """Several runs over the same prompts and baseline texts (the cells of one sweep
+        batch): the prompts' contexts and the baseline texts are scored once for all of
+        them, each run's steered texts in a forward of their own, so every run's metrics
+        equal `evaluate` of that run alone."""
+        first = runs[0]
+        for run in runs:
+            if not run.steered_texts or len(run.steered_texts) != len(run.baseline_texts):
+                raise BadInput("perplexity_ratio needs baseline and steered texts")
+            if list(run.prompts) != list(first.prompts) or list(run.baseline_texts) != list(
+                first.baseline_texts
+            ):
+                raise BadInput("perplexity_ratio scores runs together only over one baseline")
+        model = first.model
+        contexts = [chat(model, p) for p in first.prompts]
+        lp_b, *lp_runs = continuation_logprobs(
+            model, contexts, [first.baseline_texts, *(r.steered_texts for r in runs)]
+        )
+        return [
+            self._metrics(run, np.asarray(lp_s), np.asarray(lp_b))
+            for run, lp_s in zip(runs, lp_runs, strict=True)
+        ]
+
+    def _metrics(self, run: Run, lp_s: np.ndarray, lp_b: np.ndarray) -> dict[str, float]:
         model = run.model
-        contexts = [chat(model, p) for p in run.prompts]
-        lp_s = np.asarray(token_logprobs(model, contexts, run.steered_texts))
-        lp_b = np.asarray(token_logprobs(model, contexts, run.baseline_texts))
         ok = np.isfinite(lp_s) & np.isfinite(lp_b)
         if not ok.any():
             raise BadInput("no non-empty continuation to score")
