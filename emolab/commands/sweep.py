@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import click
 from rich.console import Console
 
+from ..api import PUSH_POSITIONS, PUSH_SCALES
 from ..classifier import JUDGES
 from ..data import EKMAN6
 from ..errors import BadInput
@@ -190,13 +191,13 @@ def register_commands(cli):
     )
     @click.option(
         "--scale",
-        type=click.Choice(["relative", "absolute"]),
+        type=click.Choice(PUSH_SCALES),
         default="relative",
         show_default=True,
     )
     @click.option(
         "--positions",
-        type=click.Choice(["all", "prompt", "generated"]),
+        type=click.Choice(PUSH_POSITIONS),
         default="all",
         show_default=True,
     )
