@@ -19,6 +19,10 @@ from .params import Param, validate
 
 # train fits, dev chooses (layer, alpha, hyper-parameters), test only reports
 SPLITS = ("train", "dev", "test")
+# where and how a push on the residual stream acts: the steering interventions' choices and
+# the steer / sweep options alike
+PUSH_POSITIONS = ("all", "prompt", "generated")
+PUSH_SCALES = ("relative", "absolute")
 
 if TYPE_CHECKING:
     import torch

@@ -32,6 +32,8 @@ from .hooks import (
 from .models import LoadedModel
 
 POSITIONS = ("last", "mean", "all", "commas")
+# how a token span (what the model wrote, an answer put in its mouth) is pooled
+SPAN_POSITIONS = ("last", "mean")
 Progress = Callable[[int, int], None]
 
 
@@ -166,6 +168,13 @@ def capture(
     return result
 
 
+def check_span_position(position: str, source: str) -> None:
+    """One line before any model loads when `source` (`--source pairs`, ...) is asked for a
+    position a span cannot be pooled by."""
+    if position not in SPAN_POSITIONS:
+        raise BadInput(f"{source} supports positions {', '.join(SPAN_POSITIONS)}, not '{position}'")
+
+
 def capture_spans(
     model: LoadedModel,
     sequences: Sequence[Sequence[int]],
@@ -184,7 +193,7 @@ def capture_spans(
     re-tokenising the joined text would not."""
     import torch
 
-    if position not in ("last", "mean"):
+    if position not in SPAN_POSITIONS:
         raise BadInput(f"a token span is pooled by 'last' or 'mean', not '{position}'")
     for i, (seq, start) in enumerate(zip(sequences, starts, strict=True)):
         if not 0 < start < len(seq):

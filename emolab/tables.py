@@ -194,3 +194,11 @@ def table(session: Session, name: str, **filters) -> pd.DataFrame:
     if reader in (metrics, log) and set(filters) - {"kind"}:
         raise BadInput(f"table '{name}' filters only by kind, not {', '.join(filters)}")
     return reader(session, **filters)
+
+
+def to_csv(rows: list[dict]) -> str:
+    """One row per dict, written by pandas (floats to 4 places): the steps write their csv
+    tables here, beside the code that reads them back, so both see one frame."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", na_rep="nan")

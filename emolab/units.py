@@ -7,6 +7,9 @@ from collections.abc import Sequence
 
 from .errors import BadInput, UnknownName
 
+# how a layer spec is written: the help of every layer option and the error of a bad one
+LAYER_SPEC = "all, 5, 2,5,8 or 10-20"
+
 
 def layer_list(spec: str) -> list[int]:
     """'3', '2,5,8' or '10-20' -> the layer indices written, unchecked against any model."""
@@ -20,7 +23,7 @@ def layer_list(spec: str) -> list[int]:
             else:
                 out.append(int(part))
         except ValueError:
-            raise BadInput(f"bad layer list '{spec}' (use all, 5, 2,5,8 or 10-20)") from None
+            raise BadInput(f"bad layer list '{spec}' (use {LAYER_SPEC})") from None
     return out
 
 

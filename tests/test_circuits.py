@@ -114,7 +114,7 @@ def test_sweep_scales_heads_and_neurons_beside_random_circuits(tiny_session, sma
     assert [r["intervention"] for r in rows].count("neurons-top2") == 4
     from rich.console import Console
 
-    from emolab.commands.experiments import print_sweep
+    from emolab.commands.sweep import print_sweep
 
     con = Console(record=True, width=220)
     print_sweep(con, res)

@@ -155,7 +155,7 @@ def test_sweep_judges_circuit_modulation_beside_residual_steering(tiny_session, 
     assert json.dumps(again["rows"]) == json.dumps(res["rows"])
     from rich.console import Console
 
-    from emolab.commands.experiments import print_sweep
+    from emolab.commands.sweep import print_sweep
 
     con = Console(record=True, width=200)
     print_sweep(con, res)

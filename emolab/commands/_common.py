@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import BadInput
+
 
 def out_json(obj) -> None:
     from ..session import _jsonable
@@ -64,3 +66,22 @@ def assignments(pairs, flag: str) -> dict[str, str]:
     from ..params import parse_assignments
 
     return parse_assignments(pairs, flag)
+
+
+def float_list(value: str, what: str) -> list[float]:
+    """A comma-separated number option (`--alphas 0.1,0.3`); `what` names it in the error."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise BadInput(f"{what} list is empty")
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise BadInput(f"bad {what} list '{value}' (use numbers, e.g. 0.1,0.3)") from None
+
+
+def int_list(value: str, what: str) -> list[int]:
+    """Whole numbers only: `1.5` as a layer span is a typo, not a value to round."""
+    nums = float_list(value, what)
+    if any(not n.is_integer() for n in nums):
+        raise BadInput(f"bad {what} list '{value}' (use whole numbers, e.g. 1,3)")
+    return [int(n) for n in nums]

@@ -54,7 +54,7 @@ def register_commands(cli):
         from ..report import print_layers, print_steer
         from ..steps import demo as step
         from ..steps.common import open_or_create
-        from .experiments import print_sweep
+        from .sweep import print_sweep
 
         con = console()
         path = Path(session_path) if session_path else default_session_path(model_name)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..hookspecs import hookimpl
+from ..units import LAYER_SPEC
 from ._common import (
     assignments,
     assignments_option,
@@ -41,7 +42,7 @@ def register_commands(cli):
         show_default=True,
         help="one or more extractors, comma-separated",
     )
-    @click.option("--layers", default="all", show_default=True, help="all, 5, 2,5,8 or 10-20")
+    @click.option("--layers", default="all", show_default=True, help=LAYER_SPEC)
     @click.option(
         "--position",
         default="last",

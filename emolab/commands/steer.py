@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..api import PUSH_POSITIONS, PUSH_SCALES
 from ..hookspecs import hookimpl
 from ._common import assignments, assignments_option, console, csv_list, run_step
 
@@ -37,14 +38,14 @@ def register_commands(cli):
     @click.option("--judge-train-limit", type=int, default=16000, show_default=True)
     @click.option(
         "--scale",
-        type=click.Choice(["relative", "absolute"]),
+        type=click.Choice(PUSH_SCALES),
         default="relative",
         show_default=True,
         help="relative: alpha x the layer's mean residual norm",
     )
     @click.option(
         "--positions",
-        type=click.Choice(["all", "prompt", "generated"]),
+        type=click.Choice(PUSH_POSITIONS),
         default="all",
         show_default=True,
     )

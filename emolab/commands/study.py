@@ -113,13 +113,13 @@ def register_commands(cli):
         """Models x emotions x layers: per model extract, layer curve, sweep; one table."""
         from ..progress_cli import cli_progress
         from ..steps import study as step
-        from .experiments import _floats
+        from ._common import float_list
 
         params = {
             "models": csv_list(models),
             "emotions": csv_list(emotions) if emotions else None,
             "layers": layers,
-            "alphas": _floats(alphas, "alpha"),
+            "alphas": float_list(alphas, "alpha"),
             "limit": limit,
             "test_limit": test_limit,
             "samples": samples,

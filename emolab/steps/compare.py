@@ -21,11 +21,12 @@ from ..labels import LabelTokens, label_logits, prompt, resolve
 from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
+from ..tables import to_csv
 from .align import check_same_texts
 from .common import emotion_vector, session_model
 from .finetune import checkpoint_info
 from .guard import guarded
-from .layers import _unit, binary_scores, multiclass_accuracy, to_csv
+from .readout import binary_scores, multiclass_accuracy, unit
 
 PARAMS = (
     Param("others", list, [], "checkpoint sessions, in training order", item=str),
@@ -65,7 +66,7 @@ def training_step(session: Session) -> int:
 
 def within_similarity(x: np.ndarray, mu: np.ndarray) -> float:
     """Mean pairwise cosine of one emotion's mean-centred activations (cluster tightness)."""
-    u = _unit(x - mu)
+    u = unit(x - mu)
     n = len(u)
     if n < 2:
         return float("nan")
@@ -88,7 +89,7 @@ def geometry(s: Session, base_vecs: dict, emotions: list[str], baseline: str, me
         xt = arrays["train"][:, li].astype(np.float64)
         xe = arrays["test"][:, li].astype(np.float64)
         mu = xt.mean(0)
-        units = [_unit(vecs[e][layer].astype(np.float64)) for e in emotions]
+        units = [unit(vecs[e][layer].astype(np.float64)) for e in emotions]
         acc7 = multiclass_accuracy(units, xt, y_tr, xe, y_te, emotions, baseline)
         between = float(
             np.mean(
@@ -112,7 +113,7 @@ def geometry(s: Session, base_vecs: dict, emotions: list[str], baseline: str, me
                 {
                     "emotion": e,
                     "layer": layer,
-                    "cos_base": float(u @ _unit(b)),
+                    "cos_base": float(u @ unit(b)),
                     "probe_acc": acc,
                     "within": within_similarity(xt[y_tr == e], mu),
                     "between_abs_cos": between,

@@ -32,6 +32,7 @@ from ..session import Session, vector_key
 from ..units import parse_layers
 from .common import plugin_versions, session_model
 from .guard import fit_directions
+from .readout import unit
 
 METHOD = "context_agnostic"
 PARAMS = (
@@ -56,10 +57,6 @@ def check_templates(templates: list[str]) -> None:
             t.format(text="")
         except (KeyError, IndexError, ValueError):
             raise BadInput(f"template {t!r} has braces other than {{text}}") from None
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
 def balanced_accuracy(train_pos, train_neg, test_pos, test_neg, direction) -> float:

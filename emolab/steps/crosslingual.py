@@ -27,11 +27,11 @@ from ..metadata import FileMeta
 from ..params import Param, defaults, validate
 from ..progress import Progress
 from ..session import Session
+from ..tables import to_csv
 from ..units import parse_layers
 from .common import session_model
-from .compare import to_csv
 from .guard import fit_directions, guarded
-from .layers import _unit
+from .readout import unit
 
 LANGS = ("en", "ja")
 PARAMS = (
@@ -142,12 +142,12 @@ def run(session: Session, params: dict, progress: Progress | None = None) -> dic
             )
             for e in emotions:
                 en, ja = vecs["en"][e][li], vecs["ja"][e][li]
-                others = [_unit(vecs["ja"][o][li]) @ _unit(en) for o in emotions if o != e]
+                others = [unit(vecs["ja"][o][li]) @ unit(en) for o in emotions if o != e]
                 cosines.append(
                     {
                         "layer": layer,
                         "emotion": e,
-                        "cos_en_ja": float(_unit(en) @ _unit(ja)),
+                        "cos_en_ja": float(unit(en) @ unit(ja)),
                         "cos_en_other_ja": float(np.mean(others)) if others else float("nan"),
                     }
                 )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..capture import capture_spans
+from ..capture import capture_spans, check_span_position
 from ..errors import BadInput
 from ..models import LoadedModel
 from ..runner import chat
@@ -25,7 +25,6 @@ EMOTION_PROMPT = (
 NEUTRAL_PROMPT = (
     "Write two short sentences about your day in a flat, factual tone, expressing no emotion."
 )
-POSITIONS = ("last", "mean")
 
 
 def prompt_for(label: str, baseline: str) -> str:
@@ -57,10 +56,7 @@ def generation_activations(
     """`[n, len(hooks), d]` activations on generated tokens, their labels, and the texts."""
     import torch
 
-    if position not in POSITIONS:
-        raise BadInput(
-            f"--source generation supports positions {', '.join(POSITIONS)}, not '{position}'"
-        )
+    check_span_position(position, "--source generation")
     if samples < 2:
         raise BadInput("--source generation needs at least 2 samples per label")
     tok = model.tokenizer

@@ -15,10 +15,12 @@ from ..errors import BadInput
 from ..params import Param, validate
 from ..progress import Progress
 from ..session import Session
+from ..tables import to_csv
 from .common import emotion_vector, record_dataset, session_model
 from .guard import fit_directions
 from .joint_probe import joint_probe
-from .readout import binary_scores
+from .layer_sources import compare_sources
+from .readout import binary_scores, cosine, multiclass_accuracy, unit
 
 BASELINE_SEEDS = 5
 PARAMS = (
@@ -39,29 +41,6 @@ PARAMS = (
         "joint_probe", bool, True, "also fit one 7-way logistic probe per layer (C, layer on dev)"
     ),
 )
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.where(n == 0, 1, n)
-
-
-def multiclass_accuracy(units, x_tr, y_tr, x_te, y_te, emotions, baseline) -> float:
-    """Nearest-direction assignment among emotions + baseline: each emotion's projection,
-    standardised by its train threshold and spread; the baseline wins when none is positive."""
-    cols = []
-    for e, u in zip(emotions, units, strict=True):
-        p_tr = x_tr @ u
-        pos = y_tr == e
-        thr = (p_tr[pos].mean() + p_tr[y_tr == baseline].mean()) / 2
-        cols.append((x_te @ u - thr) / (p_tr.std() + 1e-8))
-    scores = np.column_stack([*cols, np.zeros(len(x_te))])
-    names = np.array([*emotions, baseline])
-    return float(balanced_accuracy_score(y_te, names[scores.argmax(1)]))
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    return float(_unit(a) @ _unit(b))
 
 
 def analyse(
@@ -105,12 +84,12 @@ def analyse(
             progress.check()
             xt, xe = x_tr[:, li].astype(np.float64), x_te[:, li].astype(np.float64)
             xs = x_se[:, li].astype(np.float64)
-            units = [_unit(vecs[e][layer].astype(np.float64)) for e in emotions]
+            units = [unit(vecs[e][layer].astype(np.float64)) for e in emotions]
             acc7 = multiclass_accuracy(units, xt, y_tr, xe, y_te, emotions, baseline)
             acc7_select = multiclass_accuracy(units, xt, y_tr, xs, y_se, emotions, baseline)
             rand7 = [
                 multiclass_accuracy(
-                    _unit(rng.standard_normal((len(emotions), d))),
+                    unit(rng.standard_normal((len(emotions), d))),
                     xt,
                     y_tr,
                     xe,
@@ -131,14 +110,14 @@ def analyse(
                 keep_se = (y_se == e) | (y_se == baseline)
                 acc_se = binary_scores(u, a_tr, pos_tr, xs[keep_se], y_se[keep_se] == e)[0]
                 rand = [
-                    binary_scores(_unit(rng.standard_normal(d)), a_tr, pos_tr, a_te, pos_te)[0]
+                    binary_scores(unit(rng.standard_normal(d)), a_tr, pos_tr, a_te, pos_te)[0]
                     for _ in range(BASELINE_SEEDS)
                 ]
                 shuf, shuf_u = [], []
                 if ext is not None:
                     for _ in range(BASELINE_SEEDS):
                         perm = rng.permutation(pos_tr)
-                        w = _unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
+                        w = unit(fit_directions(ext, a_tr[perm][:, None], a_tr[~perm][:, None])[0])
                         shuf_u.append(w)
                         shuf.append(binary_scores(w, a_tr, pos_tr, a_te, pos_te)[0])
                 shuf_units.append(shuf_u)
@@ -179,10 +158,10 @@ def analyse(
             cents = [xt[y_tr == e].mean(0) for e in emotions]
             cosines.setdefault(method, {})[str(layer)] = {
                 "direction": [
-                    [_cos(vecs[a][layer], vecs[b][layer]) for b in emotions] for a in emotions
+                    [cosine(vecs[a][layer], vecs[b][layer]) for b in emotions] for a in emotions
                 ],
-                "centroid_raw": [[_cos(a, b) for b in cents] for a in cents],
-                "centroid_centred": [[_cos(a - mu, b - mu) for b in cents] for a in cents],
+                "centroid_raw": [[cosine(a, b) for b in cents] for a in cents],
+                "centroid_centred": [[cosine(a - mu, b - mu) for b in cents] for a in cents],
             }
             done += 1
             progress.update(done)
@@ -192,7 +171,7 @@ def analyse(
         for e in emotions:
             for layer in layers:
                 vs = {m: emotion_vector(vectors_by_method[m], e, n_layers)[layer] for m in methods}
-                cross[f"{e}/{layer}"] = [[_cos(vs[a], vs[b]) for b in methods] for a in methods]
+                cross[f"{e}/{layer}"] = [[cosine(vs[a], vs[b]) for b in methods] for a in methods]
         cosines["between_methods"] = {"methods": methods, "by_emotion_layer": cross}
     return rows, cosines
 
@@ -239,14 +218,6 @@ def summarise(rows: list[dict], emotions: list[str], n_layers: int) -> dict:
     return out
 
 
-def to_csv(rows: list[dict]) -> str:
-    """One row per dict, written by pandas (floats to 4 places): the frame
-    `emolab.tables` reads back is the one written here."""
-    import pandas as pd
-
-    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", na_rep="nan")
-
-
 def surface_features(texts) -> np.ndarray:
     """Length, punctuation and capitals: what a reader with no model could use."""
     rows = []
@@ -287,155 +258,6 @@ def surface_baseline(train_texts, y_tr, test_texts, y_te, emotions, baseline) ->
         clf.fit(f_tr[k_tr], y_tr[k_tr] == e)
         out[e] = float(balanced_accuracy_score(y_te[k_te] == e, clf.predict(f_te[k_te])))
     return out
-
-
-def fit_vectors(
-    method: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    texts,
-    emotions,
-    baseline,
-    hooks,
-    model,
-    progress: Progress,
-    params: dict | None = None,
-) -> dict[str, np.ndarray]:
-    """Fit one method (with `params`) on `[n, H, d]` activations: emotion -> `[H, d]`."""
-    ext = plugins.registry().get("extractors", method, **(params or {}))
-    out = {}
-    for e in emotions:
-        progress.check()
-        pos, neg = x[y == e], x[y == baseline]
-        if ext.needs_model:
-            context = {
-                "model": model,
-                "hooks": hooks,
-                "labels": emotions + [baseline],
-                "emotion": e,
-                "baseline": baseline,
-                "check": progress.check,
-                "pos_texts": [t for t, lab in zip(texts, y, strict=True) if lab == e],
-                "neg_texts": [t for t, lab in zip(texts, y, strict=True) if lab == baseline],
-            }
-            out[e] = fit_directions(ext, pos, neg, context)
-        else:
-            out[e] = fit_directions(ext, pos, neg)
-    return out
-
-
-def compare_sources(
-    session: Session,
-    params: dict,
-    meta: dict,
-    vectors: dict,
-    x_tr,
-    y_tr,
-    x_te,
-    y_te,
-    layers,
-    emotions,
-    baseline,
-    n_layers,
-    progress,
-    seq: int = 0,
-    fitted: dict[str, dict] | None = None,
-) -> dict:
-    """Generation- vs comprehension-based directions on the same labelled held-out test set.
-
-    The generation directions are fit on what the model wrote; both sources are then read
-    out identically (threshold from the labelled train split, AUC needs none), and a paired
-    Wilcoxon test runs over (layer, emotion) pairs for each method.
-    """
-    from scipy.stats import wilcoxon
-
-    from .generation import generation_activations
-
-    if meta.source != "comprehension":
-        raise BadInput(
-            "--source generation compares against a comprehension session; "
-            "this session's vectors are already generation-based"
-        )
-    model = session_model(session)
-    hooks = [f"blocks.{layer}.hook_resid_post" for layer in layers]
-    labels = emotions + [baseline]
-    samples = int(params.get("samples") or min(int((y_tr == lab).sum()) for lab in labels))
-    progress.task(f"generate {samples} texts per label", samples * len(labels))
-    xg, yg, written = generation_activations(
-        model,
-        labels,
-        baseline,
-        hooks,
-        meta.position,
-        samples,
-        int(params.get("seed", 0)),
-        int(params.get("gen_tokens", 40)),
-        progress=progress,
-        check=progress.check,
-    )
-    texts = [r["text"] for r in written]
-    rows, tests = [], {}
-    # DAS would re-run the model for every gradient step on the generated texts: left out
-    compared = {m: v for m, v in vectors.items() if not plugins.get("extractors", m).needs_model}
-    for method, vecs in compared.items():
-        gen = fit_vectors(
-            method,
-            xg,
-            yg,
-            texts,
-            emotions,
-            baseline,
-            hooks,
-            model,
-            progress,
-            (fitted or {}).get(method),
-        )
-        for li, layer in enumerate(layers):
-            xt, xe = x_tr[:, li].astype(np.float64), x_te[:, li].astype(np.float64)
-            for e in emotions:
-                k_tr = (y_tr == e) | (y_tr == baseline)
-                k_te = (y_te == e) | (y_te == baseline)
-                args = (xt[k_tr], y_tr[k_tr] == e, xe[k_te], y_te[k_te] == e)
-                comp = emotion_vector(vecs, e, n_layers)[layer].astype(np.float64)
-                acc_c, auc_c, _ = binary_scores(_unit(comp), *args)
-                acc_g, auc_g, _ = binary_scores(_unit(gen[e][li].astype(np.float64)), *args)
-                rows.append(
-                    {
-                        "method": method,
-                        "emotion": e,
-                        "layer": layer,
-                        "acc_comprehension": acc_c,
-                        "acc_generation": acc_g,
-                        "auc_comprehension": auc_c,
-                        "auc_generation": auc_g,
-                        "cos_sources": _cos(comp, gen[e][li].astype(np.float64)),
-                    }
-                )
-    for method in [*compared, "all"]:
-        mine = [r for r in rows if method in ("all", r["method"])]
-        entry = {"n_pairs": len(mine)}
-        for metric in ("acc", "auc"):
-            c = np.array([r[f"{metric}_comprehension"] for r in mine])
-            g = np.array([r[f"{metric}_generation"] for r in mine])
-            ok = np.isfinite(c) & np.isfinite(g)
-            try:
-                p = float(wilcoxon(c[ok], g[ok]).pvalue)
-            except ValueError:  # every difference is zero: nothing to test
-                p = float("nan")
-            entry.update(
-                {
-                    f"{metric}_comprehension": float(c[ok].mean()),
-                    f"{metric}_generation": float(g[ok].mean()),
-                    f"{metric}_wilcoxon_p": p,
-                }
-            )
-        tests[method] = entry
-    session.write_artifact(
-        f"generations-{seq:03d}.jsonl",
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written),
-    )
-    session.write_artifact(f"sources-{seq:03d}.csv", to_csv(rows))
-    return {"rows": rows, "tests": tests, "samples_per_label": samples, "n_generated": len(texts)}
 
 
 def run(session: Session, params: dict, progress: Progress | None = None) -> dict:

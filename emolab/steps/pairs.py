@@ -19,13 +19,11 @@ from functools import cache
 
 import numpy as np
 
-from ..capture import capture_spans
+from ..capture import capture_spans, check_span_position
 from ..data import datafile
 from ..errors import BadInput
 from ..models import LoadedModel
 from ..runner import chat
-
-POSITIONS = ("last", "mean")
 
 
 @cache
@@ -51,10 +49,7 @@ def pair_texts(
     """(label, template, continuation) for the first `n` pairs of every label (the
     baseline's rows are the neutral halves, shared by all emotions); a request the shipped
     pairs cannot serve is one line, before any model loads."""
-    if position not in POSITIONS:
-        raise BadInput(
-            f"--source pairs supports positions {', '.join(POSITIONS)}, not '{position}'"
-        )
+    check_span_position(position, "--source pairs")
     data = shipped()
     have = data["continuations"]
     if baseline != "neutral":

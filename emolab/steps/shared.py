@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import PUSH_POSITIONS, PUSH_SCALES
 from ..errors import BadInput
 from ..params import Param
 from ..session import Session
@@ -18,9 +19,9 @@ PUSH_PARAMS = (
         str,
         "relative",
         "relative: alpha x the layer's mean residual norm",
-        ("relative", "absolute"),
+        PUSH_SCALES,
     ),
-    Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+    Param("positions", str, "all", "which positions", PUSH_POSITIONS),
 )
 # ... and which one vector set steer reads (sweep takes several, to compare them on dev)
 STEERING_PARAMS = (

@@ -8,8 +8,6 @@ import numpy as np
 from ...api import HookContext
 from ...errors import BadInput
 
-POSITIONS = ("all", "prompt", "generated")
-
 
 def position_mask(act, ctx: HookContext, mode: str = "all"):
     """Bool `[batch, seq]` of the positions to touch: real tokens only (padding never), on

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ...units import parse_layers
+from ...units import LAYER_SPEC, parse_layers
 
 
 class ActivationPatch(Intervention):
     name = "activation_patch"
     description = "Replace activations at (layer, position) with those of a source text"
     params = (
-        Param("layers", str, "0", "all, 5, 2,5,8 or 10-20"),
+        Param("layers", str, "0", LAYER_SPEC),
         Param(
             "point",
             str,

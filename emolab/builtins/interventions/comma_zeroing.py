@@ -10,7 +10,7 @@ import numpy as np
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ...units import parse_layers
+from ...units import LAYER_SPEC, parse_layers
 from ._util import position_mask
 
 
@@ -18,7 +18,7 @@ class CommaZeroing(Intervention):
     name = "comma_zeroing"
     description = "Ablate comma positions (or, as a control, as many random other positions)"
     params = (
-        Param("layers", str, "all", "all, 5, 2,5,8 or 10-20"),
+        Param("layers", str, "all", LAYER_SPEC),
         Param(
             "point",
             str,

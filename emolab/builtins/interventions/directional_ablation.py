@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...api import HookContext, Intervention, Param
-from ...units import parse_layers
+from ...units import LAYER_SPEC, parse_layers
 from ._util import position_mask, unit_rows
 
 
@@ -11,7 +11,7 @@ class DirectionalAblation(Intervention):
     name = "directional_ablation"
     description = "Project the direction v out of the residual stream at the chosen layers"
     params = (
-        Param("layers", str, "all", "all, 5, 2,5,8 or 10-20"),
+        Param("layers", str, "all", LAYER_SPEC),
         Param(
             "point",
             str,

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...api import HookContext, Intervention, Param
 from ...errors import BadInput
-from ...units import parse_layers
+from ...units import LAYER_SPEC, parse_layers
 from ._util import position_mask, unit_rows
 
 
@@ -15,7 +15,7 @@ class DirectionalPatch(Intervention):
     name = "directional_patch"
     description = "Replace the projection on v with its mean value over source texts"
     params = (
-        Param("layers", str, "all", "all, 5, 2,5,8 or 10-20"),
+        Param("layers", str, "all", LAYER_SPEC),
         Param(
             "positions",
             str,

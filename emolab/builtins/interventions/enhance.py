@@ -3,7 +3,7 @@ alternative to adding a steering vector (enhance the units an emotion runs throu
 
 from __future__ import annotations
 
-from ...api import HookContext, Intervention, Param
+from ...api import PUSH_POSITIONS, HookContext, Intervention, Param
 from ...errors import BadInput
 from ...units import parse_heads, unit_pairs
 from ._util import position_mask
@@ -27,7 +27,7 @@ class Enhance(Intervention):
         Param("heads", str, "", "L.H,... heads to scale"),
         Param("neurons", str, "", "L.N,... MLP neurons to scale"),
         Param("factor", float, 2.0, "multiplier (0 ablates, >1 enhances)"),
-        Param("positions", str, "all", "which positions", ("all", "prompt", "generated")),
+        Param("positions", str, "all", "which positions", PUSH_POSITIONS),
     )
 
     def hooks(self, model, **_):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...api import HookContext, Intervention, Param
+from ...api import PUSH_POSITIONS, PUSH_SCALES, HookContext, Intervention, Param
 from ...errors import BadInput
 from ...session import check_width
-from ._util import POSITIONS, position_mask
+from ._util import position_mask
 
 
 class ResidualAdd(Intervention):
@@ -33,9 +33,9 @@ class ResidualAdd(Intervention):
             str,
             "relative",
             "relative: alpha * unit(v) * the layer's mean residual norm; absolute: alpha * v",
-            ("relative", "absolute"),
+            PUSH_SCALES,
         ),
-        Param("positions", str, "all", "which positions", POSITIONS),
+        Param("positions", str, "all", "which positions", PUSH_POSITIONS),
         Param(
             "spread",
             str,

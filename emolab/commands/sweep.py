@@ -1,44 +1,21 @@
-"""`emolab classify`, `emolab sweep`, `emolab ablate`: the external judge and the causal
-experiments, thin over emolab.classifier and emolab.steps."""
+"""`emolab sweep`: the steering grid (and circuit modulation), thin over emolab.steps.sweep."""
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import click
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from ..api import SPLITS
+from ..api import PUSH_POSITIONS, PUSH_SCALES
 from ..classifier import JUDGES
 from ..data import EKMAN6
 from ..errors import BadInput
 from ..hookspecs import hookimpl
-from ..report import abbreviate, share
+from ..report import share
 from .engine_opts import engine_options, make_engine
-
-JUDGE = click.option("--judge", default="ensemble", show_default=True, type=click.Choice(JUDGES))
-
-
-def _floats(value: str, what: str) -> list[float]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise BadInput(f"{what} list is empty")
-    try:
-        return [float(v) for v in items]
-    except ValueError:
-        raise BadInput(f"bad {what} list '{value}' (use numbers, e.g. 0.1,0.3)") from None
-
-
-def _ints(value: str, what: str) -> list[int]:
-    nums = _floats(value, what)
-    if any(not n.is_integer() for n in nums):
-        raise BadInput(f"bad {what} list '{value}' (use whole numbers, e.g. 1,3)")
-    return [int(n) for n in nums]
 
 
 def _names(value: str | None) -> str | list[str] | None:
@@ -63,35 +40,6 @@ def _prompts_file(path: str) -> list[str]:
     if not prompts:
         raise BadInput(f"prompts file {path} is empty")
     return prompts
-
-
-def print_eval(con: Console, res: dict) -> None:
-    skipped = (
-        f", {res['skipped']} with labels the judge lacks left out" if res.get("skipped") else ""
-    )
-    t = Table(
-        title=f"judge on {res['dataset']} {res.get('split', 'test')} ({res['n']} texts{skipped})",
-        box=box.SIMPLE_HEAD,
-    )
-    t.add_column("judge")
-    t.add_column("acc", justify="right")
-    t.add_column("macro-F1", justify="right")
-    labels = list(next(iter(res["judges"].values()))["per_class_f1"])
-    short = abbreviate(labels)
-    for lab in labels:
-        t.add_column(short[lab], justify="right")
-    for name, s in res["judges"].items():
-        t.add_row(
-            name,
-            f"{s['accuracy']:.3f}",
-            f"{s['macro_f1']:.3f}",
-            *[f"{s['per_class_f1'][lab]:.2f}" for lab in labels],
-        )
-    con.print(t)
-    con.print(
-        f"reference (MiniLM + class-weighted logistic head on 8,000 texts): "
-        f"0.505 acc / 0.42 macro-F1; trained on {res['train_n']}"
-    )
 
 
 def _layers(r: dict) -> str:
@@ -226,173 +174,9 @@ def print_sweep(con: Console, res: dict) -> None:
     con.print(f"csv: {res['csv']}")
 
 
-def print_ablate(con: Console, res: dict) -> None:
-    kind = res["params"]["kind"]
-    m = res["metrics"]
-    if kind == "comma":
-        t = Table(
-            title=f"comma ablation ({res['params']['mode']}) on tigges-reviews test, "
-            f"{res['n_texts']} reviews",
-            box=box.SIMPLE_HEAD,
-        )
-        for col in ("condition", "accuracy", "logit diff (correct sign)"):
-            t.add_column(col, justify="right")
-        for cond, v in res["conditions"].items():
-            t.add_row(cond, f"{v['accuracy']:.3f}", f"{v['logit_diff_correct']:+.3f}")
-        con.print(t)
-        con.print(
-            f"accuracy: none {m['accuracy_none']:.3f}, commas {m['accuracy_commas']:.3f}, "
-            f"random positions (mean of seeds) {m['accuracy_random']:.3f}"
-        )
-    elif kind == "patch":
-        t = Table(
-            title=f"directional patching, layers {res['layers'][0]}-{res['layers'][-1]}",
-            box=box.SIMPLE_HEAD,
-        )
-        for col in ("direction / patch", "flip rate", "logit diff before", "after"):
-            t.add_column(col, justify="right")
-        for k, v in res["conditions"].items():
-            t.add_row(
-                k,
-                f"{v['flip_rate']:.3f}",
-                f"{v['logit_diff_before']:+.2f}",
-                f"{v['logit_diff_after']:+.2f}",
-            )
-        con.print(t)
-        con.print(
-            f"flip rate: sentiment direction {m['flip_rate/sentiment']:.3f}, "
-            f"random direction {m['flip_rate/random']:.3f}"
-        )
-    elif kind == "direction":
-        t = Table(
-            title="label readout after directional ablation (accuracy / label margin)",
-            box=box.SIMPLE_HEAD,
-        )
-        for col in ("emotion", "none", "emotion dir.", "random dir."):
-            t.add_column(col, justify="right")
-        for emo, row in res["emotions"].items():
-            t.add_row(
-                emo,
-                *[
-                    f"{row[c]['accuracy']:.2f} / {row[c]['label_margin']:+.2f}"
-                    for c in ("none", "emotion", "random")
-                ],
-            )
-        con.print(t)
-    else:
-        t = Table(
-            title=f"heads {res['heads']} zero-ablated: projection at layer "
-            f"{res['layer']} and label logit",
-            box=box.SIMPLE_HEAD,
-        )
-        for col in ("emotion", "proj clean", "ablated", "label logit clean", "ablated"):
-            t.add_column(col, justify="right")
-        for emo, row in res["emotions"].items():
-            t.add_row(
-                emo,
-                f"{row['projection']['clean']:.2f}",
-                f"{row['projection']['ablated']:.2f}",
-                f"{row['label_logit']['clean']:.2f}",
-                f"{row['label_logit']['ablated']:.2f}",
-            )
-        con.print(t)
-
-
 @hookimpl
 def register_commands(cli):
-    from ..progress_cli import cli_progress
-    from ._common import assignments, assignments_option, out_json, run_step
-
-    @cli.command()
-    @click.option("--text", "texts", multiple=True, help="text(s) to classify")
-    @click.option(
-        "--eval",
-        "eval_dataset",
-        default=None,
-        help="report the judge's accuracy and per-class F1 on a dataset (any name, also "
-        "csv:FILE / jsonl:FILE)",
-    )
-    @click.option(
-        "--split",
-        default="test",
-        show_default=True,
-        type=click.Choice([*SPLITS, "all"]),
-        help="which split of --eval's dataset (a file is split 70/10/20; all: every row)",
-    )
-    @JUDGE
-    @click.option(
-        "--train-limit",
-        type=int,
-        default=16000,
-        show_default=True,
-        help="texts the MiniLM head trains on (the tf-idf judge uses all)",
-    )
-    @click.option("--json", "as_json", is_flag=True)
-    def classify(texts, eval_dataset, split, judge, train_limit, as_json):
-        """The external emotion classifier: probabilities, or its accuracy on a test set."""
-        from .. import classifier as clf
-
-        if not texts and not eval_dataset:
-            raise BadInput("give --text T or --eval goemotions-ekman")
-        if train_limit < 50:
-            raise BadInput("--train-limit must be at least 50")
-        task = "goemotions" if eval_dataset == "goemotions" else "ekman"
-        say = (lambda m: None) if as_json else (lambda m: click.echo(f"... {m}", err=True))
-        with cli_progress(as_json) as progress:
-            progress.task("judge (trained once, then cached)", 0)
-            j = clf.load_judge(task, train_limit=train_limit, progress=progress, say=say)
-        if eval_dataset in ("goemotions-ekman", "goemotions") and split == "test":
-            res = {
-                "dataset": eval_dataset,
-                "split": "test",
-                "n": j.scores[judge]["n"],
-                "skipped": 0,
-                "train_n": j.scores["train_n"],
-                "judges": {k: j.scores[k] for k in clf.JUDGES},
-                "accuracy": j.scores[judge]["accuracy"],
-                "macro_f1": j.scores[judge]["macro_f1"],
-            }
-        elif eval_dataset:
-            from .. import plugins
-
-            source = plugins.get("datasets", eval_dataset)
-            parts = SPLITS if split == "all" else (split,)
-            examples = [ex for s in parts for ex in source.load(eval_dataset, s)]
-            res = clf.evaluate_examples(examples, f"{eval_dataset} ({split})", task, train_limit)
-            res["split"] = split
-            res["accuracy"] = res["judges"][judge]["accuracy"]
-            res["macro_f1"] = res["judges"][judge]["macro_f1"]
-        if eval_dataset:
-            if as_json:
-                return out_json(res)
-            print_eval(Console(highlight=False), res)
-        if texts:
-            res = clf.classify(list(texts), task, judge, train_limit)
-            if as_json:
-                return out_json(res)
-            con = Console(highlight=False)
-            t = Table(
-                title=f"{judge} judge (test accuracy {res['judge_accuracy']:.3f}, "
-                f"macro-F1 {res['judge_macro_f1']:.3f})",
-                box=box.SIMPLE_HEAD,
-            )
-            t.add_column("text", max_width=40)
-            short = abbreviate(res["labels"])
-            for lab in res["labels"]:
-                t.add_column(short[lab], justify="right")
-            for r in res["results"]:
-                t.add_row(
-                    r["text"],
-                    *[
-                        (
-                            f"[bold]{r['probs'][lab]:.2f}[/]"
-                            if lab == r["top"]
-                            else f"{r['probs'][lab]:.2f}"
-                        )
-                        for lab in res["labels"]
-                    ],
-                )
-            con.print(t)
+    from ._common import assignments, assignments_option, float_list, int_list, run_step
 
     @cli.command()
     @click.argument("session_path")
@@ -407,13 +191,13 @@ def register_commands(cli):
     )
     @click.option(
         "--scale",
-        type=click.Choice(["relative", "absolute"]),
+        type=click.Choice(PUSH_SCALES),
         default="relative",
         show_default=True,
     )
     @click.option(
         "--positions",
-        type=click.Choice(["all", "prompt", "generated"]),
+        type=click.Choice(PUSH_POSITIONS),
         default="all",
         show_default=True,
     )
@@ -521,8 +305,8 @@ def register_commands(cli):
 
         given = {
             "emotions": [e.strip() for e in emotions.split(",") if e.strip()],
-            "alphas": _floats(alphas, "alpha"),
-            "spans": _ints(spans, "span"),
+            "alphas": float_list(alphas, "alpha"),
+            "spans": int_list(spans, "span"),
             "scale": scale,
             "positions": positions,
             "max_new_tokens": max_new_tokens,
@@ -542,8 +326,8 @@ def register_commands(cli):
         if layers:
             given["layers"] = layers
         if circuits:
-            given["circuits"] = _ints(circuits, "circuit size")
-            given["circuit_factors"] = _floats(circuit_factors, "circuit factor")
+            given["circuits"] = int_list(circuits, "circuit size")
+            given["circuit_factors"] = float_list(circuit_factors, "circuit factor")
             given["circuit_kinds"] = [k.strip() for k in circuit_kinds.split(",") if k.strip()]
         if prompts_file:
             given["prompts"] = _prompts_file(prompts_file)
@@ -557,68 +341,3 @@ def register_commands(cli):
 
         width = max(shutil.get_terminal_size().columns, 110)  # files and pipes get all columns
         print_sweep(Console(highlight=False, width=width), res)
-
-    @cli.command()
-    @click.argument("session_path")
-    @click.option(
-        "--kind",
-        required=True,
-        help="comma, patch, direction or head (or the name of its intervention: "
-        "comma_zeroing, directional_patch, directional_ablation, head_ablation)",
-    )
-    @click.option(
-        "--intervention",
-        default=None,
-        help="a registered intervention to run in the kind's protocol instead of its own",
-    )
-    @assignments_option("--param", "a parameter of the intervention")
-    @click.option("--heads", default=None, help="L.H,... for --kind head")
-    @click.option(
-        "--layers", default="all", show_default=True, help="layers the ablation / patch acts on"
-    )
-    @click.option(
-        "--layer",
-        type=int,
-        default=None,
-        help="--kind head: where the projection is read (default: steering layer)",
-    )
-    @click.option("--mode", type=click.Choice(["zero", "mean"]), default="zero", show_default=True)
-    @click.option("--control-seeds", type=int, default=3, show_default=True)
-    @click.option(
-        "--limit", type=int, default=30, show_default=True, help="held-out texts per emotion"
-    )
-    @click.option("--json", "as_json", is_flag=True)
-    def ablate(
-        session_path,
-        kind,
-        intervention,
-        params,
-        heads,
-        layers,
-        layer,
-        mode,
-        control_seeds,
-        limit,
-        as_json,
-    ):
-        """Comma zeroing vs a random control, directional patching / ablation, head removal."""
-        from ..session import Session
-        from ..steps import ablate as step
-
-        session = Session.open(session_path)
-        given = {
-            "kind": kind,
-            "intervention": intervention,
-            "intervention_params": assignments(params, "--param"),
-            "heads": heads,
-            "layers": layers,
-            "layer": layer,
-            "mode": mode,
-            "control_seeds": control_seeds,
-            "limit": limit,
-        }
-        res = run_step(step, session, given, as_json)
-        if res is None:
-            return
-        print_ablate(Console(highlight=False), res)
-        sys.stdout.flush()
