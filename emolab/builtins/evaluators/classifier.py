@@ -48,16 +48,26 @@ class Classifier(Evaluator):
             cache[key] = self.judge_obj().proba_parts(list(texts))
         return cache[key]
 
+    def check_label(self, target: str) -> None:
+        labels = self.judge_obj().labels
+        if target not in labels:
+            raise UnknownName(
+                f"the {self.task} judge has no label '{target}' (labels: {', '.join(labels)})"
+            )
+
+    def scores(self, texts: Sequence[str], target: str) -> np.ndarray:
+        """The chosen judge's `[n, labels]` probabilities of a set of texts (steer's
+        success rates read them)."""
+        self.check_label(target)
+        return combine(self.parts(texts), self.judge)
+
     def evaluate(self, run: Run) -> dict[str, float]:
         if not run.target:
             raise BadInput("the classifier evaluator needs a target emotion")
         if not run.steered_texts:
             raise BadInput("the classifier evaluator needs generated texts")
         j = self.judge_obj()
-        if run.target not in j.labels:
-            raise UnknownName(
-                f"the {self.task} judge has no label '{run.target}' (labels: {', '.join(j.labels)})"
-            )
+        self.check_label(run.target)
         parts = self.parts(run.steered_texts)
         steered = combine(parts, self.judge)
         agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
