@@ -73,7 +73,7 @@ def main() -> None:
             minutes = (c.end - c.start) / 60
             rates[name] = res["computed"] / minutes
             rows[name] = res["rows"]
-            print(f"  {name:<56} {rates[name]:7.1f}   cells/min", flush=True)
+            print(f"  {name:<56} {rates[name]:7.2f}   cells/min ({minutes * 60:.1f} s)", flush=True)
         one, batched, ray = (rates[k] for k in engines)
         same = rows[list(engines)[0]] == rows[list(engines)[1]] == rows[list(engines)[2]]
         row(

@@ -202,6 +202,17 @@ def mlp_proba(state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return softmax(h @ state["4.weight"].T + state["4.bias"], axis=1)
 
 
+def parts_of(judge: str) -> tuple[str, ...]:
+    """The independent judges a judge averages (the ensemble: both)."""
+    return ("minilm", "tfidf") if judge == "ensemble" else (judge,)
+
+
+def combine(parts: dict[str, np.ndarray], judge: str) -> np.ndarray:
+    """One judge's probabilities from the parts (`Judge.proba_parts`), so parts computed
+    once serve every judge."""
+    return np.mean([parts[w] for w in parts_of(judge)], axis=0)
+
+
 @dataclass
 class Judge:
     """A trained judge for one task: label names, the heads, and its measured test scores."""
@@ -220,9 +231,7 @@ class Judge:
         """`[n, labels]` probabilities from one judge or the average of both."""
         if judge not in JUDGES:
             raise UnknownName(f"unknown judge '{judge}' (known: {', '.join(JUDGES)})")
-        wanted = ("minilm", "tfidf") if judge == "ensemble" else (judge,)
-        parts = self.proba_parts(texts, wanted, embeddings)
-        return np.mean([parts[w] for w in wanted], axis=0)
+        return combine(self.proba_parts(texts, parts_of(judge), embeddings), judge)
 
     def proba_parts(
         self,

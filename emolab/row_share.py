@@ -6,7 +6,8 @@ for each cell on the first forward call (the prompt, before any cell's token dif
 that call runs those blocks on the first n rows and repeats the result (and, in
 generation, the KV cache it wrote) for the other cells. Later calls (generated tokens, which
 differ per cell) run every row. Each row's numbers are those of the block on n rows, the
-shapes a cell alone runs with.
+shapes a cell alone runs with. Where a forward reads one position per text, the LM head
+likewise runs on each cell's n rows apart (`head_per_cell`).
 """
 
 from __future__ import annotations
@@ -82,3 +83,33 @@ def shared_rows(model: LoadedModel, below: int, n: int, copies: int) -> Iterator
     finally:
         for h in handles:
             h.remove()
+
+
+@contextmanager
+def head_per_cell(model: LoadedModel, n: int, copies: int) -> Iterator[None]:
+    """For the duration of one forward over `copies` x n cell-major rows, the LM head runs
+    on each cell's n rows apart. A matrix product's rounding can depend on its row count
+    (a small-M kernel for one position per text), and a cell alone puts n rows through the
+    head: so each cell's logits are bit-equal to its logits alone."""
+    import torch
+
+    head = model.hf.get_output_embeddings()
+    if copies < 2 or head is None:
+        yield
+        return
+    own = head.__dict__.get("forward")  # an accelerate hook may have set one
+    inner = head.forward
+
+    def forward(x):
+        if x.shape[0] != n * copies:
+            return inner(x)
+        return torch.cat([inner(x[c * n : (c + 1) * n]) for c in range(copies)])
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        if own is None:
+            del head.forward
+        else:
+            head.forward = own

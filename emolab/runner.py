@@ -16,7 +16,7 @@ from .api import HookContext, HookFn
 from .errors import BadInput
 from .hooks import BRIDGE, apply_hooks, forward_module, route
 from .models import LoadedModel
-from .row_share import first_hooked_block, shared_rows
+from .row_share import first_hooked_block, head_per_cell, shared_rows
 
 
 def label_token_ids(model: LoadedModel, labels: Sequence[str]) -> dict[str, int]:
@@ -67,10 +67,40 @@ def last_logits(
             extra={"input_ids": ids},
         )
         with apply_hooks(model, hooks, ctx, via=path), torch.no_grad():
-            logits = forward(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        last = mask.sum(1) - 1
-        out.append(logits[torch.arange(len(batch)), last].float().cpu().numpy())
+            if path == BRIDGE:
+                logits = forward(input_ids=ids, attention_mask=mask, use_cache=False).logits
+                logits = logits[torch.arange(len(batch)), mask.sum(1) - 1]
+            else:
+                logits, _ = final_logits(model, ids, mask, use_cache=False)
+        out.append(logits.float().cpu().numpy())
     return np.concatenate(out)
+
+
+def keeps_logits(model: LoadedModel) -> bool:
+    """Whether the plain HF model takes `logits_to_keep` positions per row on one device
+    (every family the hook map knows does); a model split over devices keeps its hidden
+    states where the index tensor is not, so it takes the full head."""
+    import inspect
+
+    devices = set((getattr(model.hf, "hf_device_map", None) or {}).values())
+    return len(devices) <= 1 and "logits_to_keep" in inspect.signature(model.hf.forward).parameters
+
+
+def final_logits(model: LoadedModel, ids, mask, **kwargs):
+    """Logits at each row's last real position (right padding), `[batch, vocab]`, from the
+    plain HF model. Only those positions go through the LM head: SmolLM2's 49k-word head is
+    about a fifth of its multiply-adds per position and a `[batch, seq, vocab]` tensor, of
+    which one row per text is read. The head is the model's own forward (Gemma's
+    logit soft-capping included), so the numbers are those of the full head at that row.
+    The model's output comes back beside them (a caller may want its KV cache)."""
+    import torch
+
+    last = mask.sum(1) - 1
+    if keeps_logits(model):
+        out = model.hf(input_ids=ids, attention_mask=mask, logits_to_keep=last[:, None], **kwargs)
+        return out.logits[:, 0], out
+    out = model.hf(input_ids=ids, attention_mask=mask, **kwargs)
+    return out.logits[torch.arange(len(ids), device=last.device), last], out
 
 
 def chat(model: LoadedModel, prompt: str) -> str:
@@ -216,9 +246,8 @@ def continuation_logprobs(
     ctx_mask = (torch.arange(ids.shape[1])[None] < lens[:, None]).long()
     ids, ctx_mask, lens = ids.to(model.device), ctx_mask.to(model.device), lens.to(model.device)
     with torch.no_grad():
-        ctx_out = model.hf(input_ids=ids, attention_mask=ctx_mask, use_cache=True)
-    rows = torch.arange(len(ctx_ids), device=model.device)
-    first = ctx_out.logits[rows, lens - 1].float().log_softmax(-1)  # [n, vocab]
+        first, ctx_out = final_logits(model, ids, ctx_mask, use_cache=True)
+    first = first.float().log_softmax(-1)  # [n, vocab]
     out = []
     for texts in text_sets:
         toks = [
@@ -368,7 +397,8 @@ def last_logits_cells(
 ) -> list[np.ndarray]:
     """`last_logits` for many cells in one forward per text batch (right padding, the same
     batches `last_logits` makes): one `[n, vocab]` array per cell; the blocks below the
-    first hooked one run the texts once for all cells (`row_share`)."""
+    first hooked one run the texts once for all cells, and the head runs on each cell's
+    rows apart (`row_share`), so each cell's logits are bit-equal to `last_logits`'."""
     import torch
 
     out: list[list[np.ndarray]] = [[] for _ in cells]
@@ -386,10 +416,11 @@ def last_logits_cells(
         with (
             apply_hooks(model, routed_hooks(cells, n), ctx),
             shared_rows(model, below, n, len(cells)),
+            head_per_cell(model, n, len(cells)),
             torch.no_grad(),
         ):
-            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        last = logits[torch.arange(len(ids)), mask.sum(1) - 1].float().cpu().numpy()
+            last, _ = final_logits(model, ids, mask, use_cache=False)
+        last = last.float().cpu().numpy()
         for c in range(len(cells)):
             out[c].append(last[c * n : (c + 1) * n])
     return [np.concatenate(parts) for parts in out]

@@ -177,3 +177,35 @@ def test_rows_below_the_first_hooked_block_run_once(model_type):
     alone = [last_logits(model, lists, h, batch_size=2) for h in cells]
     for a, b in zip(alone, last_logits_cells(model, lists, cells, batch_size=2)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "model_type", ["llama", "gemma2", "gemma3_text", "gpt2", "gpt_neox", "phi"]
+)
+def test_last_position_logits_equal_the_full_head(model_type, monkeypatch):
+    """The label-list forward puts only each text's last real position through the LM head
+    (`logits_to_keep`): the same numbers as the full head read at that position, steered or
+    not, alone or in cells; a model without `logits_to_keep` takes the full head."""
+    import torch
+    from test_archs import tiny
+
+    from emolab import runner
+
+    model = tiny(model_type)
+    texts = [p + " Answer:" for p in PROMPTS]
+    hooks = cell_hooks(model, [(0, 2.0, 1), (1, 0.5, 0)])
+    ids, mask = model.encode(texts, "right")
+    with torch.no_grad():
+        full = model.hf(input_ids=ids, attention_mask=mask).logits
+    ref = full[torch.arange(len(texts)), mask.sum(1) - 1].numpy()
+    assert runner.keeps_logits(model)
+    kept = last_logits(model, texts)
+    np.testing.assert_allclose(kept, ref, rtol=0, atol=1e-5)
+    steered = [last_logits(model, texts, h) for h in hooks]
+    monkeypatch.setattr(runner, "keeps_logits", lambda _m: False)
+    np.testing.assert_allclose(last_logits(model, texts), kept, rtol=0, atol=1e-5)
+    for h, got in zip(hooks, steered):
+        np.testing.assert_allclose(last_logits(model, texts, h), got, rtol=0, atol=1e-5)
+    monkeypatch.undo()
+    for a, b in zip(steered, last_logits_cells(model, texts, hooks)):
+        np.testing.assert_array_equal(a, b)  # the head on each cell's rows, as alone

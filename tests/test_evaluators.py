@@ -121,6 +121,40 @@ def test_classifier_evaluator(small_judge):
         c.evaluate(Run(None, ["p"], ["a"], ["b"]))
 
 
+def test_classifier_encodes_each_text_set_once(small_judge, monkeypatch):
+    """One MiniLM encode per set of steered texts serves the chosen judge and the two
+    judges' agreement, the baseline is encoded once for every run over it, and the numbers
+    are the judge's own `proba` / `proba_parts` of each set, exactly."""
+    from emolab.classifier import Encoder, load_judge
+
+    j = load_judge("ekman", train_limit=small_judge)
+    base = ["I am at home.", "It is a table.", "The bus comes at nine."]
+    sets = [
+        ["I am so happy and grateful, this is wonderful!", "What a joy!", "ok"],
+        ["This makes me furious, I hate waiting for the bus every single day.", "No.", ""],
+    ]
+    calls = []
+    embed = Encoder.embed
+    monkeypatch.setattr(Encoder, "embed", lambda self, t, **kw: calls.append(t) or embed(self, t))
+    c = ev("classifier", train_limit=small_judge)
+    for n, (texts, target) in enumerate(zip(sets, ["joy", "anger"])):
+        before = len(calls)
+        m = c.evaluate(Run(None, ["a", "b", "c"], base, texts, target=target))
+        assert len(calls) - before == 2 - n  # this set, and the baseline once for both runs
+        col = j.labels.index(target)
+        parts = j.proba_parts(texts)
+        assert m["p_target"] == float(j.proba(texts)[:, col].mean())
+        assert m["p_target_baseline"] == float(j.proba(base)[:, col].mean())
+        assert m["p_target_minilm"] == float(parts["minilm"][:, col].mean())
+        assert m["judge_agreement"] == float(
+            (parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean()
+        )
+    tfidf_only = ev("classifier", train_limit=small_judge, judge="tfidf")
+    got = tfidf_only.evaluate(Run(None, ["a"], [], sets[0][:1], target="joy"))
+    assert got["p_target"] == float(j.proba(sets[0][:1], "tfidf")[:, j.labels.index("joy")][0])
+    assert "p_target_baseline" not in got
+
+
 def test_logit_diff_and_label_logit_shift(tiny_model):
     m = ev("logit_diff", a="good", b="bad").evaluate(Run(tiny_model, PROMPTS))
     assert m["logit_diff_change"] == 0 and m["logit_diff"] == m["logit_diff_baseline"]

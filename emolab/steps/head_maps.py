@@ -29,6 +29,7 @@ from ..errors import BadInput
 from ..hooks import apply_hooks, forward_until
 from ..models import LoadedModel
 from ..progress import Progress
+from ..runner import final_logits
 
 HEADS, NEURONS = "attn.hook_z", "mlp.hook_post"
 
@@ -85,8 +86,8 @@ class Setup:
                 forward_until(model, self.layer, ids, mask)
             return store["h"][rows, last].float() @ self.unit
         with apply_hooks(model, list(hooks)):
-            logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        lab = logits[rows, last][:, self.label_ids].float()
+            logits, _ = final_logits(model, ids, mask, use_cache=False)
+        lab = logits[:, self.label_ids].float()
         return lab[:, 0] - lab[:, 1:].mean(1)
 
     def reference(self, point: str) -> np.ndarray:

@@ -7,10 +7,12 @@ accuracy is reported beside every verdict. Register another Evaluator to swap th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ...api import Evaluator, Param, Run
-from ...classifier import JUDGES
+from ...classifier import JUDGES, combine
 from ...errors import BadInput, UnknownName
 
 
@@ -34,17 +36,30 @@ class Classifier(Evaluator):
             self._judge = load_judge(self.task, train_limit=self.train_limit)
         return self._judge
 
-    def scores(self, texts, target: str) -> np.ndarray:
-        j = self.judge_obj()
-        if target not in j.labels:
-            raise UnknownName(
-                f"the {self.task} judge has no label '{target}' (labels: {', '.join(j.labels)})"
-            )
-        key = (self.task, self.judge, self.train_limit, tuple(texts))
-        cache = self.__dict__.setdefault("_seen", {})  # a sweep judges one baseline per cell
+    def parts(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Both judges' `[n, labels]` probabilities for a set of texts, from one MiniLM
+        encode: the chosen judge's probabilities and the two judges' agreement both come
+        from it. A set seen before (the baseline, judged once per sweep cell) is kept.
+        Sets are never encoded together: padding to another set's longest text moves
+        MiniLM's numbers in the 8th digit, and a cell must judge as it does alone."""
+        cache = self.__dict__.setdefault("_seen", {})
+        key = (self.task, self.train_limit, tuple(texts))
         if key not in cache:
-            cache[key] = j.proba(list(texts), self.judge)
+            cache[key] = self.judge_obj().proba_parts(list(texts))
         return cache[key]
+
+    def check_label(self, target: str) -> None:
+        labels = self.judge_obj().labels
+        if target not in labels:
+            raise UnknownName(
+                f"the {self.task} judge has no label '{target}' (labels: {', '.join(labels)})"
+            )
+
+    def scores(self, texts: Sequence[str], target: str) -> np.ndarray:
+        """The chosen judge's `[n, labels]` probabilities of a set of texts (steer's
+        success rates read them)."""
+        self.check_label(target)
+        return combine(self.parts(texts), self.judge)
 
     def evaluate(self, run: Run) -> dict[str, float]:
         if not run.target:
@@ -52,8 +67,9 @@ class Classifier(Evaluator):
         if not run.steered_texts:
             raise BadInput("the classifier evaluator needs generated texts")
         j = self.judge_obj()
-        steered = self.scores(run.steered_texts, run.target)
-        parts = j.proba_parts(list(run.steered_texts))
+        self.check_label(run.target)
+        parts = self.parts(run.steered_texts)
+        steered = combine(parts, self.judge)
         agree = float((parts["minilm"].argmax(1) == parts["tfidf"].argmax(1)).mean())
         col = j.labels.index(run.target)
         # per text, for success rates (top label = target): the sweep reads these
@@ -69,7 +85,7 @@ class Classifier(Evaluator):
             "judge_agreement": agree,
         }
         if run.baseline_texts:
-            base = self.scores(run.baseline_texts, run.target)
+            base = combine(self.parts(run.baseline_texts), self.judge)
             out["p_target_baseline"] = float(base[:, col].mean())
             out["p_target_rise"] = out["p_target"] - out["p_target_baseline"]
         return out
