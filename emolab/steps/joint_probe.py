@@ -16,15 +16,6 @@ from ..progress import Progress
 CS = (0.001, 0.003, 0.01, 0.03, 0.1)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    # standardised: one dimension of SmolLM2's residual holds most of the variance
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300)).fit(x, y)
-
-
 def joint_probe(
     x_tr: np.ndarray,
     y_tr: np.ndarray,
@@ -39,28 +30,33 @@ def joint_probe(
     """`x_*` are `[n, len(layers), d]`. Per layer the C with the best balanced accuracy on
     the choosing split (dev; train for sessions without one), then the layer with the best
     such score. Returns the per-layer rows and the dev-chosen peak."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     x_se, y_se, chosen_on = select if select is not None else (x_tr, y_tr, "train")
     rng = np.random.default_rng(seed)
     rows = []
     progress.task("joint 7-way probe", len(layers))
     for li, layer in enumerate(layers):
         progress.check()
-        xt = x_tr[:, li].astype(np.float64)
-        fits = [(_fit(xt, y_tr, c), c) for c in cs]
-        scored = [
-            (balanced_accuracy_score(y_se, clf.predict(x_se[:, li].astype(np.float64))), c, clf)
-            for clf, c in fits
-        ]
+        # standardised once per layer with train statistics: one dimension of SmolLM2's
+        # residual holds most of the variance
+        scaler = StandardScaler()
+        zt = scaler.fit_transform(x_tr[:, li].astype(np.float64))
+        zs, ze = (scaler.transform(x[:, li].astype(np.float64)) for x in (x_se, x_te))
+        scored = []
+        for c in cs:
+            clf = LogisticRegression(C=c, max_iter=300).fit(zt, y_tr)
+            scored.append((balanced_accuracy_score(y_se, clf.predict(zs)), c, clf))
         sel, c, clf = max(scored, key=lambda s: (s[0], -s[1]))  # ties: the stronger prior
-        shuffled = _fit(xt, rng.permutation(y_tr), c)
-        xe = x_te[:, li].astype(np.float64)
+        shuffled = LogisticRegression(C=c, max_iter=300).fit(zt, rng.permutation(y_tr))
         rows.append(
             {
                 "layer": layer,
                 "C": c,
-                "acc7_probe": float(balanced_accuracy_score(y_te, clf.predict(xe))),
+                "acc7_probe": float(balanced_accuracy_score(y_te, clf.predict(ze))),
                 "acc7_probe_select": float(sel),
-                "acc7_probe_shuffled": float(balanced_accuracy_score(y_te, shuffled.predict(xe))),
+                "acc7_probe_shuffled": float(balanced_accuracy_score(y_te, shuffled.predict(ze))),
             }
         )
         progress.update(li + 1)
