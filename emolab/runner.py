@@ -186,6 +186,19 @@ class RowStreamer:
         pass
 
 
+def right_pad(seqs: Sequence[Sequence[int]], pad: int, device):
+    """Token id lists as one right-padded `[n, width]` batch and its attention mask, on
+    `device` (an empty list is a row of padding)."""
+    import torch
+
+    lens = torch.tensor([len(q) for q in seqs])
+    ids = torch.full((len(seqs), int(lens.max())), pad, dtype=torch.long)
+    for r, q in enumerate(seqs):
+        ids[r, : len(q)] = torch.tensor(q, dtype=torch.long)
+    mask = (torch.arange(ids.shape[1])[None] < lens[:, None]).long()
+    return ids.to(device), mask.to(device)
+
+
 def token_logprobs(
     model: LoadedModel, contexts: Sequence[str], texts: Sequence[str], batch_size: int = 16
 ) -> list[float]:
@@ -205,13 +218,7 @@ def token_logprobs(
     pad = model.tokenizer.pad_token_id or 0
     for s in range(0, len(rows), batch_size):
         batch = rows[s : s + batch_size]
-        width = max(len(ids) for _, ids, _ in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (_, seq, _) in enumerate(batch):
-            ids[r, : len(seq)] = torch.tensor(seq)
-            mask[r, : len(seq)] = 1
-        ids, mask = ids.to(model.device), mask.to(model.device)
+        ids, mask = right_pad([seq for _, seq, _ in batch], pad, model.device)
         with torch.no_grad():
             logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
         logp = logits.float().log_softmax(-1)
@@ -239,12 +246,8 @@ def continuation_logprobs(
     if any(not c for c in ctx_ids):
         raise BadInput("a context without tokens cannot condition a continuation")
     pad = tok.pad_token_id or 0
-    lens = torch.tensor([len(c) for c in ctx_ids])
-    ids = torch.full((len(ctx_ids), int(lens.max())), pad, dtype=torch.long)
-    for r, c in enumerate(ctx_ids):
-        ids[r, : len(c)] = torch.tensor(c)
-    ctx_mask = (torch.arange(ids.shape[1])[None] < lens[:, None]).long()
-    ids, ctx_mask, lens = ids.to(model.device), ctx_mask.to(model.device), lens.to(model.device)
+    ids, ctx_mask = right_pad(ctx_ids, pad, model.device)
+    lens = ctx_mask.sum(1)
     with torch.no_grad():
         first, ctx_out = final_logits(model, ids, ctx_mask, use_cache=True)
     first = first.float().log_softmax(-1)  # [n, vocab]
@@ -256,12 +259,7 @@ def continuation_logprobs(
         scores = [float("nan")] * len(toks)
         width = max((len(t) for t in toks), default=0)
         if width:
-            tids = torch.full((len(toks), width), pad, dtype=torch.long)
-            for r, t in enumerate(toks):
-                tids[r, : len(t)] = torch.tensor(t, dtype=torch.long)
-            tlens = torch.tensor([len(t) for t in toks])
-            tmask = (torch.arange(width)[None] < tlens[:, None]).long()
-            tids, tmask = tids.to(model.device), tmask.to(model.device)
+            tids, tmask = right_pad(toks, pad, model.device)
             with torch.no_grad():
                 logits = model.hf(
                     input_ids=tids,
