@@ -48,6 +48,10 @@ def shared_rows(model: LoadedModel, below: int, n: int, copies: int) -> Iterator
     total = n * copies
     handles, done, sliced = [], set(), set()
 
+    def repeat(t):
+        """The n rows a block computed, repeated for every cell along the batch axis."""
+        return t.repeat(copies, *[1] * (t.dim() - 1))
+
     def make(index: int, block):
         def pre(_m, args, kwargs):
             hidden = args[0] if args else kwargs.get("hidden_states")
@@ -66,11 +70,10 @@ def shared_rows(model: LoadedModel, below: int, n: int, copies: int) -> Iterator
             for v in (*args, *kwargs.values()):
                 if isinstance(v, Cache) and index < len(v.layers):
                     layer = v.layers[index]
-                    layer.keys = layer.keys.repeat(copies, *[1] * (layer.keys.dim() - 1))
-                    layer.values = layer.values.repeat(copies, *[1] * (layer.values.dim() - 1))
+                    layer.keys, layer.values = repeat(layer.keys), repeat(layer.values)
             if isinstance(output, tuple):
-                return (output[0].repeat(copies, *[1] * (output[0].dim() - 1)), *output[1:])
-            return output.repeat(copies, *[1] * (output.dim() - 1))
+                return (repeat(output[0]), *output[1:])
+            return repeat(output)
 
         handles.append(block.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(block.register_forward_hook(post, with_kwargs=True))
