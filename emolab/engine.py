@@ -66,6 +66,15 @@ def groups_of(work: Work, cells: Sequence[Any], max_cells: int) -> list[list[int
     return out
 
 
+def group_order(work: Work, cells: Sequence[Any]) -> list[Any]:
+    """`cells` with each group's cells together, groups in first-seen order. A caller that
+    hands cells over in this order gets each batch back as soon as it is computed: results
+    come back in the order given, so cells given interleaved across groups (a sweep's
+    emotion-major grid) would be held until every group before them had run, and a killed
+    run would lose them."""
+    return [cells[i] for idx in groups_of(work, cells, len(cells) or 1) for i in idx]
+
+
 class Serial:
     """One cell at a time in this process."""
 

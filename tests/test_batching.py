@@ -209,3 +209,42 @@ def test_last_position_logits_equal_the_full_head(model_type, monkeypatch):
     monkeypatch.undo()
     for a, b in zip(steered, last_logits_cells(model, texts, hooks)):
         np.testing.assert_array_equal(a, b)  # the head on each cell's rows, as alone
+
+
+class _Recorder:
+    """A Work that records each batch it computes; cells are (name, group)."""
+
+    def __init__(self):
+        self.batches = []
+
+    def start(self):
+        pass
+
+    def group(self, cell):
+        return cell[1]
+
+    def run(self, cells):
+        self.batches.append([c[0] for c in cells])
+        return [{"cell": c[0]} for c in cells]
+
+
+def test_group_order_hands_each_batch_back_as_it_finishes():
+    """Results come back in the order given, so a grid interleaved across groups (emotion
+    major, as the sweep's) would be held until the last group ran; in group order the first
+    batch is back after one pass, which is what lets a killed sweep keep it."""
+    from emolab.engine import Batched, group_order
+
+    cells = [("a1", 1), ("a2", 2), ("b1", 1), ("b2", 2), ("c1", 1)]
+    work = _Recorder()
+    got = Batched(max_cells=8).map(work, cells)
+    assert [next(got) for _ in range(2)] == [(0, {"cell": "a1"}), (1, {"cell": "a2"})]
+    assert work.batches == [["a1", "b1", "c1"], ["a2", "b2"]]  # b1, c1 held for a2's pass
+    ordered = group_order(work, cells)
+    assert ordered == [("a1", 1), ("b1", 1), ("c1", 1), ("a2", 2), ("b2", 2)]
+    work = _Recorder()
+    got = Batched(max_cells=8).map(work, ordered)
+    assert [next(got) for _ in range(3)] == [
+        (i, {"cell": c}) for i, c in enumerate(["a1", "b1", "c1"])
+    ]
+    assert work.batches == [["a1", "b1", "c1"]]  # the second group has not run yet
+    assert group_order(work, []) == []

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..api import Run
 from ..data import EKMAN6, NEUTRAL_PROMPTS, list_prompt
-from ..engine import Serial
+from ..engine import Serial, group_order
 from ..errors import BadInput
 from ..params import Param, defaults, validate
 from ..progress import Progress
@@ -440,6 +440,7 @@ def sweep_source(
         or cells[g]["heads"] != heads.get((g[0], g[1]), "")
         or not np.isfinite(cells[g]["success_rate"])  # a cell from before success rates
     ]
+    todo = group_order(work, todo)  # each batch written as it finishes
     random_controls(work, engine, todo, p, progress, residual, randoms, save_randoms)
     what = f" of {src['label']}" if src["label"] else ""
     progress.task(f"sweep {len(todo)} cells{what} ({len(grid) - len(todo)} done before)", len(todo))
