@@ -217,3 +217,16 @@ def test_resumed_sweep_keeps_its_random_controls(tiny_session, small_judge, tmp_
     again = sweep.run(other, grid, prog)
     assert any(t[0].startswith("random controls") for t in prog.tasks)
     assert again["rows"] == whole["rows"]
+
+
+def test_shipped_prompt_file_extends_the_built_in_prompts():
+    """`datafiles/prompts/neutral-60.txt` reads through the same parser as `--prompts`:
+    the 20 built-in prompts first (so their dev/test halves are the default ones), then 40
+    new ones, no prompt twice, 30 per half."""
+    from emolab.commands.sweep import _prompts_file
+    from emolab.data import NEUTRAL_PROMPTS, datafile
+    from emolab.steps.success import prompt_halves
+
+    prompts = _prompts_file(str(datafile("prompts", "neutral-60.txt")))
+    assert prompts[:20] == list(NEUTRAL_PROMPTS) and len(set(prompts)) == len(prompts) == 60
+    assert {k: len(v) for k, v in prompt_halves(len(prompts)).items()} == {"dev": 30, "test": 30}
