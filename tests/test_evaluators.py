@@ -173,3 +173,12 @@ def test_logit_diff_and_label_logit_shift(tiny_model):
     assert s["label_logit_shift_vs_others"] == pytest.approx(s["label_logit_shift"] - others)
     with pytest.raises(BadInput, match="list of emotions"):
         ev("label_logit_shift").evaluate(Run(tiny_model, PROMPTS))
+    # a push only on generated tokens never reaches the list prompt's pass: not measured
+    gen_only = plugins.get(
+        "interventions", "residual_add", layer=2, alpha=3.0, scale="absolute", positions="generated"
+    ).hooks(tiny_model, vector=v)
+    g = ev("label_logit_shift").evaluate(
+        Run(tiny_model, PROMPTS, hooks=gen_only, emotions=emotions, target="joy")
+    )
+    assert all(np.isnan(x) for x in g.values()) and set(g) == set(s)
+    assert np.isfinite(s["label_logit_shift"])

@@ -44,3 +44,26 @@ def test_best_on_dev_never_reads_test_columns():
     assert best is cells[2]  # ties on dev success broken by dev P(target), never by test
     head = sx.headline({"joy": {**best, "success_baseline_test": 0.0, "success_random_test": 0.0}})
     assert head["success_test"] == pytest.approx(0.1)
+
+
+def test_dev_ties_go_to_the_cell_that_keeps_its_dev_texts_surgical():
+    # the 60-prompt sweep's case: two cells tie on dev success, the one with the higher dev
+    # P(target) broke most of its dev texts (explosive); the surgical one is chosen
+    cells = [
+        {"emotion": "sadness", "success_dev": 0.47, "surgical_dev": 0.5, "p_target_dev": 0.9,
+         "perplexity_ratio": 3.2},
+        {"emotion": "sadness", "success_dev": 0.47, "surgical_dev": 0.9, "p_target_dev": 0.6,
+         "perplexity_ratio": 1.9},
+    ]  # fmt: skip
+    assert sx.best_on_dev(cells)["sadness"] is cells[1]
+    # cells from before the column keep the old order (dev P(target) decides)
+    old = [{k: v for k, v in c.items() if k != "surgical_dev"} for c in cells]
+    assert sx.best_on_dev(old)["sadness"] is old[0]
+
+
+def test_surgical_shares_per_half():
+    halves = sx.prompt_halves(4)  # dev 0, 2; test 1, 3
+    regimes = ["surgical", "explosive", "repetitive", "surgical"]
+    assert sx.surgical_shares(regimes, halves) == {"surgical_dev": 0.5, "surgical_test": 0.5}
+    assert sx.surgical_shares(["surgical"] * 3 + ["explosive"], halves)["surgical_test"] == 0.5
+    assert all(np.isnan(v) for v in sx.surgical_shares(None, halves).values())

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from emolab.errors import BadInput
@@ -49,6 +50,9 @@ def test_sweep_writes_cells_and_resumes(tiny_session, small_judge):
             assert 0 <= r[k] <= 1
         # a scenario succeeds only when on target: never more than the top-label share
         assert r["success_rate"] <= r["top_is_target"] + 1e-9
+        # ... and only when its text stayed surgical: never more than the surgical share
+        for h in ("dev", "test"):
+            assert 0 <= r[f"success_{h}"] <= r[f"surgical_{h}"] <= 1
     # the same sweep again: nothing recomputed, same numbers
     again = sweep.run(tiny_session, small())
     assert again["computed"] == 0 and again["resumed"] == 8
@@ -230,3 +234,14 @@ def test_shipped_prompt_file_extends_the_built_in_prompts():
     prompts = _prompts_file(str(datafile("prompts", "neutral-60.txt")))
     assert prompts[:20] == list(NEUTRAL_PROMPTS) and len(set(prompts)) == len(prompts) == 60
     assert {k: len(v) for k, v in prompt_halves(len(prompts)).items()} == {"dev": 30, "test": 30}
+
+
+def test_sweep_does_not_report_a_label_shift_it_cannot_measure(tiny_session, small_judge):
+    # --positions generated: the label-list readout reads an unsteered prompt, so its shift
+    # is missing ('-' in the table), not 0.00; the judged columns are still measured
+    res = sweep.run(tiny_session, small(layers=[1], alphas=[2.0], positions="generated"))
+    for r in res["rows"]:
+        assert np.isnan(r["label_logit_shift"]) and np.isnan(r["label_logit_shift_vs_others"])
+        assert np.isfinite(r["p_target"]) and np.isfinite(r["success_rate"])
+    full = sweep.run(tiny_session, small(layers=[1], alphas=[2.0]))
+    assert all(np.isfinite(r["label_logit_shift"]) for r in full["rows"])

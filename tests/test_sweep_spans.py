@@ -101,6 +101,21 @@ def test_sweep_files_from_before_spans_still_resume(tiny_session, small_judge):
     assert again["computed"] == 0 and again["rows"] == first["rows"]
 
 
+def test_sweep_cells_from_before_per_half_regimes_are_computed_again(tiny_session, small_judge):
+    first = sweep.run(tiny_session, small())
+    (path,) = [p for p in tiny_session.path.glob("artifacts/sweep-*.csv") if len(p.stem) == 16]
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    old = [c for c in rows[0] if c not in ("surgical_dev", "surgical_test")]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=old, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path.write_text(buf.getvalue())
+    # the dev choice breaks ties on surgical_dev, so a cache without it cannot serve it
+    again = sweep.run(tiny_session, small())
+    assert again["computed"] == len(first["rows"]) and again["rows"] == first["rows"]
+
+
 @pytest.fixture
 def two_methods(tmp_path):
     s = new_session(tmp_path / "two", "tiny-llama")

@@ -90,7 +90,14 @@ def print_sweep(con: Console, res: dict) -> None:
             col("rise", lambda r: f"{r['p_target_rise']:+.2f}"),
             col("top", lambda r: f"{r['top_is_target']:.2f}"),
             col("agree", lambda r: f"{r['judge_agreement']:.2f}"),
-            col("shift", lambda r: f"{r['label_logit_shift']:+.2f}"),
+            col(
+                "shift",
+                lambda r: (
+                    "-"
+                    if r["label_logit_shift"] != r["label_logit_shift"]
+                    else f"{r['label_logit_shift']:+.2f}"
+                ),
+            ),
             col("ppl", lambda r: f"{r['perplexity_ratio']:.2f}"),
             col("d2", lambda r: f"{r['distinct2']:.2f}"),
         ],
@@ -101,7 +108,8 @@ def print_sweep(con: Console, res: dict) -> None:
             "x alpha; "
             f"P: the {j['name']} judge's P(target) (its test accuracy "
             f"{j['accuracy']:.3f}, macro-F1 {j['macro_f1']:.3f}); agree: share of texts where the "
-            "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift; "
+            "MiniLM and tf-idf judges' top labels agree; shift: label-logit shift ('-' under "
+            "--positions generated: its list prompt is never steered); "
             "top: share of texts whose top label is the target; ppl: perplexity ratio; "
             "d2: distinct-2; succ: share of scenarios whose top label is the target AND whose "
             "text stays surgical, on the dev / test prompt halves; rnd: a random direction of the "

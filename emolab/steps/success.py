@@ -54,6 +54,15 @@ def rate(flags: np.ndarray, idx: Sequence[int]) -> float:
     return float(np.mean(flags[list(idx)])) if len(idx) else float("nan")
 
 
+def surgical_shares(regimes: Sequence[str] | None, halves: dict[str, list[int]]) -> dict:
+    """`surgical_dev`, `surgical_test`: the share of each half's texts whose own regime is
+    surgical (NaN without per-text regimes). The dev share breaks ties of the dev choice."""
+    if regimes is None:
+        return {f"surgical_{s}": float("nan") for s in SPLITS}
+    ok = np.asarray(regimes) == "surgical"
+    return {f"surgical_{s}": round(rate(ok, halves[s]), 5) for s in SPLITS}
+
+
 def split_rates(flags: np.ndarray, halves: dict[str, list[int]], name: str) -> dict[str, float]:
     """`{name}_dev`, `{name}_test` rates, rounded for the tables."""
     return {f"{name}_{s}": round(rate(flags, halves[s]), 5) for s in SPLITS}
@@ -65,18 +74,25 @@ def _num(x) -> float:
 
 
 def best_on_dev(cells: list[dict]) -> dict[str, dict | None]:
-    """Per emotion, the cell with the highest dev success (ties: higher dev P(target), then
-    the lower perplexity ratio). Test columns are never looked at."""
+    """Per emotion, the cell with the highest dev success. Ties: the larger share of dev
+    texts that stayed surgical (so a cell that wins on P(target) by breaking its texts loses
+    to one that keeps them fluent, and with no dev success at all the chooser prefers the
+    cell that harms the text least), then the higher dev P(target), then the lower pooled
+    perplexity ratio. Test columns are never looked at. Cells from before `surgical_dev`
+    read it as missing (-inf), the same for every cell of one sweep."""
     out: dict[str, dict | None] = {}
+
+    def key(c: dict) -> tuple:
+        return (
+            _num(c["success_dev"]),
+            _num(c.get("surgical_dev", np.nan)),
+            _num(c["p_target_dev"]),
+            -_num(c["perplexity_ratio"]),
+        )
+
     for c in cells:
-        out.setdefault(c["emotion"], None)
-        key = (_num(c["success_dev"]), _num(c["p_target_dev"]), -_num(c["perplexity_ratio"]))
-        best = out[c["emotion"]]
-        if best is None or key > (
-            _num(best["success_dev"]),
-            _num(best["p_target_dev"]),
-            -_num(best["perplexity_ratio"]),
-        ):
+        best = out.setdefault(c["emotion"], None)
+        if best is None or key(c) > key(best):
             out[c["emotion"]] = c
     return out
 

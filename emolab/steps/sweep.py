@@ -439,6 +439,7 @@ def sweep_source(
         or cells[g]["error"]  # a failed cell is computed again
         or cells[g]["heads"] != heads.get((g[0], g[1]), "")
         or not np.isfinite(cells[g]["success_rate"])  # a cell from before success rates
+        or not np.isfinite(cells[g]["surgical_dev"])  # ... or before per-half regimes
     ]
     todo = group_order(work, todo)  # each batch written as it finishes
     random_controls(work, engine, todo, p, progress, residual, randoms, save_randoms)

@@ -120,7 +120,12 @@ class SweepWork:
         p, model = self.p, self._live["model"]
         hooks = [self.hooks(c) for c in cells]
         steered = generate_cells(model, self.prompts, hooks, p["max_new_tokens"], p["batch_size"])
-        logits = last_logits_cells(model, self.lists, hooks)
+        # the label-list readout reads a prompt: with the push only on generated tokens it
+        # is the unsteered readout, so it is not measured (NaN) rather than a false 0.00
+        generated_only = p["positions"] == "generated"
+        logits = (
+            [None] * len(cells) if generated_only else last_logits_cells(model, self.lists, hooks)
+        )
         runs = [
             Run(model, self.prompts, self.base, texts, h, self.all_emotions, c[0])
             for c, h, texts in zip(cells, hooks, steered)
@@ -128,18 +133,21 @@ class SweepWork:
         # the unsteered model scores the prompts and the baseline once for the whole batch
         ppl = guarded("evaluators", self._live["ppl"], "evaluate_runs", runs)
         return [
-            self.score(c, run, lg[:, self.cols], m)
+            self.score(c, run, None if lg is None else lg[:, self.cols], m)
             for c, run, lg, m in zip(cells, runs, logits, ppl)
         ]
 
-    def score(self, cell: Cell, run: Run, logits: np.ndarray, m: dict) -> dict:
+    def score(self, cell: Cell, run: Run, logits: np.ndarray | None, m: dict) -> dict:
         from .common import guarded
 
         emo, kind, layer, span, alpha = cell
         judged = guarded("evaluators", self.judge, "evaluate", run)
-        shift = (logits - self.base_logits).mean(0)
         k = self.all_emotions.index(emo)
-        others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
+        if logits is None:  # not measured (see run)
+            shift, others = np.full(len(self.all_emotions), np.nan), np.nan
+        else:
+            shift = (logits - self.base_logits).mean(0)
+            others = np.delete(shift, k).mean() if len(shift) > 1 else 0.0
         return {
             "emotion": emo,
             "intervention": kind,

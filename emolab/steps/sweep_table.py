@@ -44,6 +44,8 @@ COLUMNS = (
     "success_random_test",
     "p_target_dev",
     "p_target_test",
+    "surgical_dev",
+    "surgical_test",
 )
 SUCCESS_COLUMNS = COLUMNS[COLUMNS.index("success_rate") :]
 TEXT_COLUMNS = ("source", "emotion", "intervention", "regime", "heads", "error")
@@ -137,6 +139,7 @@ def success_columns(
         r_probs, r_labels, r_regimes = randoms[rkey]
         flags = sx.success_flags(np.asarray(r_probs), list(r_labels).index(emo), r_regimes)
         out.update(sx.split_rates(flags, halves, "success_random"))
+    out.update(sx.surgical_shares(regimes, halves))
     for h, idx in halves.items():
         out[f"p_target_{h}"] = round(float(probs[idx, col].mean()), 5) if idx else nan
     return out

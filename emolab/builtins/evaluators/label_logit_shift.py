@@ -22,6 +22,10 @@ class LabelLogitShift(Evaluator):
         texts = [list_prompt(p, labels) for p in run.prompts]
         base = last_logits(run.model, texts)
         steered = last_logits(run.model, texts, run.hooks)
+        if np.array_equal(steered, base):
+            # the hooks never act on the readout's pass (e.g. `positions=generated`: the
+            # list prompt is read unsteered), so the shift is not measured, not zero
+            steered = np.full_like(base, np.nan)
         cols = [ids[label] for label in labels]
         shift = (steered[:, cols] - base[:, cols]).mean(0)
         out = {f"label_logit_shift/{lab}": float(s) for lab, s in zip(labels, shift, strict=True)}
