@@ -95,6 +95,32 @@ def test_residual_add_absolute_adds_alpha_v_at_real_positions_only(tiny_model):
     assert np.abs(diff[~real]).max() == 0  # left padding untouched
 
 
+def test_residual_add_preserve_norm_turns_instead_of_lengthening(tiny_model):
+    v = vec(tiny_model)
+    pairs = get("residual_add", layer=2, alpha=2.0, scale="absolute", norm="preserve").hooks(
+        tiny_model, vector=v
+    )
+    plain, _, mask = seen(tiny_model, "blocks.2.hook_resid_post", padding="left")
+    steered, _, _ = seen(tiny_model, "blocks.2.hook_resid_post", pairs=pairs, padding="left")
+    real = mask.bool().numpy()
+    p, s = plain.numpy()[real], steered.numpy()[real]
+    # every steered position keeps its norm, and turns toward v
+    np.testing.assert_allclose(np.linalg.norm(s, axis=-1), np.linalg.norm(p, axis=-1), rtol=1e-4)
+    u = v[2] / np.linalg.norm(v[2])
+    cos = lambda x: (x @ u) / np.linalg.norm(x, axis=-1)  # noqa: E731
+    assert (cos(s) > cos(p)).all()
+    # the same direction as the free push: a rescaled h + alpha v
+    free = get("residual_add", layer=2, alpha=2.0, scale="absolute").hooks(tiny_model, vector=v)
+    f = seen(tiny_model, "blocks.2.hook_resid_post", pairs=free, padding="left")[0].numpy()[real]
+
+    def units(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    np.testing.assert_allclose(units(s), units(f), atol=1e-5)
+    steered_pad = steered.numpy()[~real]
+    np.testing.assert_array_equal(steered_pad, plain.numpy()[~real])  # padding untouched
+
+
 def test_residual_add_relative_uses_the_layer_norm_and_a_layer_range(tiny_model):
     v = vec(tiny_model)
     norms = np.arange(1, 5, dtype=float) * 10

@@ -9,6 +9,11 @@ Over a layer range (`to_layer`) each layer adds its own row of a `[layers, d]` v
 direction extracted at that layer). `spread=split` gives each of the n layers alpha / n:
 the pushes add up along the residual stream, so the range pushes as hard in total as one
 layer with alpha does, which is what makes a span comparable with a single layer in a sweep.
+
+`norm=preserve` rescales each steered position back to the norm it had before the push, so
+the push turns the residual toward v instead of also lengthening it (angular steering): the
+layers above see a vector of the size they were trained on, which is the usual reason a
+strong push breaks the text. `free` (the default) is the plain addition.
 """
 
 from __future__ import annotations
@@ -43,6 +48,13 @@ class ResidualAdd(Intervention):
             "over a range: each layer gets alpha, or alpha / n (split: one layer's total push)",
             ("each", "split"),
         ),
+        Param(
+            "norm",
+            str,
+            "free",
+            "free: h + alpha v; preserve: each steered position keeps its own norm",
+            ("free", "preserve"),
+        ),
     )
 
     def hooks(self, model, vector=None, norms=None, **_):
@@ -72,12 +84,17 @@ class ResidualAdd(Intervention):
         return pairs
 
     def _fn(self, delta):
-        mode = self.positions
+        mode, preserve = self.positions, self.norm == "preserve"
 
         def add(h, ctx: HookContext):
             mask = position_mask(h, ctx, mode)
             if mask is None:
                 return None
-            return h + mask.unsqueeze(-1).to(h.dtype) * delta.to(h.dtype)
+            out = h + mask.unsqueeze(-1).to(h.dtype) * delta.to(h.dtype)
+            if preserve:  # untouched positions have out == h, so their ratio is 1
+                out = out * (
+                    h.norm(dim=-1, keepdim=True) / out.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+                )
+            return out
 
         return add
