@@ -195,3 +195,12 @@ def test_other_model_in_out_folder_is_one_line(run_cli, tuned):
     session, _, _ = tuned
     r = run_cli("finetune", "--model", "tiny-gpt2", "--out", session.path)
     assert r.exit_code == 2 and "fine-tune of 'tiny-llama'" in r.output
+
+
+def test_collate_pads_right_and_trains_only_on_answer_tokens():
+    # (prompt + answer ids, prompt length): the shape encode_examples gives
+    encoded = [([5, 6, 7, 8], 3), ([9, 10], 1)]
+    ids, mask, labels = finetune.collate(encoded, [1, 0], pad_id=0, device="cpu")
+    assert ids.tolist() == [[9, 10, 0, 0], [5, 6, 7, 8]]
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert labels.tolist() == [[-100, 10, -100, -100], [-100, -100, -100, 8]]

@@ -156,16 +156,14 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
 def collate(encoded, idx, pad_id: int, device: str):
     """Right-padded ids, mask, and labels that are -100 except on answer tokens."""
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
     rows = [encoded[i] for i in idx]
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for r, (seq, n_prompt) in enumerate(rows):
-        ids[r, : len(seq)] = torch.tensor(seq)
-        mask[r, : len(seq)] = 1
-        labels[r, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
+    seqs = [torch.tensor(seq, dtype=torch.long) for seq, _ in rows]
+    answers = [torch.tensor([-100] * n + seq[n:], dtype=torch.long) for seq, n in rows]
+    ids = pad_sequence(seqs, batch_first=True, padding_value=pad_id)
+    mask = pad_sequence([torch.ones_like(s) for s in seqs], batch_first=True, padding_value=0)
+    labels = pad_sequence(answers, batch_first=True, padding_value=-100)
     return ids.to(device), mask.to(device), labels.to(device)
 
 
