@@ -46,19 +46,27 @@ def test_best_on_dev_never_reads_test_columns():
     assert head["success_test"] == pytest.approx(0.1)
 
 
-def test_dev_ties_go_to_the_cell_that_keeps_its_dev_texts_surgical():
+def test_dev_ties_go_to_a_cell_that_keeps_its_dev_texts_surgical():
     # the 60-prompt sweep's case: two cells tie on dev success, the one with the higher dev
-    # P(target) broke most of its dev texts (explosive); the surgical one is chosen
+    # P(target) broke most of its dev texts; the one that kept them surgical is chosen
     cells = [
-        {"emotion": "sadness", "success_dev": 0.47, "surgical_dev": 0.5, "p_target_dev": 0.9,
+        {"emotion": "sadness", "success_dev": 0.47, "surgical_dev": 0.47, "p_target_dev": 0.9,
          "perplexity_ratio": 3.2},
         {"emotion": "sadness", "success_dev": 0.47, "surgical_dev": 0.9, "p_target_dev": 0.6,
          "perplexity_ratio": 1.9},
     ]  # fmt: skip
     assert sx.best_on_dev(cells)["sadness"] is cells[1]
+    # the bar is the sweep's min_surgical_share: at 0.4 both cells pass it, P(target) decides
+    assert sx.best_on_dev(cells, min_share=0.4)["sadness"] is cells[0]
+    # among cells above the bar the stronger push still wins, not the more timid one
+    both = [{**cells[0], "surgical_dev": 0.6}, cells[1]]
+    assert sx.best_on_dev(both)["sadness"] is both[0]
     # cells from before the column keep the old order (dev P(target) decides)
     old = [{k: v for k, v in c.items() if k != "surgical_dev"} for c in cells]
     assert sx.best_on_dev(old)["sadness"] is old[0]
+    # dev success still comes first: a surgical cell with less of it loses
+    worse = {**cells[1], "success_dev": 0.4, "surgical_dev": 1.0}
+    assert sx.best_on_dev([cells[0], worse])["sadness"] is cells[0]
 
 
 def test_surgical_shares_per_half():

@@ -547,6 +547,39 @@ def test_steer_screen_keys_options_and_generation(lab, lab_plugins):
     assert steer["params"]["max_new_tokens"] == 10
 
 
+def test_steer_screen_steers_a_span_of_layers(lab, lab_plugins):
+    async def script(app, pilot):
+        await pilot.press("4")
+        assert app.screen.span == 1  # the lab session has no sweep: one layer
+        await pilot.press("o")
+        form = app.screen
+        form.query_one("#f-span").value = "0"
+        await pilot.click("#start")
+        assert "at least 1 layer" in str(form.query_one("#form-error").render())
+        form.query_one("#f-span").value = "9"  # longer than the 4-layer model: clipped
+        form.query_one("#f-tokens").value = "4"
+        form.query_one("#f-span").focus()
+        await pilot.press("enter")  # enter in a field starts, as the start button does
+        assert app.screen.span == 4 and app.screen.steer_layer == 0
+        await pilot.press("right_square_bracket")  # the span stays inside the model
+        assert app.screen.steer_layer == 0
+        await pilot.press("o")
+        app.screen.query_one("#f-span").value = "2"
+        app.screen.query_one("#f-span").focus()
+        await pilot.press("enter")
+        await pilot.press("right_square_bracket")
+        assert (app.screen.span, app.screen.steer_layer) == (2, 1)
+        assert "layer 1-2/4" in text_of(app, "#steer-params")
+        await pilot.press("g")
+        await settle(app, pilot)
+        assert text_of(app, "#steered-title").startswith("steered: joy L1-2 a=")
+
+    drive(EmolabApp(lab, root="sessions"), script)
+    steer = Session.open(lab).steps()[-1]
+    assert steer["kind"] == "steer" and steer["status"] == "ok"
+    assert (steer["params"]["layer"], steer["params"]["span"]) == (1, 2)
+
+
 def test_steer_screen_shows_the_judge_beside_the_baseline(judged):
     async def script(app, pilot):
         await pilot.press("4")

@@ -73,19 +73,21 @@ def _num(x) -> float:
     return v if np.isfinite(v) else -np.inf
 
 
-def best_on_dev(cells: list[dict]) -> dict[str, dict | None]:
-    """Per emotion, the cell with the highest dev success. Ties: the larger share of dev
-    texts that stayed surgical (so a cell that wins on P(target) by breaking its texts loses
-    to one that keeps them fluent, and with no dev success at all the chooser prefers the
-    cell that harms the text least), then the higher dev P(target), then the lower pooled
-    perplexity ratio. Test columns are never looked at. Cells from before `surgical_dev`
-    read it as missing (-inf), the same for every cell of one sweep."""
+def best_on_dev(cells: list[dict], min_share: float = 0.5) -> dict[str, dict | None]:
+    """Per emotion, the cell with the highest dev success. Ties: a cell that kept at least
+    `min_share` of its dev texts surgical (the sweep's `min_surgical_share`, the rule that
+    makes a cell count as surgical) before one that broke more of them, then the higher dev
+    P(target), then the lower pooled perplexity ratio. So a cell that wins the tie on
+    P(target) by breaking most of its dev texts loses to one that keeps them fluent, while
+    among fluent cells the stronger push still wins. Test columns are never looked at.
+    Cells from before `surgical_dev` all read it as missing, so their order is the old one."""
     out: dict[str, dict | None] = {}
 
     def key(c: dict) -> tuple:
+        share = float(c.get("surgical_dev", np.nan))
         return (
             _num(c["success_dev"]),
-            _num(c.get("surgical_dev", np.nan)),
+            bool(np.isnan(share) or share >= min_share),
             _num(c["p_target_dev"]),
             -_num(c["perplexity_ratio"]),
         )

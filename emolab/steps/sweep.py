@@ -369,7 +369,7 @@ def run(session: Session, params: dict, progress: Progress | None = None, engine
             [(d["label"], grid, d["cells"], d["texts_name"]) for d in done],
         )
         rec["outputs"] = [*table, *(f"artifacts/sweep-{s['key']}-baseline.json" for s in sources)]
-        compared = compare_sources(done, residual)
+        compared = compare_sources(done, residual, p["min_surgical_share"])
         rec["metrics"], rec["choices"] = sweep_record(compared, len(grid) * len(done))
     progress.done()
     win = compared["winner"]

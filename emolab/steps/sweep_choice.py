@@ -15,13 +15,13 @@ CIRCUIT_BEST = {"heads": "best_circuit", "neurons": "best_neurons"}
 CIRCUIT_SUCCESS = ("success_test", "success_random_test")
 
 
-def compare_sources(done: list[dict], residual: str) -> dict:
+def compare_sources(done: list[dict], residual: str, min_share: float = 0.5) -> dict:
     """Per source its best cells (chosen on the dev prompts) and their headline; the winner
     is the source whose chosen cells have the highest mean dev success (ties: mean dev
     P(target), then the order given). Test numbers ride along as the report."""
     out = []
     for d in done:
-        best = sx.best_on_dev([r for r in d["rows"] if r["intervention"] == residual])
+        best = sx.best_on_dev([r for r in d["rows"] if r["intervention"] == residual], min_share)
         chosen = [b for b in best.values() if b is not None]
 
         def mean(key: str, chosen=chosen) -> float:
@@ -39,7 +39,8 @@ def compare_sources(done: list[dict], residual: str) -> dict:
                             for r in d["rows"]
                             if r["intervention"] != residual
                             and circuit_kind(r["intervention"]) == kind
-                        ]
+                        ],
+                        min_share,
                     )
                     for kind in CIRCUIT_KINDS
                 },

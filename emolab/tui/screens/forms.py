@@ -140,11 +140,14 @@ class SteerOptions(FormScreen):
 
     TITLE_TEXT = "steering options"
 
-    def __init__(self, intervention: str, evaluators: Sequence[str], max_new_tokens: int) -> None:
+    def __init__(
+        self, intervention: str, evaluators: Sequence[str], max_new_tokens: int, span: int = 1
+    ) -> None:
         super().__init__()
         self.intervention = intervention
         self.evaluators = list(evaluators)
         self.max_new_tokens = max_new_tokens
+        self.span = span
 
     def fields(self) -> ComposeResult:
         yield self.field(
@@ -158,6 +161,8 @@ class SteerOptions(FormScreen):
             ),
         )
         yield self.field("tokens", SteadyInput(str(self.max_new_tokens), id="f-tokens"))
+        # layers L..L+span-1, alpha split over them: the push a sweep's span cell gives
+        yield self.field("span", SteadyInput(str(self.span), id="f-span"))
         yield Label("evaluators (space toggles)", classes="field-title")
         yield SelectionList[str](
             *[(n, n, n in self.evaluators) for n in registry_names("evaluators")],
@@ -172,11 +177,18 @@ class SteerOptions(FormScreen):
             return self.fail("tokens must be a whole number")
         if not 1 <= tokens <= 512:
             return self.fail("tokens must be between 1 and 512")
+        try:
+            span = int(self.query_one("#f-span", Input).value.strip())
+        except ValueError:
+            return self.fail("span must be a whole number of layers")
+        if span < 1:
+            return self.fail("span must be at least 1 layer")
         self.dismiss(
             {
                 "intervention": str(self.query_one("#f-intervention", Select).value),
                 "evaluators": list(self.query_one("#f-evaluators", SelectionList).selected),
                 "max_new_tokens": tokens,
+                "span": span,
             }
         )
 

@@ -73,6 +73,11 @@ def verdicts(metrics: dict, target: str) -> tuple[Text, Text]:
     )
 
 
+def layer_range(layer, span: int) -> str:
+    """'10' for one layer, '10-12' for a span of three (as the sweep table writes it)."""
+    return str(layer) if span <= 1 or layer is None else f"{layer}-{int(layer) + span - 1}"
+
+
 class PromptInput(SteadyInput):
     """The prompt box: enter generates, esc hands the keys back to the screen."""
 
@@ -102,6 +107,7 @@ class SteerScreen(LabScreen):
         self.emotion_i = 0
         self.steer_layer: int | None = None
         self.alpha = 0.3
+        self.span = 1  # layers steered from steer_layer on (a sweep can choose more)
         self.max_new_tokens = 32
         self.intervention = "residual_add"
         self.evaluators: list[str] | None = None
@@ -139,6 +145,7 @@ class SteerScreen(LabScreen):
             if emotions:  # where the steer step itself would steer (sweep or layers choice)
                 setting = default_setting(session, emotions[self.emotion_i])
                 self.steer_layer, self.alpha = setting["layer"], setting["alpha"]
+                self.span = setting["span"]
             self.show_logged(session)
         self.show_params()
 
@@ -155,7 +162,7 @@ class SteerScreen(LabScreen):
                 ("emotion ", "dim"),
                 (emotions[self.emotion_i], "bold cyan"),
                 (" (e) · layer ", "dim"),
-                (str(self.steer_layer), "bold cyan"),
+                (layer_range(self.steer_layer, self.span), "bold cyan"),
                 (f"/{n_layers} ([ ]) · alpha ", "dim"),
                 (f"{self.alpha:.2f}", "bold cyan"),
                 (" (- +) · judge ", "dim"),
@@ -182,8 +189,20 @@ class SteerScreen(LabScreen):
         if session is None or self.steer_layer is None:
             return
         n_layers = int(session.manifest["model"]["layers"])
-        self.steer_layer = max(0, min(n_layers - 1, self.steer_layer + step))
+        # the whole span stays inside the model
+        self.steer_layer = max(0, min(n_layers - self.span, self.steer_layer + step))
         self.show_params()
+
+    def set_span(self, span: int) -> None:
+        """A span that would run past the last layer starts lower (the steer step refuses
+        one that runs past it; the screen keeps the setting steerable instead)."""
+        session = self.lab.session
+        if session is None or self.steer_layer is None:
+            self.span = span
+            return
+        n_layers = int(session.manifest["model"]["layers"])
+        self.span = min(span, n_layers)
+        self.steer_layer = min(self.steer_layer, n_layers - self.span)
 
     def action_alpha(self, step: int) -> None:
         self.alpha = round(self.alpha + step * self.ALPHA_STEP, 4)
@@ -195,9 +214,12 @@ class SteerScreen(LabScreen):
                 self.intervention = form["intervention"]
                 self.evaluators = form["evaluators"]
                 self.max_new_tokens = form["max_new_tokens"]
+                self.set_span(form["span"])
                 self.show_params()
 
-        options = SteerOptions(self.intervention, self.evaluators or [], self.max_new_tokens)
+        options = SteerOptions(
+            self.intervention, self.evaluators or [], self.max_new_tokens, self.span
+        )
         self.app.push_screen(options, chosen)
 
     def action_generate(self) -> None:
@@ -209,6 +231,7 @@ class SteerScreen(LabScreen):
             "emotion": emotions[self.emotion_i],
             "layer": self.steer_layer,
             "alpha": self.alpha,
+            "span": self.span,
             "prompts": [self.query_one("#prompt", Input).value],
             "max_new_tokens": self.max_new_tokens,
             "evaluators": list(self.evaluators or []),
@@ -253,8 +276,9 @@ class SteerScreen(LabScreen):
         self.query_one("#baseline", Static).update(Text(printable(baseline)))
         self.query_one("#steered", Static).update(Text(printable(steered_text)))
         how = params.get("intervention") or "residual_add"
+        layers = layer_range(params.get("layer"), int(params.get("span") or 1))
         self.query_one("#steered-title", Static).update(
-            f"steered: {params.get('emotion')} L{params.get('layer')} a={params.get('alpha')}"
+            f"steered: {params.get('emotion')} L{layers} a={params.get('alpha')}"
             + ("" if how == "residual_add" else f" · {how}")
         )
         base, steered = verdicts(m, params.get("emotion", ""))
