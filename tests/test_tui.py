@@ -565,6 +565,9 @@ def test_steer_screen_steers_a_span_of_layers(lab, lab_plugins):
         assert app.screen.steer_layer == 0
         await pilot.press("o")
         app.screen.query_one("#f-span").value = "2"
+        chooser = app.screen.query_one("#f-evaluators")
+        chooser.deselect_all()
+        chooser.select("label_logit_shift")  # judged by the label logits: no judge to train
         app.screen.query_one("#f-span").focus()
         await pilot.press("enter")
         await pilot.press("right_square_bracket")
@@ -771,3 +774,13 @@ def test_nav_bar_keeps_both_ends_of_a_long_session_name():
     assert middle_cut("smollm2-135m-20261201-134136", 14) == "smollm…-134136"
     assert middle_cut("tiny", 14) == "tiny"
     assert len(middle_cut("x" * 40, 12)) == 12
+
+
+def test_head_rank_ties_share_a_rank_across_float_rounding():
+    from emolab.tui.screens.heads import rank_of
+
+    m = np.array([[0.5, -0.30001, 0.3], [np.nan, 0.1, 0.2999999]])
+    assert rank_of(m, 0, 0) == (1, 5)
+    # |-0.30001|, 0.3 and 0.2999999 print alike: one rank, whatever the rounding
+    assert rank_of(m, 0, 1) == rank_of(m, 0, 2) == rank_of(m, 1, 2) == (2, 5)
+    assert rank_of(m, 1, 1) == (5, 5) and rank_of(m, 1, 0) == (0, 5)

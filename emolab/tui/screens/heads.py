@@ -25,14 +25,20 @@ from .base import RESULT_BINDINGS, LabScreen, read_output
 SUMMARY_MARKS = ", . ; : ! ?"
 
 
+# effects that differ by less than this share a rank: the pane prints 4 decimals, and two
+# heads that tie there can swap order on another machine's float rounding
+RANK_TOL = 5e-5
+
+
 def rank_of(matrix: np.ndarray, layer: int, head: int) -> tuple[int, int]:
-    """(rank by |effect|, heads ranked): NaN heads (above the readout) are not ranked."""
+    """(rank by |effect|, heads ranked): NaN heads (above the readout) are not ranked;
+    heads tied within RANK_TOL share the best rank among them."""
     flat = np.abs(matrix).ravel()
     finite = np.isfinite(flat)
     value = flat[layer * matrix.shape[1] + head]
     if not np.isfinite(value):
         return 0, int(finite.sum())
-    return int((flat[finite] > value).sum()) + 1, int(finite.sum())
+    return int((flat[finite] > value + RANK_TOL).sum()) + 1, int(finite.sum())
 
 
 def head_lines(result: dict, method: str, layer: int, head: int) -> Text:
